@@ -1,0 +1,540 @@
+"""Typed op definitions of the ``ann`` and ``snn`` dialects.
+
+Every op is a dataclass. Its fields are its attributes; they are type-checked (and ints are
+widened to floats where a float is declared) when the op is constructed. Attributes typed
+``TensorRef`` name a tensor in the graph's tensor store. Each op infers its per-sample output
+shape (no batch dimension) from its input shapes, which is what the verifier re-checks.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal, Optional
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+
+class IRError(ValueError):
+    """An op, graph or text file that breaks an IR rule."""
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A reference to a tensor in the graph's store (``@name`` in text form)."""
+
+    name: str
+
+
+@dataclass
+class Op:
+    """Base of all ops: attribute checking and the declarations subclasses fill in."""
+
+    OPNAME: ClassVar[str] = ""
+    ARITY: ClassVar[Optional[int]] = 1  # number of inputs; None = one or more
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            setattr(self, f.name, _coerce(self.OPNAME, f.name, hints[f.name], value))
+        self.check()
+
+    @property
+    def dialect(self) -> str:
+        return self.OPNAME.split(".")[0]
+
+    def attrs(self) -> dict[str, Any]:
+        """Attributes in declaration order, None (absent optional) ones left out."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def tensor_refs(self) -> dict[str, TensorRef]:
+        return {k: v for k, v in self.attrs().items() if isinstance(v, TensorRef)}
+
+    def check(self) -> None:
+        """Cross-attribute rules; subclasses override."""
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        """Per-sample output shape; default keeps the single input's shape."""
+        return in_shapes[0]
+
+    def fail(self, message: str) -> typing.NoReturn:
+        raise IRError(f"{self.OPNAME}: {message}")
+
+
+TensorShapes = typing.Callable[[TensorRef], Shape]
+
+
+def _coerce(opname: str, name: str, hint: Any, value: Any) -> Any:
+    """Check ``value`` against a field type hint, widening int to float and list to tuple."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(opname, name, inner, value)
+    if origin is Literal:
+        if value not in args:
+            raise IRError(f"{opname}: attribute {name} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            raise IRError(f"{opname}: attribute {name} must be a list, got {value!r}")
+        return tuple(_coerce(opname, name, args[0], v) for v in value)
+    if hint is float and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, bool
+    ):
+        return float(value)
+    if hint is int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if hint in (bool, str, TensorRef) and isinstance(value, hint):
+        return value
+    raise IRError(f"{opname}: attribute {name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+OP_TYPES: dict[str, type[Op]] = {}
+
+
+def register(cls: type[Op]) -> type[Op]:
+    OP_TYPES[cls.OPNAME] = cls
+    return cls
+
+
+def op_type(opname: str) -> type[Op]:
+    try:
+        return OP_TYPES[opname]
+    except KeyError:
+        raise IRError(f"unknown op {opname!r}") from None
+
+
+# --------------------------------------------------------------------------- shape helpers
+
+
+def _pool_out(size: int, k: int, s: int, pad: int, ceil: bool = False, dil: int = 1) -> int:
+    span = dil * (k - 1) + 1
+    n = (size + pad - span) / s
+    out = (math.ceil(n) if ceil else math.floor(n)) + 1
+    if ceil and (out - 1) * s >= size + pad - span + 1 and (out - 1) * s >= size:
+        out -= 1  # the last window must start inside the (left-padded) input
+    if out < 1:
+        raise IRError(f"window {k} (stride {s}, pad {pad}) does not fit input size {size}")
+    return out
+
+
+def spatial_out(
+    in_shape: Shape,
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    pads: tuple[int, ...],
+    dilations: tuple[int, ...] = (1, 1),
+    ceil: bool = False,
+) -> tuple[int, int]:
+    """Output (H, W) of a 2-D window op on a (C, H, W) input; pads are (top, left, bottom, right)."""
+    if len(in_shape) != 3:
+        raise IRError(f"expects a (C, H, W) input, got {list(in_shape)}")
+    h = _pool_out(in_shape[1], kernel[0], strides[0], pads[0] + pads[2], ceil, dilations[0])
+    w = _pool_out(in_shape[2], kernel[1], strides[1], pads[1] + pads[3], ceil, dilations[1])
+    return h, w
+
+
+def _check_window(op: Op, kernel: tuple[int, ...], strides: tuple[int, ...], pads: tuple[int, ...]) -> None:
+    if len(kernel) != 2 or len(strides) != 2 or len(pads) != 4:
+        op.fail("kernel and strides need 2 values, pads 4 (top, left, bottom, right)")
+    if min(kernel) < 1 or min(strides) < 1 or min(pads) < 0:
+        op.fail(f"bad window kernel={list(kernel)} strides={list(strides)} pads={list(pads)}")
+
+
+# --------------------------------------------------------------------------- ann dialect
+
+Activation = Literal["none", "relu"]
+
+
+@register
+@dataclass
+class Input(Op):
+    """A network input; ``shape`` is per sample (no batch dimension)."""
+
+    OPNAME: ClassVar[str] = "ann.input"
+    ARITY: ClassVar[Optional[int]] = 0
+    shape: tuple[int, ...]
+
+    def check(self) -> None:
+        if not self.shape or min(self.shape) < 1:
+            self.fail(f"shape must be positive, got {list(self.shape)}")
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        return self.shape
+
+
+@register
+@dataclass
+class Dense(Op):
+    """y = W x + b with W of shape (out, in); the input is flattened first."""
+
+    OPNAME: ClassVar[str] = "ann.dense"
+    weight: TensorRef
+    bias: Optional[TensorRef] = None
+    activation: Activation = "none"
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        w = tensor_shape(self.weight)
+        if len(w) != 2 or w[1] != math.prod(in_shapes[0]):
+            self.fail(f"weight {list(w)} does not fit input {list(in_shapes[0])}")
+        if self.bias is not None and tensor_shape(self.bias) != (w[0],):
+            self.fail(f"bias {list(tensor_shape(self.bias))} does not fit {w[0]} outputs")
+        return (w[0],)
+
+
+@register
+@dataclass
+class Conv2d(Op):
+    """2-D convolution, weight (out, in/groups, kh, kw), pads (top, left, bottom, right)."""
+
+    OPNAME: ClassVar[str] = "ann.conv2d"
+    weight: TensorRef
+    bias: Optional[TensorRef] = None
+    strides: tuple[int, ...] = (1, 1)
+    pads: tuple[int, ...] = (0, 0, 0, 0)
+    dilations: tuple[int, ...] = (1, 1)
+    groups: int = 1
+    activation: Activation = "none"
+
+    def check(self) -> None:
+        _check_window(self, (1, 1), self.strides, self.pads)
+        if self.groups < 1 or len(self.dilations) != 2 or min(self.dilations) < 1:
+            self.fail("groups and dilations must be positive")
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        w = tensor_shape(self.weight)
+        x = in_shapes[0]
+        if len(w) != 4 or len(x) != 3 or w[1] * self.groups != x[0] or w[0] % self.groups:
+            self.fail(f"weight {list(w)} (groups {self.groups}) does not fit input {list(x)}")
+        if self.bias is not None and tensor_shape(self.bias) != (w[0],):
+            self.fail(f"bias {list(tensor_shape(self.bias))} does not fit {w[0]} channels")
+        return (w[0], *spatial_out(x, w[2:], self.strides, self.pads, self.dilations))
+
+
+@register
+@dataclass
+class AvgPool2d(Op):
+    OPNAME: ClassVar[str] = "ann.avgpool2d"
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    pads: tuple[int, ...] = (0, 0, 0, 0)
+    count_include_pad: bool = True
+    ceil_mode: bool = False
+
+    def check(self) -> None:
+        _check_window(self, self.kernel, self.strides, self.pads)
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        x = in_shapes[0]
+        return (x[0], *spatial_out(x, self.kernel, self.strides, self.pads, ceil=self.ceil_mode))
+
+
+@register
+@dataclass
+class MaxPool2d(Op):
+    OPNAME: ClassVar[str] = "ann.maxpool2d"
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    pads: tuple[int, ...] = (0, 0, 0, 0)
+    ceil_mode: bool = False
+
+    def check(self) -> None:
+        _check_window(self, self.kernel, self.strides, self.pads)
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        x = in_shapes[0]
+        return (x[0], *spatial_out(x, self.kernel, self.strides, self.pads, ceil=self.ceil_mode))
+
+
+@register
+@dataclass
+class GlobalAvgPool(Op):
+    """Mean over H and W; keeps (C, 1, 1) as ONNX does."""
+
+    OPNAME: ClassVar[str] = "ann.global_avgpool"
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        if len(in_shapes[0]) != 3:
+            self.fail(f"expects a (C, H, W) input, got {list(in_shapes[0])}")
+        return (in_shapes[0][0], 1, 1)
+
+
+@register
+@dataclass
+class BatchNorm(Op):
+    """Per-channel (axis 0) y = scale * (x - mean) / sqrt(var + epsilon) + bias."""
+
+    OPNAME: ClassVar[str] = "ann.batchnorm"
+    scale: TensorRef
+    bias: TensorRef
+    mean: TensorRef
+    var: TensorRef
+    epsilon: float = 1e-5
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        c = in_shapes[0][0]
+        for ref in (self.scale, self.bias, self.mean, self.var):
+            if tensor_shape(ref) != (c,):
+                self.fail(f"{ref.name} has shape {list(tensor_shape(ref))}, expected [{c}]")
+        return in_shapes[0]
+
+
+@register
+@dataclass
+class Relu(Op):
+    OPNAME: ClassVar[str] = "ann.relu"
+
+
+@register
+@dataclass
+class Clip(Op):
+    OPNAME: ClassVar[str] = "ann.clip"
+    min: float = -math.inf
+    max: float = math.inf
+
+    def check(self) -> None:
+        if not self.min <= self.max:
+            self.fail(f"min {self.min} > max {self.max}")
+
+
+@register
+@dataclass
+class Add(Op):
+    """Elementwise sum of two or more inputs of the same shape."""
+
+    OPNAME: ClassVar[str] = "ann.add"
+    ARITY: ClassVar[Optional[int]] = None
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        if len(in_shapes) < 2 or len(set(in_shapes)) != 1:
+            self.fail(f"needs two or more inputs of one shape, got {[list(s) for s in in_shapes]}")
+        return in_shapes[0]
+
+
+@register
+@dataclass
+class Concat(Op):
+    """Concatenation along per-sample ``axis`` (0 = channels)."""
+
+    OPNAME: ClassVar[str] = "ann.concat"
+    ARITY: ClassVar[Optional[int]] = None
+    axis: int = 0
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        rank = len(in_shapes[0])
+        if not 0 <= self.axis < rank:
+            self.fail(f"axis {self.axis} out of range for rank {rank}")
+        rest = {s[: self.axis] + s[self.axis + 1 :] for s in in_shapes}
+        if len(rest) != 1 or any(len(s) != rank for s in in_shapes):
+            self.fail(f"inputs differ off the concat axis: {[list(s) for s in in_shapes]}")
+        return (*in_shapes[0][: self.axis], sum(s[self.axis] for s in in_shapes), *in_shapes[0][self.axis + 1 :])
+
+
+@register
+@dataclass
+class Flatten(Op):
+    """Flattens each sample to one dimension (ONNX Flatten with axis 1)."""
+
+    OPNAME: ClassVar[str] = "ann.flatten"
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        return (math.prod(in_shapes[0]),)
+
+
+@register
+@dataclass
+class Reshape(Op):
+    OPNAME: ClassVar[str] = "ann.reshape"
+    shape: tuple[int, ...]
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        if min(self.shape, default=1) < 1 or math.prod(self.shape) != math.prod(in_shapes[0]):
+            self.fail(f"cannot reshape {list(in_shapes[0])} to {list(self.shape)}")
+        return self.shape
+
+
+@register
+@dataclass
+class Pad(Op):
+    """Constant padding; ``pads`` = begins of every per-sample axis, then ends."""
+
+    OPNAME: ClassVar[str] = "ann.pad"
+    pads: tuple[int, ...]
+    value: float = 0.0
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        x = in_shapes[0]
+        if len(self.pads) != 2 * len(x) or min(self.pads) < 0:
+            self.fail(f"pads {list(self.pads)} do not fit input {list(x)}")
+        return tuple(n + self.pads[i] + self.pads[i + len(x)] for i, n in enumerate(x))
+
+
+@register
+@dataclass
+class Softmax(Op):
+    OPNAME: ClassVar[str] = "ann.softmax"
+    axis: int = 0
+
+
+@register
+@dataclass
+class Dropout(Op):
+    OPNAME: ClassVar[str] = "ann.dropout"
+    ratio: float = 0.5
+
+
+@register
+@dataclass
+class Identity(Op):
+    OPNAME: ClassVar[str] = "ann.identity"
+
+
+@register
+@dataclass
+class Scale(Op):
+    """Multiplication by a constant factor."""
+
+    OPNAME: ClassVar[str] = "ann.scale"
+    factor: float = 1.0
+
+
+# --------------------------------------------------------------------------- snn dialect
+
+Encoding = Literal["current", "poisson", "regular"]
+Connectivity = Literal["dense", "conv", "pool", "one_to_one"]
+Receptor = Literal["excitatory", "inhibitory", "mixed"]
+
+
+@register
+@dataclass
+class Source(Op):
+    """Input layer. A sample value x becomes v = x * gain; ``current`` drives the next layer with
+    v per ms, ``poisson`` / ``regular`` emit spikes at v * max_rate Hz."""
+
+    OPNAME: ClassVar[str] = "snn.source"
+    ARITY: ClassVar[Optional[int]] = 0
+    shape: tuple[int, ...]
+    encoding: Encoding = "current"
+    max_rate: float = 1000.0
+    gain: float = 1.0
+
+    def check(self) -> None:
+        if not self.shape or min(self.shape) < 1:
+            self.fail(f"shape must be positive, got {list(self.shape)}")
+        if self.max_rate <= 0 or self.gain <= 0:
+            self.fail("max_rate and gain must be positive")
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        return self.shape
+
+    @property
+    def rate_per_ms(self) -> float:
+        """Drive (current) or spike rate (per ms) that a value of 1 after ``gain`` produces."""
+        return 1.0 if self.encoding == "current" else self.max_rate / 1000.0
+
+
+@register
+@dataclass
+class Projection(Op):
+    """Synapses from one population or source into the population that consumes this op.
+
+    Output shape is the shape of the post population. ``dense``: weight (post, pre);
+    ``conv``: weight (out, in/groups, kh, kw); ``pool``: every pre neuron in a window adds
+    ``scale`` per spike; ``one_to_one``: pre neuron i adds ``scale`` to post neuron i + offset,
+    where ``post_shape`` gives the post population's shape. ``delay`` is in ms.
+    """
+
+    OPNAME: ClassVar[str] = "snn.projection"
+    connectivity: Connectivity
+    weight: Optional[TensorRef] = None
+    scale: float = 1.0
+    kernel: tuple[int, ...] = (1, 1)
+    strides: tuple[int, ...] = (1, 1)
+    pads: tuple[int, ...] = (0, 0, 0, 0)
+    dilations: tuple[int, ...] = (1, 1)
+    groups: int = 1
+    offset: int = 0
+    post_shape: Optional[tuple[int, ...]] = None
+    receptor: Receptor = "mixed"
+    delay: float = 1.0
+
+    def check(self) -> None:
+        _check_window(self, self.kernel, self.strides, self.pads)
+        needs_weight = self.connectivity in ("dense", "conv")
+        if needs_weight != (self.weight is not None):
+            self.fail(f"{self.connectivity} connectivity {'needs' if needs_weight else 'takes no'} weight")
+        if self.delay < 0 or self.offset < 0 or self.groups < 1:
+            self.fail("delay, offset and groups must be non-negative")
+        if (self.connectivity == "one_to_one") != (self.post_shape is not None):
+            self.fail("post_shape is given exactly for one_to_one connectivity")
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        x = in_shapes[0]
+        if self.connectivity == "dense":
+            w = tensor_shape(self.weight)
+            if len(w) != 2 or w[1] != math.prod(x):
+                self.fail(f"weight {list(w)} does not fit pre shape {list(x)}")
+            return (w[0],)
+        if self.connectivity == "conv":
+            w = tensor_shape(self.weight)
+            if len(w) != 4 or len(x) != 3 or w[1] * self.groups != x[0]:
+                self.fail(f"weight {list(w)} does not fit pre shape {list(x)}")
+            return (w[0], *spatial_out(x, w[2:], self.strides, self.pads, self.dilations))
+        if self.connectivity == "pool":
+            return (x[0], *spatial_out(x, self.kernel, self.strides, self.pads))
+        assert self.post_shape is not None
+        if self.offset + math.prod(x) > math.prod(self.post_shape):
+            self.fail(f"{math.prod(x)} neurons at offset {self.offset} overflow {list(self.post_shape)}")
+        return self.post_shape
+
+
+@register
+@dataclass
+class Population(Op):
+    """Integrate-and-fire neurons; inputs are the projections into them.
+
+    Per time step v += sum of arriving spikes * weights + (bias or i_offset) * dt; a neuron
+    spikes when v >= v_threshold and then resets by subtracting the threshold or to v_reset.
+    ``bias`` is in ANN activation units (before ``bias-to-current``), ``i_offset`` in v per ms.
+    ``tau_m`` inf means no leak. Times are in ms.
+    """
+
+    OPNAME: ClassVar[str] = "snn.population"
+    ARITY: ClassVar[Optional[int]] = None
+    model: Literal["if"] = "if"
+    v_threshold: float = 1.0
+    v_reset: float = 0.0
+    reset: Literal["subtract", "zero"] = "subtract"
+    tau_m: float = math.inf
+    tau_refrac: float = 0.0
+    bias: Optional[TensorRef] = None
+    i_offset: Optional[TensorRef] = None
+
+    def check(self) -> None:
+        if not self.v_threshold > 0 or self.tau_m <= 0 or self.tau_refrac < 0:
+            self.fail("v_threshold and tau_m must be positive, tau_refrac non-negative")
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        sizes = {math.prod(s) for s in in_shapes}
+        if len(set(in_shapes)) != 1:
+            self.fail(f"projections deliver different shapes {[list(s) for s in in_shapes]}")
+        (n,) = sizes
+        for ref in (self.bias, self.i_offset):
+            if ref is not None and tensor_shape(ref) != (n,):
+                self.fail(f"{ref.name} has shape {list(tensor_shape(ref))}, expected [{n}]")
+        return in_shapes[0]
+
+
+@register
+@dataclass
+class Readout(Op):
+    """Network output: spike counts (or final membrane potentials) of a population."""
+
+    OPNAME: ClassVar[str] = "snn.readout"
+    mode: Literal["spike_count", "membrane"] = "spike_count"

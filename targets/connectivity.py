@@ -1,0 +1,92 @@
+"""What a projection connects: explicit (pre, post, weight) lists and sparse matrices.
+
+Shared by every target that needs synapses spelled out (the reference simulator, PyNN
+scripts) and by the compiler's rate evaluation. Neurons are numbered in C-major (NCHW
+per sample) order, exactly as ``numpy.reshape`` flattens a (C, H, W) array. Everything is
+vectorized with numpy index arithmetic; there is no Python loop per synapse.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from snnc.ir import Graph
+from snnc.ir.ops import Projection
+
+
+class Connections(NamedTuple):
+    pre: np.ndarray  # int64 indices into the flattened pre population
+    post: np.ndarray  # int64 indices into the flattened post population
+    weight: np.ndarray  # float32
+
+
+def _windows(
+    in_shape: tuple[int, ...],
+    out_hw: tuple[int, int],
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    pads: tuple[int, ...],
+    dilations: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Input row/column of every (out y, out x, kernel y, kernel x) and whether it is inside."""
+    _, h, w = in_shape
+    oy = np.arange(out_hw[0])[:, None, None, None]
+    ox = np.arange(out_hw[1])[None, :, None, None]
+    ky = np.arange(kernel[0])[None, None, :, None]
+    kx = np.arange(kernel[1])[None, None, None, :]
+    iy = oy * strides[0] - pads[0] + ky * dilations[0]
+    ix = ox * strides[1] - pads[1] + kx * dilations[1]
+    iy, ix = np.broadcast_arrays(iy, ix)
+    inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    return iy, ix, inside
+
+
+def connections(graph: Graph, proj_id: str) -> Connections:
+    """Every synapse of projection ``proj_id`` with a non-zero weight."""
+    op = graph.op(proj_id)
+    assert isinstance(op, Projection)
+    (pre_id,) = graph.inputs(proj_id)
+    pre_shape, post_shape = graph.shape(pre_id), graph.shape(proj_id)
+    if op.connectivity == "dense":
+        w = graph.tensor(op.weight)
+        post, pre = np.nonzero(w)
+        return Connections(pre.astype(np.int64), post.astype(np.int64), w[post, pre].astype(np.float32))
+    if op.connectivity == "one_to_one":
+        pre = np.arange(math.prod(pre_shape), dtype=np.int64)
+        return Connections(pre, pre + op.offset, np.full(pre.size, op.scale, np.float32))
+    c_in, h, w_in = pre_shape
+    c_out, oh, ow = post_shape
+    if op.connectivity == "conv":
+        weight = graph.tensor(op.weight).astype(np.float32)
+        kernel = weight.shape[2:]
+        iy, ix, inside = _windows(pre_shape, (oh, ow), kernel, op.strides, op.pads, op.dilations)
+        cin_g = c_in // op.groups
+        oc = np.arange(c_out)[:, None]
+        ic = (oc // (c_out // op.groups)) * cin_g + np.arange(cin_g)[None, :]  # (c_out, cin_g)
+        # Broadcast to (c_out, cin_g, oh, ow, kh, kw).
+        oc6, ic6 = oc[:, :, None, None, None, None], ic[:, :, None, None, None, None]
+        pre = (ic6 * h + iy) * w_in + ix
+        post = (oc6 * oh + np.arange(oh)[:, None, None, None]) * ow + np.arange(ow)[None, :, None, None]
+        wts = weight[:, :, None, None, :, :]
+        pre, post, wts, keep = np.broadcast_arrays(pre, post, wts, inside[None, None])
+    else:  # pool: channel c of the input feeds channel c of the output
+        iy, ix, inside = _windows(pre_shape, (oh, ow), op.kernel, op.strides, op.pads, (1, 1))
+        c = np.arange(c_in)[:, None, None, None, None]
+        pre = (c * h + iy) * w_in + ix
+        post = (c * oh + np.arange(oh)[:, None, None, None]) * ow + np.arange(ow)[None, :, None, None]
+        wts = np.float32(op.scale)
+        pre, post, wts, keep = np.broadcast_arrays(pre, post, wts, inside[None])
+    keep = keep & (wts != 0)
+    return Connections(pre[keep].astype(np.int64), post[keep].astype(np.int64), wts[keep].astype(np.float32))
+
+
+def projection_matrix(graph: Graph, proj_id: str) -> sp.csr_matrix:
+    """The projection as a sparse (post neurons, pre neurons) matrix (duplicates summed)."""
+    (pre_id,) = graph.inputs(proj_id)
+    n_pre, n_post = math.prod(graph.shape(pre_id)), math.prod(graph.shape(proj_id))
+    c = connections(graph, proj_id)
+    return sp.csr_matrix((c.weight, (c.post, c.pre)), shape=(n_post, n_pre), dtype=np.float32)

@@ -1,0 +1,16 @@
+"""NEST through PyNN (pyNN.nest): limits and defaults."""
+
+from snnc.targets.base import TargetSpec
+
+SPEC = TargetSpec(
+    name="nest",
+    description="NEST 3 simulator through PyNN (pyNN.nest); IF_curr_delta cells, hard reset",
+    pipeline="canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current,split-signs",
+    dt=0.1,
+    presentation_time=200.0,
+    reset="zero",  # PyNN standard cells reset to v_reset; NEST has no reset by subtraction
+    tau_refrac=0.1,  # NEST needs tau_refrac >= dt
+    min_delay=0.1,
+    encoding="current",
+    split_signs=True,
+)

@@ -1,0 +1,30 @@
+"""Frontends: model files and in-memory models to ann-dialect graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from snnc.ir import Graph
+
+from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry
+
+SUFFIXES = (".onnx", ".snnir")
+
+
+def load_model(path: Path) -> Graph:
+    """Read a model file, choosing the frontend by its suffix."""
+    path = Path(path)
+    if not path.exists():
+        raise FrontendError(f"{path}: no such file")
+    if path.suffix == ".onnx":
+        from .onnx_frontend import load_onnx
+
+        return load_onnx(path)
+    if path.suffix == ".snnir":
+        from snnc.ir import load
+
+        return load(path)
+    raise FrontendError(f"{path}: unknown model format {path.suffix!r} (snnc reads {', '.join(SUFFIXES)})")
+
+
+__all__ = ["FrontendError", "FrontendNode", "GraphBuilder", "HandlerRegistry", "SUFFIXES", "load_model"]

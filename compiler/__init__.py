@@ -6,6 +6,6 @@
     compiled.emit("out/")
 """
 
-from .api import CompileError, Compiled, __version__, compile, load
+from .api import Compiled, CompileError, __version__, compile, load
 
 __all__ = ["CompileError", "Compiled", "__version__", "compile", "load"]

@@ -107,7 +107,7 @@ _SIMPLE: dict[type, Callable] = {
     ir.Flatten: lambda op, g, x, a: x.reshape(len(x), -1),
     ir.Reshape: lambda op, g, x, a: x.reshape(len(x), *op.shape),
     ir.Pad: lambda op, g, x, a: np.pad(
-        x, [(0, 0)] + list(zip(op.pads[: x.ndim - 1], op.pads[x.ndim - 1 :])), constant_values=op.value
+        x, [(0, 0)] + list(zip(op.pads[: x.ndim - 1], op.pads[x.ndim - 1 :], strict=False)), constant_values=op.value
     ),
     ir.Softmax: lambda op, g, x, a: _softmax(x, op.axis + 1),
     ir.Dropout: lambda op, g, x, a: x,

@@ -93,7 +93,10 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-_COMMAND_HELP = {"passes": "List the passes and each target's pipeline.", "targets": "List the targets and their limits."}
+_COMMAND_HELP = {
+    "passes": "List the passes and each target's pipeline.",
+    "targets": "List the targets and their limits.",
+}
 
 
 def _settings(items: list[str]) -> dict[str, str]:

@@ -182,7 +182,7 @@ def _fold(b: GraphBuilder, node: FrontendNode) -> bool:
         axes = args[3] if len(args) > 3 else np.arange(len(starts))
         steps = args[4] if len(args) > 4 else np.ones(len(starts), dtype=np.int64)
         index = [slice(None)] * args[0].ndim
-        for s, e, ax, st in zip(starts, ends, axes, steps):
+        for s, e, ax, st in zip(starts, ends, axes, steps, strict=False):
             index[int(ax)] = slice(int(s), int(e), int(st))
         result = args[0][tuple(index)]
     elif kind == "ConstantOfShape":

@@ -464,6 +464,18 @@ class Projection(Op):
     receptor: Receptor = "mixed"
     delay: float = 1.0
 
+    _SHOWN: ClassVar[dict[str, tuple[str, ...]]] = {
+        "dense": ("connectivity", "weight", "scale"),
+        "conv": ("connectivity", "weight", "scale", "strides", "pads", "dilations", "groups"),
+        "pool": ("connectivity", "scale", "kernel", "strides", "pads"),
+        "one_to_one": ("connectivity", "scale", "offset", "post_shape"),
+    }
+
+    def attrs(self) -> dict[str, Any]:
+        """Only the attributes that mean something for this connectivity (the rest are defaults)."""
+        shown = self._SHOWN[self.connectivity] + ("receptor", "delay")
+        return {k: v for k, v in super().attrs().items() if k in shown}
+
     def check(self) -> None:
         _check_window(self, self.kernel, self.strides, self.pads)
         needs_weight = self.connectivity in ("dense", "conv")
@@ -473,6 +485,10 @@ class Projection(Op):
             self.fail("delay, offset and groups must be non-negative")
         if (self.connectivity == "one_to_one") != (self.post_shape is not None):
             self.fail("post_shape is given exactly for one_to_one connectivity")
+        unused = {f.name for f in fields(self)} - set(self._SHOWN[self.connectivity]) - {"receptor", "delay"}
+        defaults = Projection.__dataclass_fields__
+        if any(getattr(self, k) != defaults[k].default for k in unused if k != "post_shape"):
+            self.fail(f"{self.connectivity} connectivity takes none of {sorted(unused)}")
 
     def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
         x = in_shapes[0]

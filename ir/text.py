@@ -207,7 +207,8 @@ def _build_tensor(graph: Graph, item: lark.Tree, tensors: Mapping[str, np.ndarra
     elif name in tensors:
         array = np.asarray(tensors[name])
         if array.shape != shape or array.dtype != dtype:
-            raise IRError(f"@{name}: weights file has {array.dtype} {list(array.shape)}, text declares {dtype} {list(shape)}")
+            found, declared = f"{array.dtype} {list(array.shape)}", f"{dtype} {list(shape)}"
+            raise IRError(f"@{name}: weights file has {found}, text declares {declared}")
     else:
         raise IRError(f"@{name}: tensor not inline and not in the weights file")
     graph.add_tensor(name, array)

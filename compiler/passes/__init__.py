@@ -1,8 +1,17 @@
 """The passes. Each module holds one pass; ``ALL_PASSES`` lists them in pipeline order."""
 
 from .base import Diagnostic, Pass, PassContext, PassError
+from .bias import BiasToCurrent, RemoveBias
+from .canonicalize import Canonicalize
+from .fold_batchnorm import FoldBatchnorm
+from .lower_to_snn import LowerToSnn
+from .normalize import Normalize
+from .remove_softmax import RemoveSoftmax
+from .split_signs import SplitSigns
 
-ALL_PASSES: list[type[Pass]] = []
+ALL_PASSES: list[type[Pass]] = [
+    Canonicalize, FoldBatchnorm, RemoveSoftmax, LowerToSnn, Normalize, BiasToCurrent, RemoveBias, SplitSigns,
+]  # fmt: skip
 PASSES: dict[str, type[Pass]] = {p.name: p for p in ALL_PASSES}
 
 __all__ = ["ALL_PASSES", "PASSES", "Diagnostic", "Pass", "PassContext", "PassError"]

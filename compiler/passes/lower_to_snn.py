@@ -1,0 +1,259 @@
+"""lower-to-snn: rewrite an ann graph as sources, projections, populations and a readout.
+
+Every ANN value becomes one of two things while walking the graph in order:
+
+* ``Spiking`` — the output of a source or population (non-negative rates), possibly viewed
+  with another shape (flatten/reshape), with pending zero padding or a constant factor;
+* ``Linear`` — projections from spiking values plus a bias, not yet a population.
+
+A ReLU (or a clip at 0) turns a linear value into a population; dense, conv and pooling turn
+a spiking value into a linear one. The graph output becomes a population with a readout.
+Weights out of spike-encoded sources are divided by their rate factor, so that the un-
+normalized graph's rates reproduce the ANN activations exactly (see ``snnc.snn_rates``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+import numpy as np
+
+from snnc.ir import Graph
+from snnc.ir import ops as ir
+
+from .base import Pass, PassContext, PassError
+
+
+@dataclass
+class Spiking:
+    node: str  # snn op id of a source or population
+    shape: tuple[int, ...]  # the ANN's view of it
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # pending zero padding (top, left, bottom, right)
+    factor: float = 1.0  # pending constant factor on everything read from it
+
+
+@dataclass
+class Term:
+    pre: str
+    fields: dict  # Projection attributes except weight
+    weight: Optional[np.ndarray] = None
+
+
+@dataclass
+class Linear:
+    origin: str  # the ANN op that produced it (names the population)
+    shape: tuple[int, ...]
+    terms: list[Term] = field(default_factory=list)
+    bias: Optional[np.ndarray] = None
+    nonnegative: bool = False  # e.g. pooling of spikes: a population loses nothing
+
+
+Value = Union[Spiking, Linear]
+
+
+@dataclass
+class LowerToSnn(Pass):
+    name = "lower-to-snn"
+    dialect = "ann"
+    summary = "ann -> snn: sources, projections, IF populations and a readout"
+    reset: Optional[Literal["subtract", "zero"]] = None
+    encoding: Optional[Literal["current", "poisson", "regular"]] = None
+    max_rate: Optional[float] = None
+    readout: Literal["spike_count", "membrane"] = "spike_count"
+    dt: Optional[float] = None
+    presentation_time: Optional[float] = None
+    tau_refrac: Optional[float] = None
+    delay: Optional[float] = None
+
+    def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        spec = ctx.target
+        self._cfg = {
+            "reset": self.reset or spec.reset,
+            "encoding": self.encoding or spec.encoding,
+            "max_rate": self.max_rate or spec.max_rate,
+            "tau_refrac": self.tau_refrac if self.tau_refrac is not None else spec.tau_refrac,
+            "delay": self.delay if self.delay is not None else spec.min_delay,
+        }
+        dt = self.dt or spec.dt
+        self._ctx = ctx
+        self._ann = graph
+        self._snn = Graph(
+            {"dt": dt, "presentation_time": self.presentation_time or spec.presentation_time, "instances": 1}
+        )
+        values: dict[str, Value] = {}
+        for node_id in graph.topo():
+            try:
+                values[node_id] = self._lower(node_id, [values[i] for i in graph.inputs(node_id)])
+            except PassError as exc:
+                raise PassError(f"%{node_id}: {exc}") from None
+        outputs = []
+        for out in graph.outputs:
+            value = values[out]
+            if isinstance(value, Spiking) and self._snn.op(value.node).OPNAME == "snn.source":
+                raise PassError(f"%{out}: the output is the input; nothing to lower")
+            pop = self._population(value) if isinstance(value, Linear) or value.factor != 1.0 else value.node
+            outputs.append(self._snn.add(self._snn.unique_id(f"{pop}_readout"), ir.Readout(mode=self.readout), [pop]))
+        self._snn.outputs = outputs
+        return self._snn
+
+    # ------------------------------------------------------------------ per op
+    def _lower(self, node_id: str, args: list[Value]) -> Value:
+        op = self._ann.op(node_id)
+        shape = self._ann.shape(node_id)
+        x = args[0] if args else None
+        if isinstance(op, ir.Input):
+            cfg = self._cfg
+            src = ir.Source(shape=op.shape, encoding=cfg["encoding"], max_rate=cfg["max_rate"])
+            return Spiking(self._snn.add(self._snn.unique_id(node_id), src), shape)
+        if isinstance(op, (ir.Dropout, ir.Identity)):
+            return x
+        if isinstance(op, (ir.Dense, ir.Conv2d, ir.AvgPool2d, ir.GlobalAvgPool)):
+            linear = self._project(node_id, op, self._spiking(x, op.OPNAME), shape)
+            return self._fire(node_id, linear) if getattr(op, "activation", "none") == "relu" else linear
+        if isinstance(op, ir.Relu) or (isinstance(op, ir.Clip) and op.min == 0.0):
+            if isinstance(op, ir.Clip) and math.isfinite(op.max):
+                self._ctx.warn(f"%{node_id}: the upper bound {op.max} of the clip is not modelled")
+            return self._fire(node_id, x) if isinstance(x, Linear) else x
+        if isinstance(op, (ir.Flatten, ir.Reshape)):
+            if isinstance(x, Spiking) and any(x.pads):
+                raise PassError("reshape of a padded value")
+            if isinstance(x, Spiking):
+                return Spiking(x.node, shape, factor=x.factor)
+            return Linear(x.origin, shape, x.terms, x.bias, x.nonnegative)
+        if isinstance(op, ir.Pad):
+            return self._pad(op, self._spiking(x, "ann.pad"), shape)
+        if isinstance(op, ir.Scale):
+            if isinstance(x, Spiking):
+                return Spiking(x.node, x.shape, x.pads, x.factor * op.factor)
+            terms = [_scaled(t, op.factor) for t in x.terms]
+            bias = None if x.bias is None else x.bias * op.factor
+            return Linear(x.origin, shape, terms, bias, x.nonnegative and op.factor >= 0)
+        if isinstance(op, ir.Add):
+            return self._add(node_id, args, shape)
+        if isinstance(op, ir.Concat):
+            return self._concat(node_id, op, args, shape)
+        if isinstance(op, ir.MaxPool2d):
+            raise PassError("max pooling has no exact spiking form here; train with AveragePool instead")
+        raise PassError(f"{op.OPNAME} cannot be lowered (run canonicalize, fold-batchnorm and remove-softmax first)")
+
+    def _spiking(self, x: Value, what: str) -> Spiking:
+        if isinstance(x, Spiking):
+            return x
+        if x.nonnegative:
+            return Spiking(self._population(x), x.shape)
+        self._ctx.warn(f"{what} reads %{x.origin}, which has no ReLU: its negative values are lost in spikes")
+        return Spiking(self._population(x), x.shape)
+
+    def _project(self, node_id: str, op: ir.Op, x: Spiking, shape: tuple[int, ...]) -> Linear:
+        pre_shape = self._snn.shape(x.node)
+        t = self._ann.tensor
+        bias = t(op.bias) if getattr(op, "bias", None) is not None else None
+        if isinstance(op, ir.Dense):
+            if any(x.pads):
+                raise PassError("dense layer after padding")
+            term = Term(x.node, {"connectivity": "dense"}, t(op.weight) * x.factor)
+            return Linear(node_id, shape, [term], bias)
+        if pre_shape != x.shape:
+            raise PassError(f"a {op.OPNAME} needs its input as {list(x.shape)}, the population is {list(pre_shape)}")
+        pads = tuple(a + b for a, b in zip(x.pads, getattr(op, "pads", (0, 0, 0, 0)), strict=False))
+        if isinstance(op, ir.Conv2d):
+            window = {"strides": op.strides, "dilations": op.dilations, "groups": op.groups, "pads": pads}
+            term = Term(x.node, {"connectivity": "conv", **window}, t(op.weight) * x.factor)
+            return Linear(node_id, shape, [term], bias)
+        if isinstance(op, ir.GlobalAvgPool):
+            kernel, strides = pre_shape[1:], (1, 1)
+        else:
+            kernel, strides = op.kernel, op.strides
+            if any(op.pads) and not op.count_include_pad:
+                raise PassError("average pooling with count_include_pad=0 and padding is not uniform")
+        fields = {"connectivity": "pool", "kernel": kernel, "strides": strides, "pads": pads}
+        fields["scale"] = x.factor / (kernel[0] * kernel[1])
+        linear = Linear(node_id, shape, [Term(x.node, fields)], nonnegative=x.factor >= 0)
+        if ir.spatial_out(pre_shape, kernel, strides, pads) != shape[1:]:
+            raise PassError("ceil_mode pooling that adds windows is not supported")
+        return linear
+
+    def _pad(self, op: ir.Pad, x: Spiking, shape: tuple[int, ...]) -> Spiking:
+        p = op.pads
+        if len(p) != 6 or p[0] or p[3] or op.value != 0.0:
+            raise PassError("only zero padding of height and width is supported")
+        pads = (x.pads[0] + p[1], x.pads[1] + p[2], x.pads[2] + p[4], x.pads[3] + p[5])
+        return Spiking(x.node, x.shape, pads, x.factor)
+
+    def _add(self, node_id: str, args: list[Value], shape: tuple[int, ...]) -> Linear:
+        terms: list[Term] = []
+        bias = None
+        nonnegative = True
+        for a in args:
+            nonnegative &= a.factor >= 0 if isinstance(a, Spiking) else a.nonnegative
+            if isinstance(a, Spiking):
+                if any(a.pads):
+                    raise PassError("add of a padded value")
+                one = {"connectivity": "one_to_one", "scale": a.factor, "post_shape": shape}
+                terms.append(Term(a.node, one))
+            else:
+                terms.extend(a.terms)
+                if a.bias is not None:
+                    bias = a.bias if bias is None else bias + a.bias
+        return Linear(node_id, shape, terms, bias, nonnegative and (bias is None or not (bias < 0).any()))
+
+    def _concat(self, node_id: str, op: ir.Concat, args: list[Value], shape: tuple[int, ...]) -> Spiking:
+        if op.axis != 0:
+            raise PassError("only concatenation along channels (axis 1 with batch) is supported")
+        terms, offset = [], 0
+        for a in args:
+            s = self._spiking(a, "concat")
+            if any(s.pads):
+                raise PassError("concat of a padded value")
+            one = {"connectivity": "one_to_one", "scale": s.factor, "offset": offset, "post_shape": shape}
+            terms.append(Term(s.node, one))
+            offset += math.prod(s.shape)
+        return Spiking(self._population(Linear(node_id, shape, terms)), shape)
+
+    # ------------------------------------------------------------------ building snn ops
+    def _fire(self, node_id: str, x: Linear) -> Spiking:
+        return Spiking(self._population(x), x.shape)
+
+    def _population(self, x: Linear | Spiking) -> str:
+        if isinstance(x, Spiking):  # a pending factor needs its own population
+            x = self._add(x.node, [x], x.shape)
+        snn = self._snn
+        pop_id = snn.unique_id(x.origin)
+        proj_ids = []
+        for term in x.terms:
+            fields = dict(term.fields)
+            pre_op = snn.op(term.pre)
+            current = isinstance(pre_op, ir.Source) and pre_op.encoding == "current"
+            fields["delay"] = 0.0 if current else self._cfg["delay"]
+            weight = term.weight
+            if isinstance(pre_op, ir.Source) and not current:  # spikes arrive at rate x * R
+                rate = pre_op.rate_per_ms
+                weight = None if weight is None else weight / rate
+                fields["scale"] = fields.get("scale", 1.0) / rate
+            proj_id = snn.unique_id(f"{pop_id}_from_{term.pre}")
+            if weight is not None:
+                fields["weight"] = snn.add_tensor(f"{proj_id}.weight", weight.astype(np.float32))
+            snn.add(proj_id, ir.Projection(**fields), [term.pre])
+            proj_ids.append(proj_id)
+        shapes = {snn.shape(p) for p in proj_ids}
+        if len(shapes) != 1:
+            raise PassError(f"inputs of %{x.origin} arrive with different shapes {sorted(shapes)}")
+        params = {
+            "reset": self._cfg["reset"], "tau_refrac": self._cfg["tau_refrac"],
+        }  # fmt: skip
+        if x.bias is not None and np.any(x.bias):
+            n = math.prod(shapes.pop())
+            per_neuron = np.repeat(x.bias, n // x.bias.size)  # per channel -> per neuron (C-major)
+            params["bias"] = snn.add_tensor(f"{pop_id}.bias", per_neuron.astype(np.float32))
+        snn.add(pop_id, ir.Population(**params), proj_ids)
+        return pop_id
+
+
+def _scaled(term: Term, factor: float) -> Term:
+    fields = dict(term.fields)
+    if term.weight is None:
+        fields["scale"] = fields.get("scale", 1.0) * factor
+        return Term(term.pre, fields)
+    return Term(term.pre, fields, term.weight * factor)

@@ -1,0 +1,170 @@
+"""The reference simulator: docs/snn-semantics.md in numpy, vectorized over a batch of samples.
+
+State arrays are (neurons, batch). Each projection is a dense (post, pre) matrix or a sparse
+CSR matrix; delays use a ring buffer of each node's recent spikes. Input from ``current``
+sources and ``i_offset`` are constant for a sample, so they are summed once per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from snnc.ir import Graph
+from snnc.ir import ops as ir
+from snnc.targets.connectivity import projection_matrix
+
+
+@dataclass
+class SimResult:
+    counts: dict[str, np.ndarray]  # readout id -> (N, n) spike counts or final membrane potentials
+    predictions: np.ndarray  # (N,) argmax of the first readout (first index on ties)
+    spikes: dict[str, np.ndarray]  # population id -> (N,) total spikes per sample
+    steps: int
+    dt: float
+    counts_over_time: Optional[np.ndarray] = None  # (steps, N, n) cumulative, first readout only
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Projection:
+    pre: str
+    matrix: Any  # (post, pre) ndarray or csr
+    delay: int  # steps
+
+
+class _Network:
+    """A graph compiled into matrices and index lists, ready to step."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.dt = float(graph.attrs.get("dt", 1.0))
+        self.nodes = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
+        self.size = {n: math.prod(graph.shape(n)) for n in self.nodes}
+        self.inputs: dict[str, list[_Projection]] = {}
+        for pop in graph.ops_of("snn.population"):
+            self.inputs[pop] = []
+            for proj in graph.inputs(pop):
+                op = graph.op(proj)
+                matrix = graph.tensor(op.weight) if op.connectivity == "dense" else projection_matrix(graph, proj)
+                (pre,) = graph.inputs(proj)
+                self.inputs[pop].append(_Projection(pre, matrix, int(round(op.delay / self.dt))))
+        self.max_delay = max((p.delay for ps in self.inputs.values() for p in ps), default=0)
+        self.membrane = {graph.inputs(r)[0] for r in graph.ops_of("snn.readout") if graph.op(r).mode == "membrane"}
+        self.readouts = graph.outputs
+
+    def is_current(self, node: str) -> bool:
+        op = self.graph.op(node)
+        return isinstance(op, ir.Source) and op.encoding == "current"
+
+
+def simulate(
+    graph: Graph,
+    x: np.ndarray,
+    *,
+    steps: Optional[int] = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    record_over_time: bool = False,
+) -> SimResult:
+    """Simulate ``graph`` on inputs ``x`` (N, *source shape), one presentation per sample.
+
+    ``steps`` defaults to presentation_time / dt. Poisson input is drawn from a generator
+    seeded with (seed, index of the batch's first sample): same seed and batch size, same run.
+    """
+    net = _Network(graph)
+    if steps is None:
+        steps = int(round(float(graph.attrs.get("presentation_time", 100.0)) / net.dt))
+    x = np.asarray(x, dtype=np.float32)
+    parts = [_run_batch(net, x[i : i + batch_size], steps, seed, i, record_over_time) for i in range(0, len(x), batch_size)]
+    counts = {r: np.concatenate([p[0][r] for p in parts]) for r in net.readouts}
+    spikes = {n: np.concatenate([p[1][n] for p in parts]) for n in graph.ops_of("snn.population")}
+    over_time = np.concatenate([p[2] for p in parts], axis=1) if record_over_time and parts else None
+    first = counts[net.readouts[0]] if parts else np.zeros((0, 1))
+    return SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time)
+
+
+def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, record: bool):
+    graph, dt, b = net.graph, net.dt, len(x)
+    rng = np.random.default_rng([seed, start])
+    ring = net.max_delay + 1
+    history = {n: np.zeros((ring, net.size[n], b), np.float32) for n in net.nodes}
+    values, phase = {}, {}
+    const = {}  # population -> (n, b) constant input per step
+    for node in net.nodes:
+        op = graph.op(node)
+        if isinstance(op, ir.Source):
+            values[node] = (x.reshape(b, -1) * op.gain).T.copy()
+            phase[node] = np.zeros_like(values[node])
+            continue
+        c = np.zeros((net.size[node], b), np.float32)
+        if op.i_offset is not None:
+            c += graph.tensor(op.i_offset)[:, None] * dt
+        if op.bias is not None:
+            raise ValueError(f"%{node} still has a bias: run bias-to-current or remove-bias before simulating")
+        for p in net.inputs[node]:
+            if net.is_current(p.pre):
+                c += np.asarray(p.matrix @ values[p.pre]) * dt
+        const[node] = c
+    pops = [n for n in net.nodes if n in const]
+    v = {n: np.zeros((net.size[n], b), np.float32) for n in pops}
+    refrac = {n: np.zeros((net.size[n], b), np.int32) for n in pops}
+    total = {n: np.zeros(b, np.float32) for n in pops}
+    readout_pops = [graph.inputs(r)[0] for r in net.readouts]
+    counts = {n: np.zeros((net.size[n], b), np.float32) for n in readout_pops}
+    over_time = np.zeros((steps, b, net.size[readout_pops[0]]), np.float32) if record else None
+    params = {n: graph.op(n) for n in pops}
+    for k in range(steps):
+        slot = k % ring
+        for node in net.nodes:
+            op = params.get(node) or graph.op(node)
+            if isinstance(op, ir.Source):
+                if op.encoding != "current":
+                    history[node][slot] = _source_spikes(op, values[node], phase[node], dt, rng)
+                continue
+            u = v[node]
+            if not math.isinf(op.tau_m):
+                u *= math.exp(-dt / op.tau_m)
+            u += const[node]
+            for p in net.inputs[node]:
+                if not net.is_current(p.pre) and k >= p.delay:
+                    u += p.matrix @ history[p.pre][(k - p.delay) % ring]
+            if node in net.membrane:
+                continue
+            ref = refrac[node]
+            blocked = ref > 0
+            if op.tau_refrac > 0:
+                u[blocked] = op.v_reset
+                ref[blocked] -= 1
+            fired = u >= op.v_threshold
+            if op.tau_refrac > 0:
+                fired &= ~blocked
+            if op.reset == "subtract":
+                u -= fired * np.float32(op.v_threshold)
+            else:
+                u[fired] = op.v_reset
+            if op.tau_refrac > 0:
+                ref[fired] = int(round(op.tau_refrac / dt))
+            spikes = fired.astype(np.float32)
+            history[node][slot] = spikes
+            total[node] += spikes.sum(axis=0)
+            if node in counts:
+                counts[node] += spikes
+        if record:
+            src = readout_pops[0]
+            over_time[k] = (v[src] if src in net.membrane else counts[src]).T
+    out = {r: (v[p] if p in net.membrane else counts[p]).T.copy() for r, p in zip(net.readouts, readout_pops, strict=True)}
+    return out, total, over_time
+
+
+def _source_spikes(op: ir.Source, value: np.ndarray, phase: np.ndarray, dt: float, rng) -> np.ndarray:
+    p = value * (op.rate_per_ms * dt)
+    if op.encoding == "poisson":
+        return (rng.random(value.shape, dtype=np.float32) < p).astype(np.float32)
+    phase += p
+    fired = phase >= 1.0
+    phase -= fired
+    return fired.astype(np.float32)

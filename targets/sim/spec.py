@@ -1,0 +1,15 @@
+"""The built-in reference simulator: limits and defaults."""
+
+from snnc.targets.base import TargetSpec
+
+SPEC = TargetSpec(
+    name="sim",
+    description="snnc's numpy reference simulator (IF neurons, reset by subtraction, exact semantics)",
+    pipeline="canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current",
+    dt=1.0,
+    presentation_time=100.0,
+    reset="subtract",
+    tau_refrac=0.0,
+    min_delay=1.0,
+    encoding="current",
+)

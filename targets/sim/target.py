@@ -1,0 +1,49 @@
+"""Target ``sim``: emit a run script for the reference simulator, and run it in-process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from snnc.ir import Graph, load
+from snnc.targets.base import RunRequest, Target
+from snnc.targets.datafiles import load_data
+from snnc.targets.templates import render
+
+from .simulator import simulate
+from .spec import SPEC
+
+
+class SimTarget(Target):
+    spec = SPEC
+
+    def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
+        context = {
+            "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
+            "dt": graph.attrs["dt"], "presentation_time": graph.attrs["presentation_time"],
+        }  # fmt: skip
+        render("sim", "run.py.j2", out / "run.py", context)
+        render("sim", "README.md.j2", out / "README.md", context)
+
+    def run(self, request: RunRequest) -> dict[str, Any]:
+        graph = load(request.out / "model.snnir")
+        x, y = load_data(request.data, request.samples)
+        if y is None:
+            raise ValueError(f"{request.data}: no labels 'y' to measure accuracy with")
+        if request.presentation_time is not None:
+            graph.attrs["presentation_time"] = request.presentation_time
+        x = x.reshape((len(x), *graph.shape(graph.ops_of("snn.source")[0])))
+        start = time.perf_counter()
+        result = simulate(graph, x, seed=request.seed)
+        wall = time.perf_counter() - start
+        return {
+            "target": "sim",
+            "samples": len(x),
+            "accuracy": float((result.predictions == y).mean()),
+            "spikes_per_sample": float(sum(s.mean() for s in result.spikes.values())),
+            "simulated_time_ms": result.steps * result.dt,
+            "dt": result.dt,
+            "wall_time_s": wall,
+            "samples_per_second": len(x) / wall if wall > 0 else None,
+        }

@@ -121,15 +121,15 @@ def _calibration(args: argparse.Namespace) -> tuple[Any, Any, str]:
         path, note = args.calibration, str(args.calibration)
     elif args.data is not None:
         path = args.data
-        note = f"first {CALIBRATION_SAMPLES} samples of {args.data}"
+        note = f"first (up to) {CALIBRATION_SAMPLES} samples of {args.data}"
         print(f"snnc: calibrating on the {note} (no --calibration given)", file=sys.stderr)
     elif beside.exists():
         path, note = beside, str(beside)
         print(f"snnc: calibrating on {beside}, found beside the model", file=sys.stderr)
     else:
         return None, None, "none"
-    x, y = load_data(path, samples=CALIBRATION_SAMPLES)
-    return x, y, note
+    x, y = load_data(path)
+    return x[:CALIBRATION_SAMPLES], None if y is None else y[:CALIBRATION_SAMPLES], note
 
 
 def _compile(args: argparse.Namespace, stop_after: Optional[str] = None, dump: Optional[set[str]] = None,

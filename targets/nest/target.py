@@ -1,0 +1,122 @@
+"""Target ``nest``: a standalone pyNN.nest script plus its network description and weights.
+
+The script (``run.py``) is generic: it builds whatever ``network.json`` describes, with the
+arrays of ``weights.npz``. Nothing from the model is written into code; op ids appear only as
+JSON data. Unit mapping (docs/snn-semantics.md -> PyNN IF_curr_delta):
+
+==================  =========================================================
+snnc                PyNN / NEST
+==================  =========================================================
+v (unitless)        mV; v_rest = v_reset = 0 mV, v_thresh = v_threshold mV
+weight              mV jump per spike (delta synapse); inhibitory weights < 0
+i_offset (v/ms)     nA with cm = 1 nF (1 nA / 1 nF = 1 mV/ms)
+tau_m = inf         tau_m = 1e9 ms (no leak within a presentation)
+tau_refrac, delay   ms (NEST needs tau_refrac >= dt and delay >= dt)
+current source      i_offset of the first population = its bias + W @ x, per sample
+poisson source      SpikeSourcePoisson, rate = x * gain * max_rate Hz
+==================  =========================================================
+
+Samples run one after another in one simulation. Before each sample every membrane is set to
+0 mV (NEST's V_m, which PyNN's initialize cannot set on NEST 3) and the input currents are
+changed; after it a short flush lets spikes in flight arrive outside the counting window.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snnc.ir import Graph, write_npz
+from snnc.ir import ops as ir
+from snnc.targets.base import RunRequest, Target
+from snnc.targets.connectivity import connections
+from snnc.targets.templates import render
+
+from .spec import SPEC
+
+NO_LEAK_TAU_M = 1e9  # ms
+
+
+def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The network as JSON-able structure plus the arrays it refers to by key."""
+    arrays: dict[str, np.ndarray] = {}
+    nodes = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
+    index = {n: i for i, n in enumerate(nodes)}
+    readouts = {graph.inputs(r)[0]: graph.op(r).mode for r in graph.outputs}
+    cells, projections = [], []
+    for n in nodes:
+        op = graph.op(n)
+        size = math.prod(graph.shape(n))
+        if isinstance(op, ir.Source):
+            cells.append({"id": n, "kind": "source", "size": size, "encoding": op.encoding,
+                          "gain": op.gain, "max_rate": op.max_rate})  # fmt: skip
+            continue
+        if op.bias is not None:
+            raise ValueError(f"%{n} still has a bias: run bias-to-current or remove-bias first")
+        if op.model != "if":
+            raise ValueError(f"%{n}: neuron model {op.model!r} has no NEST mapping")
+        key = f"cell{index[n]}_i_offset"
+        arrays[key] = (graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(size)).astype(np.float64)
+        cells.append({
+            "id": n, "kind": "population", "size": size, "i_offset": key,
+            "v_thresh": op.v_threshold, "v_reset": op.v_reset, "reset": op.reset,
+            "tau_m": NO_LEAK_TAU_M if math.isinf(op.tau_m) else op.tau_m, "tau_refrac": op.tau_refrac,
+            "readout": readouts.get(n),
+        })  # fmt: skip
+        for proj in graph.inputs(n):
+            p = graph.op(proj)
+            (pre,) = graph.inputs(proj)
+            c = connections(graph, proj)
+            key = f"proj{len(projections)}"
+            arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
+            projections.append({"id": proj, "pre": index[pre], "post": index[n], "receptor": p.receptor,
+                                "delay": p.delay, "connections": key})  # fmt: skip
+    network = {
+        "dt": graph.attrs["dt"], "presentation_time": graph.attrs["presentation_time"],
+        "cells": cells, "projections": projections,
+    }  # fmt: skip
+    return network, arrays
+
+
+class NestTarget(Target):
+    spec = SPEC
+
+    def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
+        if graph.attrs["dt"] <= 0 or min((graph.op(p).tau_refrac for p in graph.ops_of("snn.population")),
+                                         default=graph.attrs["dt"]) < graph.attrs["dt"]:  # fmt: skip
+            raise ValueError(f"NEST needs tau_refrac >= dt ({graph.attrs['dt']} ms)")
+        network, arrays = describe(graph)
+        (out / "network.json").write_text(json.dumps(network, indent=1, sort_keys=True) + "\n")
+        write_npz(out / "weights.npz", arrays)
+        context = {
+            "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
+            "dt": network["dt"], "presentation_time": network["presentation_time"],
+            "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
+            "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj")),
+        }  # fmt: skip
+        render("nest", "run.py.j2", out / "run.py", context)
+        render("nest", "README.md.j2", out / "README.md", context)
+
+    def run(self, request: RunRequest) -> dict[str, Any]:
+        """Run ``out/run.py`` in a fresh interpreter (NEST cannot be reset inside one process)."""
+        cmd = [sys.executable, str(request.out / "run.py"), "--data", str(request.data), "--seed", str(request.seed),
+               "--no-ann"]  # fmt: skip
+        if request.samples is not None:
+            cmd += ["--samples", str(request.samples)]
+        if request.presentation_time is not None:
+            cmd += ["--presentation-time", str(request.presentation_time)]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+            raise RuntimeError(f"{request.out / 'run.py'} failed: {tail}")
+        results = json.loads((request.out / "results.json").read_text())
+        results["process_time_s"] = time.perf_counter() - start
+        return results

@@ -79,7 +79,9 @@ def simulate(
     if steps is None:
         steps = int(round(float(graph.attrs.get("presentation_time", 100.0)) / net.dt))
     x = np.asarray(x, dtype=np.float32)
-    parts = [_run_batch(net, x[i : i + batch_size], steps, seed, i, record_over_time) for i in range(0, len(x), batch_size)]
+    parts = [
+        _run_batch(net, x[i : i + batch_size], steps, seed, i, record_over_time) for i in range(0, len(x), batch_size)
+    ]
     counts = {r: np.concatenate([p[0][r] for p in parts]) for r in net.readouts}
     spikes = {n: np.concatenate([p[1][n] for p in parts]) for n in graph.ops_of("snn.population")}
     over_time = np.concatenate([p[2] for p in parts], axis=1) if record_over_time and parts else None
@@ -156,7 +158,8 @@ def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, 
         if record:
             src = readout_pops[0]
             over_time[k] = (v[src] if src in net.membrane else counts[src]).T
-    out = {r: (v[p] if p in net.membrane else counts[p]).T.copy() for r, p in zip(net.readouts, readout_pops, strict=True)}
+    pairs = zip(net.readouts, readout_pops, strict=True)
+    out = {r: (v[p] if p in net.membrane else counts[p]).T.copy() for r, p in pairs}
     return out, total, over_time
 
 

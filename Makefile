@@ -1,0 +1,38 @@
+# snnc: `make test` and `make demo` set up everything they need on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+EXAMPLES := examples/fashion_mnist
+
+.PHONY: venv data examples test lint demo bench clean
+
+venv: $(STAMP)
+
+# torch==2.13.0 is named on the same pip line so the local CPU wheel is used.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0" -e ".[dev]"
+	touch $(STAMP)
+
+data: venv
+	$(PY) scripts/prepare_data.py
+
+examples: data
+	test -f $(EXAMPLES)/mlp.onnx -a -f $(EXAMPLES)/cnn.onnx || $(PY) $(EXAMPLES)/train.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv data lint
+	$(PY) -m pytest -q -n 2
+
+demo: venv data examples
+	$(PY) scripts/demo.py
+
+bench: venv data examples
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) data out out-* .pytest_cache .ruff_cache .hypothesis

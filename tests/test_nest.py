@@ -1,0 +1,70 @@
+"""The NEST target on the real simulator: it must spike as the reference simulator predicts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from snnc.cli import main
+from snnc.ir import load
+from snnc.targets.sim.simulator import simulate
+
+pytestmark = pytest.mark.nest
+pytest.importorskip("pyNN.nest", reason="install the [nest] extra")
+
+
+def _compile_and_run(model: Path, data: Path, out: Path, samples: int, *extra: str) -> dict:
+    assert main([str(model), "-t", "nest", "-o", str(out), "--data", str(data), *extra]) == 0
+    proc = subprocess.run([sys.executable, str(out / "run.py"), "--samples", str(samples)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((out / "results.json").read_text())
+
+
+def _compare_with_sim(out: Path, data: Path, samples: int) -> None:
+    graph = load(out / "model.snnir")
+    x = np.load(data)["x"][:samples]
+    predicted = simulate(graph, x.reshape(len(x), *graph.shape(graph.ops_of("snn.source")[0]))).counts
+    nest_counts = np.load(out / "outputs.npz")["readout"]
+    sim_counts = predicted[graph.outputs[0]]
+    assert nest_counts.shape == sim_counts.shape
+    # NEST integrates in double precision, the reference in float32: a count may differ by one.
+    assert np.abs(nest_counts - sim_counts).max() <= 1
+    assert np.mean(nest_counts == sim_counts) >= 0.9
+
+
+def test_mlp_on_nest_matches_reference(mlp, tmp_path: Path) -> None:
+    model, data = mlp
+    results = _compile_and_run(model, data, tmp_path / "out", 16)
+    assert results["target"] == "nest" and results["samples"] == 16
+    assert results["ann_accuracy"] == 1.0 and results["accuracy"] >= 0.75
+    assert results["spikes_per_sample"] > 0
+    _compare_with_sim(tmp_path / "out", data, 16)
+
+
+def test_cnn_with_pooling_on_nest_matches_reference(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(6 * 2 * 2, 3)).eval()  # fmt: skip
+    model = tmp_path / "cnn.onnx"
+    torch.onnx.export(net, torch.rand(1, 1, 8, 8), model, dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    x = torch.rand(12, 1, 8, 8)
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=net(x).argmax(1).numpy())
+    out = tmp_path / "out"
+    _compile_and_run(model, tmp_path / "d.npz", out, 12, "--set", "presentation-time=100")
+    _compare_with_sim(out, tmp_path / "d.npz", 12)
+    weights = np.load(out / "weights.npz")
+    network = json.loads((out / "network.json").read_text())
+    receptors = {p["receptor"] for p in network["projections"]}
+    assert receptors == {"excitatory", "inhibitory"}
+    for p in network["projections"]:
+        w = weights[p["connections"]][:, 2]
+        assert (w > 0).all() if p["receptor"] == "excitatory" else (w < 0).all()

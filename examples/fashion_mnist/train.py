@@ -71,7 +71,8 @@ def main() -> None:
         metrics[name] = {"test_accuracy": accuracy(net, xt, yt), "epochs": epochs, "train_seconds": round(seconds, 1)}
         torch.onnx.export(
             net.eval(), x[:1], HERE / f"{name}.onnx", dynamo=False, opset_version=17,
-            input_names=["image"], output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            input_names=["image"], output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
         )  # fmt: skip
         print(f"{name}: test accuracy {metrics[name]['test_accuracy']:.4f} after {seconds:.0f} s")
     (HERE / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

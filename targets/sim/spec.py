@@ -10,6 +10,6 @@ SPEC = TargetSpec(
     presentation_time=100.0,
     reset="subtract",
     tau_refrac=0.0,
-    min_delay=1.0,
+    min_delay=0.0,  # spikes reach the next layer in the same step (no latency per layer)
     encoding="current",
 )

@@ -115,10 +115,7 @@ def compile(  # noqa: A001 - the public name the design card asks for
     ``pipeline`` replaces the target's default pipeline string.
     """
     ann = load(model)
-    try:
-        tgt = get_target(target)
-    except KeyError as exc:
-        raise CompileError(exc.args[0]) from None
+    tgt = get_target(target)
     passes = parse_pipeline(pipeline if pipeline is not None else tgt.spec.pipeline)
     passes, spec = apply_settings(passes, tgt.spec, dict(settings or {}))
     tgt.spec = spec

@@ -39,6 +39,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except CliError as exc:
         print(f"snnc: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"snnc: error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - known user errors are one line, exit 1
         from snnc.ir import IRError
 

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from snnc.ir import Graph
+from snnc.ir import Graph, IRError
+
+
+class TargetError(IRError):
+    """A graph a target cannot emit, or a run that failed; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ TARGETS: dict[str, str] = {
 
 
 def get_target(name: str) -> Target:
-    """The target called ``name``; raises KeyError with the known names otherwise."""
+    """The target called ``name``; raises TargetError with the known names otherwise."""
     if name not in TARGETS:
-        raise KeyError(f"unknown target {name!r} (known: {', '.join(sorted(TARGETS))})")
+        raise TargetError(f"unknown target {name!r} (known: {', '.join(sorted(TARGETS))})")
     module, _, cls = TARGETS[name].partition(":")
     return getattr(importlib.import_module(module), cls)()

@@ -79,6 +79,10 @@ def test_lowering_reproduces_the_ann_and_normalization_keeps_predictions(name: s
     for pop, r in rates(full, x).items():
         if full.op(pop).OPNAME == "snn.population" and (r > 0).any():
             assert np.percentile(r[r > 0], 99.9) == pytest.approx(1.0, rel=1e-3), pop
+    maxnorm, _ = _run(ann, LOWERED + ",normalize{statistic=max}", x)
+    for pop, r in rates(maxnorm, x).items():
+        if maxnorm.op(pop).OPNAME == "snn.population" and (r > 0).any():
+            assert r.max() == pytest.approx(1.0, rel=1e-4), pop
 
 
 def test_canonicalize_removes_noops_and_fuses_relu() -> None:
@@ -154,8 +158,10 @@ def test_split_signs_and_bias_passes(tmp_path: Path) -> None:
 
 def test_pipeline_strings_and_settings() -> None:
     passes = parse_pipeline("canonicalize, normalize{percentile=99.5,method=layer},lower-to-snn{reset=zero}")
-    assert [p.spelled() for p in passes] == ["canonicalize", "normalize{percentile=99.5,method=layer}",
-                                             "lower-to-snn{reset=zero,readout=spike_count}"]  # fmt: skip
+    assert [p.spelled() for p in passes] == [
+        "canonicalize", "normalize{percentile=99.5,statistic=percentile,method=layer}",
+        "lower-to-snn{reset=zero,readout=spike_count}",
+    ]  # fmt: skip
     passes, spec = apply_settings(passes, get_target("sim").spec, {"percentile": "99", "dt": "0.5"})
     assert passes[1].percentile == 99.0 and spec.dt == 0.5
     for bad in ("nosuch", "normalize{x=1}", "normalize{percentile=high}", "lower-to-snn{reset=sideways}"):

@@ -28,6 +28,7 @@ class Normalize(Pass):
     dialect = "snn"
     summary = "scale weights and biases per layer by a percentile of calibration activations"
     percentile: float = 99.9
+    statistic: Literal["percentile", "max"] = "percentile"  # max = Diehl et al.'s max-norm
     method: Literal["layer"] = "layer"
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
@@ -64,4 +65,6 @@ class Normalize(Pass):
         if positive.size == 0:
             ctx.warn(f"%{node} is never active on the calibration data; its scale is left at 1")
             return 1.0
+        if self.statistic == "max":
+            return float(positive.max())
         return float(np.percentile(positive, self.percentile))

@@ -35,7 +35,7 @@ import numpy as np
 
 from snnc.ir import Graph, write_npz
 from snnc.ir import ops as ir
-from snnc.targets.base import RunRequest, Target
+from snnc.targets.base import RunRequest, Target, TargetError
 from snnc.targets.connectivity import connections
 from snnc.targets.templates import render
 
@@ -59,9 +59,9 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                           "gain": op.gain, "max_rate": op.max_rate})  # fmt: skip
             continue
         if op.bias is not None:
-            raise ValueError(f"%{n} still has a bias: run bias-to-current or remove-bias first")
+            raise TargetError(f"%{n} still has a bias: run bias-to-current or remove-bias first")
         if op.model != "if":
-            raise ValueError(f"%{n}: neuron model {op.model!r} has no NEST mapping")
+            raise TargetError(f"%{n}: neuron model {op.model!r} has no NEST mapping")
         key = f"cell{index[n]}_i_offset"
         arrays[key] = (graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(size)).astype(np.float64)
         cells.append({
@@ -91,7 +91,7 @@ class NestTarget(Target):
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         if graph.attrs["dt"] <= 0 or min((graph.op(p).tau_refrac for p in graph.ops_of("snn.population")),
                                          default=graph.attrs["dt"]) < graph.attrs["dt"]:  # fmt: skip
-            raise ValueError(f"NEST needs tau_refrac >= dt ({graph.attrs['dt']} ms)")
+            raise TargetError(f"NEST needs tau_refrac >= dt ({graph.attrs['dt']} ms)")
         network, arrays = describe(graph)
         (out / "network.json").write_text(json.dumps(network, indent=1, sort_keys=True) + "\n")
         write_npz(out / "weights.npz", arrays)
@@ -116,7 +116,7 @@ class NestTarget(Target):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-            raise RuntimeError(f"{request.out / 'run.py'} failed: {tail}")
+            raise TargetError(f"{request.out / 'run.py'} failed: {tail}")
         results = json.loads((request.out / "results.json").read_text())
         results["process_time_s"] = time.perf_counter() - start
         return results

@@ -19,6 +19,7 @@ import numpy as np
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
+from snnc.targets.base import TargetError
 from snnc.targets.connectivity import projection_matrix
 
 
@@ -138,7 +139,7 @@ def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, 
         if op.i_offset is not None:
             c += graph.tensor(op.i_offset)[None, :] * np.float32(dt)
         if op.bias is not None:
-            raise ValueError(f"%{node} still has a bias: run bias-to-current or remove-bias before simulating")
+            raise TargetError(f"%{node} still has a bias: run bias-to-current or remove-bias before simulating")
         for p in net.inputs[node]:
             if net.is_current(p.pre):
                 c += p.apply(values[p.pre]) * np.float32(dt)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from snnc.ir import Graph, load
-from snnc.targets.base import RunRequest, Target
+from snnc.targets.base import RunRequest, Target, TargetError
 from snnc.targets.datafiles import load_data
 from snnc.targets.templates import render
 
@@ -30,7 +30,7 @@ class SimTarget(Target):
         graph = load(request.out / "model.snnir")
         x, y = load_data(request.data, request.samples)
         if y is None:
-            raise ValueError(f"{request.data}: no labels 'y' to measure accuracy with")
+            raise TargetError(f"{request.data}: no labels 'y' to measure accuracy with")
         if request.presentation_time is not None:
             graph.attrs["presentation_time"] = request.presentation_time
         x = x.reshape((len(x), *graph.shape(graph.ops_of("snn.source")[0])))

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from snnc.cli import main
 
 
@@ -30,11 +32,12 @@ def test_compile_and_run_sim(mlp, tmp_path: Path, capsys) -> None:
     assert json.loads((out / "results.json").read_text())["accuracy"] == results["accuracy"]
 
 
-def test_compile_is_deterministic(mlp, tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["sim", "nest"])
+def test_compile_is_deterministic(target: str, mlp, tmp_path: Path) -> None:
     model, data = mlp
     outs = [tmp_path / "a", tmp_path / "b"]
     for out in outs:
-        assert main([str(model), "-t", "sim", "-o", str(out), "--calibration", str(data), "--dump-ir", "all"]) == 0
+        assert main([str(model), "-t", target, "-o", str(out), "--calibration", str(data), "--dump-ir", "all"]) == 0
     files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
     assert files and files == sorted(p.relative_to(outs[1]) for p in outs[1].rglob("*") if p.is_file())
     for f in files:

@@ -28,10 +28,17 @@ class CompileError(IRError):
     """Compilation cannot go on; the message is one line."""
 
 
-def load(model: ModelSource) -> Graph:
-    """An ann-dialect graph from a model file (.onnx, .snnir) or a Graph (returned as is)."""
+def load(model: Any, input_shape: Optional[tuple[int, ...]] = None) -> Graph:
+    """An ann-dialect graph from a model file (.onnx, .snnir), a ``torch.nn.Module`` (with the
+    per-sample ``input_shape``), or a Graph (returned as is)."""
     if isinstance(model, Graph):
         return model
+    if hasattr(model, "named_modules") and hasattr(model, "forward"):
+        from snnc.frontends.torch_frontend import load_torch
+
+        if input_shape is None:
+            raise CompileError("a torch module needs input_shape, the shape of one sample, e.g. (1, 28, 28)")
+        return load_torch(model, tuple(input_shape))
     from snnc.frontends import load_model
 
     return load_model(Path(model))

@@ -1,0 +1,96 @@
+"""The PyTorch frontend (torch.fx, no ONNX) against torch itself, and against the ONNX path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import snnc
+from snnc.ann_interpreter import predict
+from snnc.frontends import FrontendError
+from snnc.ir import print_graph, verify
+
+
+class Functional(nn.Module):
+    """Residual block, concat branch and functional calls, flattened with view(size(0), -1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.bn = nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.c2, self.c3 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.Conv2d(8, 4, 1)
+        self.fc = nn.Linear(12 * 3 * 3, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn(self.c1(x)))
+        h = h + torch.relu(self.c2(h))
+        h = F.avg_pool2d(h, 2)
+        h = torch.cat([h, F.relu6(self.c3(h))], dim=1)
+        h = F.max_pool2d(h, 2, ceil_mode=True)
+        return self.fc(h.view(h.size(0), -1) * 0.5)
+
+
+MODELS = {
+    "mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(2 * 10 * 10, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 5)),
+    "cnn_bn": lambda: nn.Sequential(
+        nn.Conv2d(2, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AvgPool2d(2, ceil_mode=True),
+        nn.Conv2d(6, 8, 2), nn.Hardtanh(0, 4), nn.MaxPool2d(2), nn.Flatten(), nn.BatchNorm1d(8), nn.Linear(8, 5),
+    ),
+    "depthwise": lambda: nn.Sequential(
+        nn.Conv2d(2, 8, 3, padding=1, groups=2), nn.ReLU6(), nn.Conv2d(8, 8, 3, groups=8, dilation=2),
+        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Identity(), nn.Linear(8, 5),
+    ),
+    "functional": Functional,
+}  # fmt: skip
+
+
+def _net(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    net = MODELS[name]().eval()
+    for m in net.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    return net
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_matches_torch(name: str) -> None:
+    net = _net(name)
+    x = torch.rand(16, 2, 10, 10)
+    g = snnc.load(net, input_shape=(2, 10, 10))
+    verify(g)
+    with torch.no_grad():
+        ref = net(x).numpy()
+    np.testing.assert_allclose(predict(g, x.numpy()), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_same_ir_as_onnx_up_to_names(tmp_path: Path) -> None:
+    """PyTorch and ONNX of one network print identically once ids are renamed in order."""
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 3))
+    torch.onnx.export(net.eval(), torch.rand(1, 1, 8, 8), tmp_path / "m.onnx", dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    texts = []
+    for graph in (snnc.load(net, input_shape=(1, 8, 8)), snnc.load(tmp_path / "m.onnx")):
+        compiled = snnc.compile(graph, "sim", pipeline="canonicalize")
+        order = {node: f"v{i}" for i, node in enumerate(compiled.graph.topo())}
+        rename = lambda m, order=order: m.group(1) + order[m.group(2)]  # noqa: E731
+        texts.append(re.sub(r"([%@])(\w+)", rename, print_graph(compiled.graph)))
+    assert texts[0] == texts[1]
+
+
+def test_untraceable_and_unsupported_modules() -> None:
+    class Gate(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(x) * torch.tanh(x)
+
+    with pytest.raises(FrontendError) as err:
+        snnc.load(nn.Sequential(nn.Linear(4, 4), nn.GELU(), Gate()), input_shape=(4,))
+    assert "GELU" in str(err.value) and "sigmoid" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(snnc.CompileError, match="input_shape"):
+        snnc.load(nn.Linear(3, 3))

@@ -18,6 +18,7 @@ from snnc.ir import Graph, IRError, save
 from snnc.passes import Diagnostic, Pass, PassContext
 from snnc.pipeline import PassRecord, apply_settings, parse_pipeline, run_pipeline
 from snnc.targets import Target, TargetSpec, get_target
+from snnc.targets.datafiles import to_model_layout
 
 __version__ = "0.1.0"
 MANIFEST = "snnc.json"
@@ -33,6 +34,10 @@ def load(model: Any, input_shape: Optional[tuple[int, ...]] = None) -> Graph:
     per-sample ``input_shape``), or a Graph (returned as is)."""
     if isinstance(model, Graph):
         return model
+    if type(model).__module__.startswith("keras"):
+        from snnc.frontends.keras_frontend import load_keras
+
+        return load_keras(model)
     if hasattr(model, "named_modules") and hasattr(model, "forward"):
         from snnc.frontends.torch_frontend import load_torch
 
@@ -141,8 +146,6 @@ def _fit_inputs(ann: Graph, x: np.ndarray, what: str) -> np.ndarray:
     if len(inputs) != 1:
         raise CompileError(f"the model has {len(inputs)} inputs; calibration supports exactly one")
     shape = ann.shape(inputs[0])
-    if x.shape[1:] == shape:
-        return x
     if x.ndim >= 1 and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
-        return x.reshape((x.shape[0], *shape))
+        return to_model_layout(x, shape, ann.attrs.get("input_layout"))
     raise CompileError(f"{what} has samples of shape {list(x.shape[1:])}, the model takes {list(shape)}")

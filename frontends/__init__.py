@@ -8,7 +8,7 @@ from snnc.ir import Graph
 
 from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry
 
-SUFFIXES = (".onnx", ".snnir")
+SUFFIXES = (".onnx", ".keras", ".h5", ".snnir")
 
 
 def load_model(path: Path) -> Graph:
@@ -20,6 +20,10 @@ def load_model(path: Path) -> Graph:
         from .onnx_frontend import load_onnx
 
         return load_onnx(path)
+    if path.suffix in (".keras", ".h5"):
+        from .keras_frontend import load_keras
+
+        return load_keras(path)
     if path.suffix == ".snnir":
         from snnc.ir import load
 

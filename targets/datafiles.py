@@ -15,6 +15,13 @@ class DataError(IRError):
     """A data file snnc cannot use; the message names the file."""
 
 
+def to_model_layout(x: np.ndarray, shape: tuple[int, ...], layout: Optional[str]) -> np.ndarray:
+    """Samples as the IR takes them: NHWC data of a channels-last model becomes NCHW."""
+    if layout == "NHWC" and x.ndim == 4:
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x.reshape((len(x), *shape)), dtype=np.float32)
+
+
 def load_data(path: str | Path, samples: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """``(x, y)`` from an .npz file, the first ``samples`` of them; ``y`` is None when absent."""
     path = Path(path)

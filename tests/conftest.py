@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 test models need no TensorFlow
 
 
 def make_mlp_onnx(path: Path, names: dict[str, str] | None = None, seed: int = 0) -> Path:

@@ -82,6 +82,8 @@ class LowerToSnn(Pass):
         self._snn = Graph(
             {"dt": dt, "presentation_time": self.presentation_time or spec.presentation_time, "instances": 1}
         )
+        if "input_layout" in graph.attrs:  # the layout data files come in (see frontends)
+            self._snn.attrs["input_layout"] = graph.attrs["input_layout"]
         values: dict[str, Value] = {}
         for node_id in graph.topo():
             try:

@@ -55,7 +55,7 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         op = graph.op(n)
         size = math.prod(graph.shape(n))
         if isinstance(op, ir.Source):
-            cells.append({"id": n, "kind": "source", "size": size, "encoding": op.encoding,
+            cells.append({"id": n, "kind": "source", "size": size, "shape": list(op.shape), "encoding": op.encoding,
                           "gain": op.gain, "max_rate": op.max_rate})  # fmt: skip
             continue
         if op.bias is not None:
@@ -80,7 +80,7 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                                 "delay": p.delay, "connections": key})  # fmt: skip
     network = {
         "dt": graph.attrs["dt"], "presentation_time": graph.attrs["presentation_time"],
-        "cells": cells, "projections": projections,
+        "cells": cells, "projections": projections, "input_layout": graph.attrs.get("input_layout", "NCHW"),
     }  # fmt: skip
     return network, arrays
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from snnc.ir import Graph, load
 from snnc.targets.base import RunRequest, Target, TargetError
-from snnc.targets.datafiles import load_data
+from snnc.targets.datafiles import load_data, to_model_layout
 from snnc.targets.templates import render
 
 from .simulator import simulate
@@ -33,7 +33,7 @@ class SimTarget(Target):
             raise TargetError(f"{request.data}: no labels 'y' to measure accuracy with")
         if request.presentation_time is not None:
             graph.attrs["presentation_time"] = request.presentation_time
-        x = x.reshape((len(x), *graph.shape(graph.ops_of("snn.source")[0])))
+        x = to_model_layout(x, graph.shape(graph.ops_of("snn.source")[0]), graph.attrs.get("input_layout"))
         start = time.perf_counter()
         result = simulate(graph, x, seed=request.seed)
         wall = time.perf_counter() - start

@@ -60,7 +60,7 @@ def _check(model_path: Path, x: np.ndarray) -> snnc.ir.Graph:
     return g
 
 
-@pytest.mark.parametrize("opset", [13, 17])
+@pytest.mark.parametrize("opset", [11, 13, 17, 20])
 @pytest.mark.parametrize("name", sorted(TORCH_MODELS))
 def test_torch_exports_match_onnxruntime(name: str, opset: int, tmp_path: Path) -> None:
     torch.manual_seed(0)
@@ -99,7 +99,8 @@ def test_gemm_forms(trans_b: int, alpha: float, beta: float, c_shape: tuple, tmp
     _check(path, rng.random((8, 6), dtype=np.float32))
 
 
-def test_matmul_add_clip_pad_and_reshape_chain(tmp_path: Path) -> None:
+@pytest.mark.parametrize("opset", [11, 17, 21])
+def test_matmul_add_clip_pad_and_reshape_chain(opset: int, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     inits = {
         "w": rng.normal(size=(3, 2, 3, 3)).astype(np.float32), "m": rng.normal(size=(24, 5)).astype(np.float32),
@@ -121,7 +122,7 @@ def test_matmul_add_clip_pad_and_reshape_chain(tmp_path: Path) -> None:
         helper.make_node("MatMul", ["f", "m"], ["mm"]),
         helper.make_node("Add", ["mm", "b"], ["y"]),
     ]
-    path = _model(nodes, [_io("x", ["n", 2, 8, 7])], [_io("y", ["n", 5])], inits, tmp_path / "m.onnx")
+    path = _model(nodes, [_io("x", ["n", 2, 8, 7])], [_io("y", ["n", 5])], inits, tmp_path / "m.onnx", opset)
     g = _check(path, rng.random((4, 2, 8, 7), dtype=np.float32))
     assert [g.op(n).OPNAME for n in g.topo()].count("ann.dense") == 1
 

@@ -129,6 +129,8 @@ def compile(  # noqa: A001 - the public name the design card asks for
     ann = load(model)
     tgt = get_target(target)
     passes = parse_pipeline(pipeline if pipeline is not None else tgt.spec.pipeline)
+    if ann.dialect == "snn":  # a spiking network already (NIR, .snnir): only the snn passes apply
+        passes = [p for p in passes if p.dialect == "snn"]
     passes, spec = apply_settings(passes, tgt.spec, dict(settings or {}))
     tgt.spec = spec
     if stop_after is not None and stop_after not in [p.name for p in passes]:

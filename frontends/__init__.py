@@ -8,7 +8,7 @@ from snnc.ir import Graph
 
 from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry
 
-SUFFIXES = (".onnx", ".keras", ".h5", ".snnir")
+SUFFIXES = (".onnx", ".keras", ".h5", ".nir", ".snnir")
 
 
 def load_model(path: Path) -> Graph:
@@ -24,6 +24,16 @@ def load_model(path: Path) -> Graph:
         from .keras_frontend import load_keras
 
         return load_keras(path)
+    if path.suffix == ".nir":
+        import nir
+
+        from snnc.targets.nir.convert import from_nir
+
+        try:
+            graph = nir.read(path)
+        except Exception as exc:  # noqa: BLE001 - h5py and nir raise many kinds
+            raise FrontendError(f"{path}: not a readable NIR file ({type(exc).__name__})") from None
+        return from_nir(graph, str(path))
     if path.suffix == ".snnir":
         from snnc.ir import load
 

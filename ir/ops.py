@@ -465,8 +465,8 @@ class Projection(Op):
     delay: float = 1.0
 
     _SHOWN: ClassVar[dict[str, tuple[str, ...]]] = {
-        "dense": ("connectivity", "weight", "scale"),
-        "conv": ("connectivity", "weight", "scale", "strides", "pads", "dilations", "groups"),
+        "dense": ("connectivity", "weight"),
+        "conv": ("connectivity", "weight", "strides", "pads", "dilations", "groups"),
         "pool": ("connectivity", "scale", "kernel", "strides", "pads"),
         "one_to_one": ("connectivity", "scale", "offset", "post_shape"),
     }

@@ -65,6 +65,7 @@ class Target:
 TARGETS: dict[str, str] = {
     "sim": "snnc.targets.sim.target:SimTarget",
     "nest": "snnc.targets.nest.target:NestTarget",
+    "nir": "snnc.targets.nir.target:NirTarget",
 }
 
 

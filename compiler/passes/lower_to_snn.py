@@ -232,8 +232,10 @@ class LowerToSnn(Pass):
             weight = term.weight
             if isinstance(pre_op, ir.Source) and not current:  # spikes arrive at rate x * R
                 rate = pre_op.rate_per_ms
-                weight = None if weight is None else weight / rate
-                fields["scale"] = fields.get("scale", 1.0) / rate
+                if weight is None:
+                    fields["scale"] = fields.get("scale", 1.0) / rate
+                else:
+                    weight = weight / rate
             proj_id = snn.unique_id(f"{pop_id}_from_{term.pre}")
             if weight is not None:
                 fields["weight"] = snn.add_tensor(f"{proj_id}.weight", weight.astype(np.float32))

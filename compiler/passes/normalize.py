@@ -34,6 +34,9 @@ class Normalize(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         if not 0 < self.percentile <= 100:
             raise PassError(f"percentile must be in (0, 100], got {self.percentile}")
+        if graph.attrs.get("normalized"):
+            ctx.info("the network came in spiking form (e.g. from NIR): its weights are kept as they are")
+            return graph
         x = ctx.need_calibration()
         acts = rates(graph, x)
         lam = {node: self._scale(node, a, ctx) for node, a in acts.items()}

@@ -1,0 +1,15 @@
+"""NIR (the Neuromorphic Intermediate Representation) as an output format: limits and defaults."""
+
+from snnc.targets.base import TargetSpec
+
+SPEC = TargetSpec(
+    name="nir",
+    description="a NIR graph file (network.nir) that NIR tools (snnTorch, Norse, Sinabs, ...) read",
+    pipeline="canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current",
+    dt=1.0,
+    presentation_time=100.0,
+    reset="subtract",
+    tau_refrac=0.0,
+    min_delay=0.0,
+    encoding="current",
+)

@@ -1,0 +1,49 @@
+"""NIR export (target nir) and import (.nir files): a network survives the round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import snnc
+from snnc.ir import load
+from snnc.targets.sim.simulator import simulate
+
+nir = pytest.importorskip("nir")
+
+NETS = {
+    "mlp": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(36, 12), nn.ReLU(), nn.Linear(12, 3)), (1, 6, 6)),
+    "cnn": (lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                                  nn.Linear(36, 3)), (1, 6, 6)),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_round_trip_through_nir(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    make, shape = NETS[name]
+    x = np.random.default_rng(0).random((40, *shape), dtype=np.float32)
+    compiled = snnc.compile(snnc.load(make(), input_shape=shape), "nir", calibration=x)
+    out = compiled.emit(tmp_path / "out")
+    exported = load(out / "model.snnir")
+    assert isinstance(nir.read(out / "network.nir"), nir.NIRGraph)
+    back = snnc.compile(out / "network.nir", "sim").graph
+    kinds = [[g.op(n).OPNAME for n in g.topo()] for g in (exported, back)]
+    assert kinds[0] == kinds[1]
+    a, b = simulate(exported, x), simulate(back, x)
+    np.testing.assert_array_equal(a.counts[exported.outputs[0]], b.counts[back.outputs[0]])
+
+
+def test_unsupported_nir_nodes_are_named(tmp_path: Path) -> None:
+    graph = nir.NIRGraph(
+        nodes={"in": nir.Input(input_type={"input": np.array([3])}), "d": nir.Delay(delay=np.ones(3)),
+               "out": nir.Output(output_type={"output": np.array([3])})},
+        edges=[("in", "d"), ("d", "out")],
+    )  # fmt: skip
+    nir.write(tmp_path / "g.nir", graph)
+    with pytest.raises(snnc.ir.IRError, match=r"'d' \(Delay\)"):
+        snnc.load(tmp_path / "g.nir")

@@ -29,7 +29,7 @@ class CompileError(IRError):
     """Compilation cannot go on; the message is one line."""
 
 
-def load(model: Any, input_shape: Optional[tuple[int, ...]] = None) -> Graph:
+def load(model: Any, input_shape: Optional[tuple[int, ...]] = None, module: Optional[str] = None) -> Graph:
     """An ann-dialect graph from a model file (.onnx, .snnir), a ``torch.nn.Module`` (with the
     per-sample ``input_shape``), or a Graph (returned as is)."""
     if isinstance(model, Graph):
@@ -46,7 +46,7 @@ def load(model: Any, input_shape: Optional[tuple[int, ...]] = None) -> Graph:
         return load_torch(model, tuple(input_shape))
     from snnc.frontends import load_model
 
-    return load_model(Path(model))
+    return load_model(Path(model), input_shape, module)
 
 
 @dataclass
@@ -119,14 +119,17 @@ def compile(  # noqa: A001 - the public name the design card asks for
     dump: Optional[set[str]] = None,
     stop_after: Optional[str] = None,
     sources: Optional[dict[str, Any]] = None,
+    input_shape: Optional[tuple[int, ...]] = None,
+    module: Optional[str] = None,
 ) -> Compiled:
     """Compile ``model`` for ``target``.
 
     ``calibration`` is (N, *input shape) float32 in the model's input layout; passes that
     normalize need it. ``settings`` are ``--set`` options (pass options and target fields).
-    ``pipeline`` replaces the target's default pipeline string.
+    ``pipeline`` replaces the target's default pipeline string. ``input_shape`` (one sample)
+    and ``module`` (``package.module:Class`` for a state_dict) are for PyTorch models.
     """
-    ann = load(model)
+    ann = load(model, input_shape, module)
     tgt = get_target(target)
     passes = parse_pipeline(pipeline if pipeline is not None else tgt.spec.pipeline)
     if ann.dialect == "snn":  # a spiking network already (NIR, .snnir): only the snn passes apply

@@ -61,7 +61,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
             description="Compile a trained ANN into a spiking network for a simulator or "
             "neuromorphic system. Other commands: " + ", ".join(COMMANDS) + " (snnc COMMAND --help).",
         )
-        p.add_argument("model", help="model file (.onnx, .snnir)")
+        p.add_argument("model", help="model file (.onnx, .keras, .h5, .nir, .pt2, .pt, .snnir)")
         p.add_argument("-o", "--out", required=True, type=Path, help="output directory")
         p.add_argument("--force", action="store_true", help="replace a non-empty output directory")
         p.add_argument(
@@ -77,7 +77,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--presentation-time", type=float, help="ms per sample (default: compiled value)")
     elif command == "ir":
         p = argparse.ArgumentParser(prog="snnc ir", description="Print the IR of a model after a pass.")
-        p.add_argument("model", help="model file (.onnx, .snnir)")
+        p.add_argument("model", help="model file (.onnx, .keras, .h5, .nir, .pt2, .pt, .snnir)")
         p.add_argument("--after", metavar="PASS", help="stop after this pass (default: the input graph)")
         _compile_options(p)
     else:
@@ -94,6 +94,17 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--pipeline", help="replace the target's pass pipeline (see 'snnc passes')")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-shape", help="PyTorch models: the shape of one sample, e.g. 1,28,28")
+    p.add_argument("--module", help="PyTorch state_dict files: the module class, package.module:Class")
+
+
+def _input_shape(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    if text is None:
+        return None
+    try:
+        return tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise CliError(f"--input-shape {text!r}: expected integers separated by commas, e.g. 1,28,28") from None
 
 
 _COMMAND_HELP = {
@@ -152,7 +163,7 @@ def _compile(args: argparse.Namespace, stop_after: Optional[str] = None, dump: O
     return snnc.compile(
         args.model, args.target, calibration=x, calibration_labels=y, settings=_settings(args.set),
         pipeline=args.pipeline, seed=args.seed, dump_dir=dump_dir, dump=dump, stop_after=stop_after,
-        sources=sources,
+        sources=sources, input_shape=_input_shape(args.input_shape), module=args.module,
     )  # fmt: skip
 
 
@@ -183,7 +194,7 @@ def _cmd_ir(args: argparse.Namespace) -> int:
     if args.after is None:
         import snnc
 
-        sys.stdout.write(print_graph(snnc.load(args.model)))
+        sys.stdout.write(print_graph(snnc.load(args.model, _input_shape(args.input_shape), args.module)))
         return 0
     compiled = _compile(args, stop_after=args.after)
     for d in compiled.diagnostics:

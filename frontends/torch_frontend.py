@@ -30,18 +30,29 @@ class TorchBuilder(GraphBuilder):
 
 
 def load_torch(module: Any, input_shape: tuple[int, ...], source: str = "<torch module>") -> Graph:
-    """Trace ``module`` (an ``nn.Module``) for per-sample ``input_shape`` into an ann graph."""
+    """Trace ``module`` (an ``nn.Module``, or the GraphModule of an ExportedProgram) for
+    per-sample ``input_shape`` into an ann graph."""
     import torch.fx
 
-    module = module.eval()
-    try:
-        traced = torch.fx.symbolic_trace(module)
-    except Exception as exc:  # noqa: BLE001 - fx raises many kinds for untraceable code
-        raise FrontendError(f"{source}: torch.fx cannot trace the module ({type(exc).__name__}: {exc})") from None
+    if isinstance(module, torch.fx.GraphModule):
+        traced = module  # already a graph (torch.export's module() calls aten ops)
+    else:
+        module = module.eval()
+        try:
+            traced = torch.fx.symbolic_trace(module)
+        except Exception as exc:  # noqa: BLE001 - fx raises many kinds for untraceable code
+            raise FrontendError(f"{source}: torch.fx cannot trace the module ({type(exc).__name__}: {exc})") from None
     b = TorchBuilder(source, dict(traced.named_modules()))
     nodes, outputs = [], []
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise FrontendError(f"{source}: the module takes {len(placeholders)} inputs; snnc supports one")
     for n in traced.graph.nodes:
-        if n.op == "placeholder":
+        if n.op == "get_attr":
+            b.constants[n.name] = _fetch(traced, n.target)
+        elif n.op == "call_module" and n.target.startswith("_guards"):
+            continue  # torch.export's input checks
+        elif n.op == "placeholder":
             b.add(FrontendNode(n.name, "input", [], [n.name]), ir.Input, [], shape=tuple(input_shape))
         elif n.op == "output":
             out = n.args[0]
@@ -53,6 +64,46 @@ def load_torch(module: Any, input_shape: tuple[int, ...], source: str = "<torch 
     b.graph.outputs = [b.values[name] for name in outputs]
     b.graph.remove_dead()
     return b.graph
+
+
+def _fetch(module: Any, target: str) -> np.ndarray:
+    obj = module
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj.detach().cpu().numpy() if hasattr(obj, "detach") else np.asarray(obj)
+
+
+def load_torch_file(path: Any, input_shape: tuple[int, ...], module_spec: Any = None) -> Graph:
+    """A ``.pt2`` ExportedProgram, or a ``.pt``/``.pth`` state_dict loaded into ``module_spec``
+    (``"package.module:Class"``, constructed without arguments). Nothing is unpickled: state
+    dicts load with ``weights_only=True``."""
+    import importlib
+
+    import torch
+
+    source = str(path)
+    if str(path).endswith(".pt2"):
+        try:
+            program = torch.export.load(path)
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for bad archives
+            raise FrontendError(f"{source}: not a torch.export program ({type(exc).__name__})") from None
+        return load_torch(program.module(), input_shape, source)
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001
+        raise FrontendError(f"{source}: not a weights-only torch file ({type(exc).__name__}); "
+                            "save a state_dict, or a torch.export program as .pt2") from None  # fmt: skip
+    if not isinstance(state, dict):
+        raise FrontendError(f"{source}: expected a state_dict, found {type(state).__name__}")
+    if not module_spec:
+        raise FrontendError(f"{source}: a state_dict needs its module class: --module package.module:Class")
+    mod_name, _, cls_name = str(module_spec).partition(":")
+    try:
+        module = getattr(importlib.import_module(mod_name), cls_name)()
+        module.load_state_dict(state)
+    except (ImportError, AttributeError, TypeError, RuntimeError) as exc:
+        raise FrontendError(f"{source}: cannot build {module_spec} from it ({type(exc).__name__}: {exc})") from None
+    return load_torch(module, input_shape, source)
 
 
 def _frontend_node(n: Any, b: TorchBuilder) -> FrontendNode:
@@ -85,7 +136,10 @@ def _arg(b: GraphBuilder, node: FrontendNode, index: int, name: str, default: An
 
 def _resolve(b: GraphBuilder, value: Any) -> Any:
     if hasattr(value, "op") and hasattr(value, "name"):  # an fx Node
-        return b.constants[value.name].item() if value.name in b.constants else value
+        if value.name not in b.constants:
+            return value
+        const = b.constants[value.name]
+        return const.item() if const.size == 1 and const.ndim == 0 else const
     if isinstance(value, (list, tuple)):
         return type(value)(_resolve(b, v) for v in value)
     return value
@@ -129,19 +183,46 @@ def conv2d(b: GraphBuilder, node: FrontendNode) -> None:
           strides=_pair(m.stride), pads=_pads(m.padding), dilations=_pair(m.dilation), groups=m.groups)  # fmt: skip
 
 
-@TORCH.handler("ReLU", "relu", "relu_")
+@TORCH.handler("linear.default")
+def aten_linear(b: GraphBuilder, node: FrontendNode) -> None:
+    w, bias = _arg(b, node, 1, "weight"), _arg(b, node, 2, "bias")
+    b.add(node, ir.Dense, [_x(b, node)], tensors={"weight": w, "bias": bias})
+
+
+@TORCH.handler("conv2d.default")
+def aten_conv2d(b: GraphBuilder, node: FrontendNode) -> None:
+    w, bias = _arg(b, node, 1, "weight"), _arg(b, node, 2, "bias")
+    b.add(node, ir.Conv2d, [_x(b, node)], tensors={"weight": w, "bias": bias},
+          strides=_pair(_arg(b, node, 3, "stride", 1)), pads=_pads(_arg(b, node, 4, "padding", 0)),
+          dilations=_pair(_arg(b, node, 5, "dilation", 1)), groups=int(_arg(b, node, 6, "groups", 1)))  # fmt: skip
+
+
+@TORCH.handler("batch_norm.default", "_native_batch_norm_legit_no_training.default")
+def aten_batch_norm(b: GraphBuilder, node: FrontendNode) -> None:
+    x = _x(b, node)
+    c = b.shape(x)[0]
+    scale, shift = _arg(b, node, 1, "weight"), _arg(b, node, 2, "bias")
+    scale = np.ones(c, np.float32) if scale is None else scale
+    shift = np.zeros(c, np.float32) if shift is None else shift
+    eps_index = 7 if node.kind == "batch_norm.default" else 6
+    tensors = {"scale": scale, "bias": shift, "mean": _arg(b, node, 3, "running_mean"),
+               "var": _arg(b, node, 4, "running_var")}  # fmt: skip
+    b.add(node, ir.BatchNorm, [x], tensors=tensors, epsilon=float(_arg(b, node, eps_index, "eps", 1e-5)))
+
+
+@TORCH.handler("ReLU", "relu", "relu_", "relu.default", "relu_.default")
 def relu(b: GraphBuilder, node: FrontendNode) -> None:
     b.add(node, ir.Relu, [_x(b, node)])
 
 
-@TORCH.handler("ReLU6", "relu6", "Hardtanh", "hardtanh", "clamp", "clip")
+@TORCH.handler("ReLU6", "relu6", "Hardtanh", "hardtanh", "clamp", "clip", "hardtanh.default", "clamp.default")
 def clip(b: GraphBuilder, node: FrontendNode) -> None:
     if node.kind in ("ReLU6", "relu6"):
         lo, hi = 0.0, 6.0
     elif node.kind == "Hardtanh":
         m = _module(b, node)
         lo, hi = m.min_val, m.max_val
-    elif node.kind == "hardtanh":
+    elif node.kind in ("hardtanh", "hardtanh.default"):
         lo, hi = _arg(b, node, 1, "min_val", -1.0), _arg(b, node, 2, "max_val", 1.0)
     else:
         lo, hi = _arg(b, node, 1, "min", None), _arg(b, node, 2, "max", None)
@@ -161,7 +242,7 @@ def _pool_attrs(b: GraphBuilder, node: FrontendNode, m: Any, ceil_index: int) ->
     return {"kernel": _pair(kernel), "strides": strides, "pads": _pads(padding), "ceil_mode": bool(ceil)}
 
 
-@TORCH.handler("AvgPool2d", "avg_pool2d")
+@TORCH.handler("AvgPool2d", "avg_pool2d", "avg_pool2d.default")
 def avg_pool(b: GraphBuilder, node: FrontendNode) -> None:
     m = _module(b, node) if node.kind == "AvgPool2d" else None
     include = m.count_include_pad if m is not None else _arg(b, node, 5, "count_include_pad", True)
@@ -170,7 +251,7 @@ def avg_pool(b: GraphBuilder, node: FrontendNode) -> None:
     b.add(node, ir.AvgPool2d, [_x(b, node)], count_include_pad=bool(include), **_pool_attrs(b, node, m, 4))
 
 
-@TORCH.handler("MaxPool2d", "max_pool2d")
+@TORCH.handler("MaxPool2d", "max_pool2d", "max_pool2d.default")
 def max_pool(b: GraphBuilder, node: FrontendNode) -> None:
     m = _module(b, node) if node.kind == "MaxPool2d" else None
     dilation = m.dilation if m is not None else _arg(b, node, 4, "dilation", 1)
@@ -179,7 +260,7 @@ def max_pool(b: GraphBuilder, node: FrontendNode) -> None:
     b.add(node, ir.MaxPool2d, [_x(b, node)], **_pool_attrs(b, node, m, 5))
 
 
-@TORCH.handler("AdaptiveAvgPool2d", "adaptive_avg_pool2d")
+@TORCH.handler("AdaptiveAvgPool2d", "adaptive_avg_pool2d", "adaptive_avg_pool2d.default")
 def adaptive_avg_pool(b: GraphBuilder, node: FrontendNode) -> None:
     size = _module(b, node).output_size if node.kind == "AdaptiveAvgPool2d" else _arg(b, node, 1, "output_size")
     if _pair(size) != (1, 1):
@@ -197,14 +278,14 @@ def batchnorm(b: GraphBuilder, node: FrontendNode) -> None:
     b.add(node, ir.BatchNorm, [_x(b, node)], tensors=tensors, epsilon=float(m.eps))
 
 
-@TORCH.handler("Dropout", "dropout", "Identity")
+@TORCH.handler("Dropout", "dropout", "Identity", "dropout.default", "clone.default")
 def passthrough(b: GraphBuilder, node: FrontendNode) -> None:
     b.alias(node.outputs[0], _x(b, node))
 
 
-@TORCH.handler("Flatten", "flatten")
+@TORCH.handler("Flatten", "flatten", "flatten.using_ints")
 def flatten(b: GraphBuilder, node: FrontendNode) -> None:
-    if node.kind == "Flatten":
+    if node.kind == "Flatten" and node.attrs["target"] in b.modules:
         m = _module(b, node)
         start, end = m.start_dim, m.end_dim
     else:
@@ -214,7 +295,7 @@ def flatten(b: GraphBuilder, node: FrontendNode) -> None:
     b.add(node, ir.Flatten, [_x(b, node)])
 
 
-@TORCH.handler("view", "reshape")
+@TORCH.handler("view", "reshape", "view.default", "reshape.default")
 def reshape(b: GraphBuilder, node: FrontendNode) -> None:
     x = _x(b, node)
     dims = [_resolve(b, a) for a in node.attrs["args"][1:]]
@@ -252,7 +333,7 @@ def getitem(b: GraphBuilder, node: FrontendNode) -> None:
     b.constants[node.outputs[0]] = np.asarray(b.constants[src][node.attrs["args"][1]])
 
 
-@TORCH.handler("add", "iadd")
+@TORCH.handler("add", "iadd", "add.Tensor")
 def add(b: GraphBuilder, node: FrontendNode) -> None:
     args = [a for a in node.attrs["args"] if hasattr(a, "name")]
     if len(args) != 2 or len(node.attrs["args"]) != 2:
@@ -260,18 +341,19 @@ def add(b: GraphBuilder, node: FrontendNode) -> None:
     b.add(node, ir.Add, [b.value(a.name, node) for a in args])
 
 
-@TORCH.handler("mul", "truediv")
+@TORCH.handler("mul", "truediv", "mul.Tensor", "div.Tensor")
 def scale(b: GraphBuilder, node: FrontendNode) -> None:
     x, c = node.attrs["args"]
-    if node.kind == "mul" and not hasattr(x, "name"):
+    divide = node.kind in ("truediv", "div.Tensor")
+    if not divide and not hasattr(x, "name"):
         x, c = c, x
     if hasattr(c, "name") or not hasattr(x, "name"):
         raise b.error(node, f"{node.kind} is supported only by a constant number")
-    factor = 1.0 / float(c) if node.kind == "truediv" else float(c)
+    factor = 1.0 / float(c) if divide else float(c)
     b.add(node, ir.Scale, [b.value(x.name, node)], factor=factor)
 
 
-@TORCH.handler("cat", "concat")
+@TORCH.handler("cat", "concat", "cat.default")
 def cat(b: GraphBuilder, node: FrontendNode) -> None:
     tensors = node.attrs["args"][0]
     dim = _arg(b, node, 1, "dim", 0)
@@ -283,7 +365,7 @@ def cat(b: GraphBuilder, node: FrontendNode) -> None:
     b.add(node, ir.Concat, xs, axis=dim - 1)
 
 
-@TORCH.handler("softmax", "Softmax")
+@TORCH.handler("softmax", "Softmax", "softmax.int", "_softmax.default")
 def softmax(b: GraphBuilder, node: FrontendNode) -> None:
     dim = _module(b, node).dim if node.kind == "Softmax" else _arg(b, node, 1, "dim")
     x = _x(b, node)

@@ -94,3 +94,46 @@ def test_untraceable_and_unsupported_modules() -> None:
     assert "GELU" in str(err.value) and "sigmoid" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(snnc.CompileError, match="input_shape"):
         snnc.load(nn.Linear(3, 3))
+
+
+class SmallNet(nn.Module):
+    """Importable as test_torch_frontend:SmallNet for the state_dict test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.avg_pool2d(torch.relu(self.bn(self.conv(x))), 2)
+        return self.fc(torch.flatten(h, 1))
+
+
+def _small() -> SmallNet:
+    torch.manual_seed(1)
+    net = SmallNet().eval()
+    net.bn.running_mean.uniform_(-1, 1)
+    net.bn.running_var.uniform_(0.5, 2)
+    return net
+
+
+def test_exported_program_and_state_dict_files(tmp_path: Path) -> None:
+    from snnc.cli import main
+
+    net = _small()
+    x = torch.rand(6, 1, 8, 8)
+    with torch.no_grad():
+        ref = net(x).numpy()
+    torch.export.save(torch.export.export(net, (x[:1],)), tmp_path / "m.pt2")
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    from_program = snnc.load(tmp_path / "m.pt2", input_shape=(1, 8, 8))
+    from_state = snnc.load(tmp_path / "m.pt", input_shape=(1, 8, 8), module="test_torch_frontend:SmallNet")
+    for graph in (from_program, from_state):
+        np.testing.assert_allclose(predict(graph, x.numpy()), ref, rtol=1e-4, atol=1e-4)
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=ref.argmax(1))
+    out = tmp_path / "out"
+    args = ["--input-shape", "1,8,8", "-o", str(out), "--data", str(tmp_path / "d.npz")]
+    assert main([str(tmp_path / "m.pt2"), *args]) == 0
+    with pytest.raises(snnc.ir.IRError, match="--module"):
+        snnc.load(tmp_path / "m.pt", input_shape=(1, 8, 8))
+    with pytest.raises(snnc.ir.IRError, match="--input-shape"):
+        snnc.load(tmp_path / "m.pt2")

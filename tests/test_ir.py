@@ -21,7 +21,7 @@ def ann_graphs(draw) -> Graph:
     c, h = draw(st.integers(1, 3)), draw(st.integers(4, 9))
     x = g.add("in", ir.Input(shape=(c, h, h)))
     for i in range(draw(st.integers(0, 2))):
-        k = draw(st.integers(1, 3))
+        k = draw(st.integers(1, min(3, *g.shape(x)[1:])))  # the window must fit the feature map
         out_c = draw(st.integers(1, 4))
         pads = tuple(draw(st.lists(st.integers(0, 1), min_size=4, max_size=4)))
         w = g.add_tensor(f"conv{i}.weight", rng.normal(size=(out_c, g.shape(x)[0], k, k)).astype(np.float32))

@@ -73,7 +73,7 @@ def snn_graphs(draw) -> Graph:
     return g
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(graph=st.one_of(ann_graphs(), snn_graphs()))
 def test_text_round_trip(graph: Graph, tmp_path: Path) -> None:
     verify(graph)

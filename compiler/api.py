@@ -34,6 +34,10 @@ def load(model: Any, input_shape: Optional[tuple[int, ...]] = None, module: Opti
     per-sample ``input_shape``), or a Graph (returned as is)."""
     if isinstance(model, Graph):
         return model
+    if type(model).__module__.startswith("nir."):
+        from snnc.targets.nir.convert import from_nir
+
+        return from_nir(model)
     if type(model).__module__.startswith("keras"):
         from snnc.frontends.keras_frontend import load_keras
 

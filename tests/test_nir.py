@@ -11,6 +11,7 @@ from torch import nn
 
 import snnc
 from snnc.ir import load
+from snnc.snn_rates import rates as rate_model
 from snnc.targets.sim.simulator import simulate
 
 nir = pytest.importorskip("nir")
@@ -47,3 +48,25 @@ def test_unsupported_nir_nodes_are_named(tmp_path: Path) -> None:
     nir.write(tmp_path / "g.nir", graph)
     with pytest.raises(snnc.ir.IRError, match=r"'d' \(Delay\)"):
         snnc.load(tmp_path / "g.nir")
+
+
+def test_a_graph_written_by_sinabs_compiles_and_simulates(tmp_path: Path) -> None:
+    sinabs = pytest.importorskip("sinabs")
+    import sinabs.layers as sl
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), sl.IAFSqueeze(batch_size=1), sl.SumPool2d(2), nn.Flatten(),
+                        nn.Linear(64, 3), sl.IAFSqueeze(batch_size=1))  # fmt: skip
+    graph = sinabs.to_nir(net, torch.rand(1, 1, 8, 8))
+    compiled = snnc.compile(graph, "sim")
+    kinds = [compiled.graph.op(n).OPNAME for n in compiled.graph.topo()]
+    assert kinds.count("snn.population") == 2 and kinds[-1] == "snn.readout"
+    x = np.random.default_rng(0).random((6, 1, 8, 8), dtype=np.float32)
+    result = simulate(compiled.graph, x, steps=50)
+    assert result.spikes[compiled.graph.inputs(compiled.graph.outputs[0])[0]].sum() > 0
+    # The composed SumPool2d -> Flatten -> Affine equals pooling then the dense layer.
+    rates = rate_model(compiled.graph, x)
+    first, last = [n for n in compiled.graph.topo() if compiled.graph.op(n).OPNAME == "snn.population"]
+    pooled = torch.nn.functional.avg_pool2d(torch.tensor(rates[first]).reshape(6, 4, 8, 8), 2) * 4
+    expected = torch.relu(net[4](pooled.flatten(1))).detach().numpy()
+    np.testing.assert_allclose(rates[last], expected, atol=1e-5)

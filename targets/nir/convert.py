@@ -8,6 +8,7 @@ gets a Flatten (over all per-sample dimensions) in front.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -34,7 +35,12 @@ def to_nir(graph: Graph) -> Any:
             if op.reset == "zero" and op.v_reset != 0.0 or not math.isinf(op.tau_m) or op.tau_refrac > 0:
                 raise IRError(f"%{node_id}: only IF neurons without leak or refractoriness map to NIR IF")
             full = np.ones(graph.shape(node_id), np.float32)
-            nodes[node_id] = nir.IF(r=full, v_threshold=full * op.v_threshold, v_reset=full * op.v_reset)
+            params = {"r": full, "v_threshold": full * op.v_threshold}
+            if "v_reset" in inspect.signature(nir.IF).parameters:  # nir >= 1.0.5
+                params["v_reset"] = full * op.v_reset
+            elif op.v_reset != 0.0:
+                raise IRError(f"%{node_id}: this nir version has no v_reset; only reset to 0 can be written")
+            nodes[node_id] = nir.IF(**params)
         elif isinstance(op, ir.Projection):
             _projection(graph, node_id, op, nodes, edges)
         elif isinstance(op, ir.Readout):
@@ -117,8 +123,13 @@ def from_nir(nir_graph: Any, source: str = "<nir graph>") -> Graph:
         inputs = [p for p in preds[name]]
         if isinstance(node, nir.Input):
             ids[name] = graph.add(op_id, ir.Source(shape=tuple(int(d) for d in node.input_type["input"])))
-        elif isinstance(node, nir.Flatten):
-            ids[name] = ids[inputs[0]]  # populations are flat; projections read them as they need
+        elif isinstance(node, nir.Flatten):  # populations are flat; projections read them as they need
+            if inputs[0] in ids:
+                ids[name] = ids[inputs[0]]
+            else:
+                pending[name] = pending[inputs[0]]
+        elif isinstance(node, (nir.Affine, nir.Linear)) and inputs and inputs[0] in pending:
+            pending[name] = [_compose(graph, s, node) for s in pending[inputs[0]]]
         elif isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Scale)):
             pending[name] = _incoming(node, inputs, ids, pending, fail)
         elif isinstance(node, (nir.IF, nir.LIF)):
@@ -129,6 +140,28 @@ def from_nir(nir_graph: Any, source: str = "<nir graph>") -> Graph:
         else:
             raise fail("this NIR node type is not supported")
     return graph
+
+
+def _compose(graph: Graph, spec: dict, node: Any) -> dict:
+    """A dense layer after another synapse node (e.g. SumPool2d -> Flatten -> Affine, as Sinabs
+    writes) as one dense projection: W @ (the first node's connection matrix)."""
+    from snnc.targets.connectivity import projection_matrix
+
+    probe = Graph({"dt": 1.0})
+    probe.add("pre", ir.Source(shape=graph.shape(spec["pre"])))
+    fields = {k: spec[k] for k in ("connectivity", "strides", "pads", "dilations", "groups", "kernel", "scale")
+              if k in spec}  # fmt: skip
+    if "weight" in spec:
+        fields["weight"] = probe.add_tensor("p.weight", spec["weight"])
+    probe.add("p", ir.Projection(**fields), ["pre"])
+    weight = np.asarray(node.weight, np.float32) @ projection_matrix(probe, "p").toarray()
+    bias = np.asarray(getattr(node, "bias", np.zeros(len(weight))), np.float32)
+    if spec.get("bias") is not None or spec.get("channel_bias") is not None:
+        inner = spec.get("bias")
+        if inner is None:
+            inner = np.repeat(spec["channel_bias"], weight.shape[1] // len(spec["channel_bias"]))
+        bias = bias + np.asarray(node.weight, np.float32) @ np.asarray(inner, np.float32)
+    return {"pre": spec["pre"], "connectivity": "dense", "weight": weight.astype(np.float32), "bias": bias}
 
 
 def _incoming(node: Any, inputs: list[str], ids: dict, pending: dict, fail) -> list[dict]:
@@ -189,7 +222,8 @@ def _population(graph: Graph, op_id: str, node: Any, specs: list[dict], reset: s
         if np.any(np.asarray(node.v_leak) != 0):
             raise fail("a non-zero leak potential is not supported")
         tau_m = float(np.mean(node.tau))
-    v_reset = np.asarray(node.v_reset if node.v_reset is not None else 0.0).reshape(-1)[0]
+    v_reset = getattr(node, "v_reset", None)  # absent before nir 1.0.5
+    v_reset = float(np.asarray(v_reset if v_reset is not None else 0.0).reshape(-1)[0])
     proj_ids, drive = [], None
     for i, spec in enumerate(specs):
         proj_id = graph.unique_id(f"{op_id}_in{i}")

@@ -145,6 +145,9 @@ def compile(  # noqa: A001 - the public name the design card asks for
     if calibration is not None:
         calibration = _fit_inputs(ann, np.asarray(calibration, dtype=np.float32), "calibration data")
     ctx = PassContext(target=spec, calibration=calibration, calibration_labels=calibration_labels, seed=seed)
+    if ann.attrs.get("input_layout") == "NHWC":
+        ctx.info("the model is channels-last: data and calibration files are read as NHWC, as the model takes "
+                 "them, and transposed to the IR's NCHW")  # fmt: skip
     graph, records = run_pipeline(ann, passes, ctx, dump_dir=dump_dir, dump=dump, stop_after=stop_after)
     return Compiled(graph, ann, tgt, spec, passes, records, ctx.diagnostics, dict(sources or {}))
 

@@ -87,3 +87,34 @@ def test_unsupported_layers_listed(tmp_path: Path) -> None:
         snnc.load(path)
     assert "LayerNormalization" in str(err.value) and "GaussianNoise" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_keras_torch_and_onnx_give_the_same_ir(tmp_path: Path) -> None:
+    """One network in three frameworks prints identically after canonicalize, once op ids are
+    renamed in order. Weight layouts differ on the way in (Keras kernels are (kh, kw, in, out)
+    and its Flatten is H, W, C) and are converted exactly."""
+    import re
+
+    import torch
+    from torch import nn
+
+    from snnc.ir import print_graph
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 3))
+    torch.onnx.export(net.eval(), torch.rand(1, 1, 8, 8), tmp_path / "m.onnx", dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(4, 3, padding="same", activation="relu"),
+                              L.AveragePooling2D(2), L.Flatten(), L.Dense(3)])  # fmt: skip
+    conv_w, conv_b = (p.detach().numpy() for p in net[0].parameters())
+    fc_w, fc_b = (p.detach().numpy() for p in net[4].parameters())
+    model.layers[0].set_weights([conv_w.transpose(2, 3, 1, 0), conv_b])
+    model.layers[3].set_weights([fc_w.reshape(3, 4, 4, 4).transpose(2, 3, 1, 0).reshape(64, 3), fc_b])
+    texts = []
+    for source in (snnc.load(net, input_shape=(1, 8, 8)), snnc.load(tmp_path / "m.onnx"), snnc.load(model)):
+        graph = snnc.compile(source, "sim", pipeline="canonicalize").graph
+        graph.attrs.pop("input_layout", None)  # the one intended difference: how data files are laid out
+        order = {node: f"v{i}" for i, node in enumerate(graph.topo())}
+        rename = lambda m, order=order: m.group(1) + order[m.group(2)]  # noqa: E731
+        texts.append(re.sub(r"([%@])(\w+)", rename, print_graph(graph)))
+    assert texts[0] == texts[1] == texts[2]

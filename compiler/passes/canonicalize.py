@@ -24,6 +24,8 @@ class Canonicalize(Pass):
                 graph.bypass(node_id)
             elif isinstance(op, ir.Clip) and op.min == 0.0 and math.isinf(op.max):
                 graph.set_op(node_id, ir.Relu())
+            elif isinstance(op, ir.AvgPool2d) and not any(op.pads) and not op.count_include_pad:
+                graph.set_op(node_id, replace(op, count_include_pad=True))  # the same without padding
         for node_id in graph.topo():
             if node_id in graph:
                 self._simplify(graph, node_id)

@@ -20,7 +20,9 @@ L = keras.layers
 
 
 def _mlp() -> keras.Model:
-    return keras.Sequential([keras.Input((12,)), L.Dense(16, activation="relu"), L.Dropout(0.5), L.Dense(4)])
+    return keras.Sequential([
+        keras.Input((12,)), L.Dense(16, activation="relu"), L.Dropout(0.5), L.Reshape((16,)), L.Dense(4),
+    ])  # fmt: skip
 
 
 def _cnn() -> keras.Model:

@@ -104,6 +104,11 @@ def from_nir(nir_graph: Any, source: str = "<nir graph>") -> Graph:
     import networkx as nx
     import nir
 
+    known = (nir.Input, nir.Output, nir.Flatten, nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d,
+             nir.Scale, nir.IF, nir.LIF)  # fmt: skip
+    unknown = [f"{type(n).__name__} ({k!r})" for k, n in nir_graph.nodes.items() if not isinstance(n, known)]
+    if unknown:
+        raise IRError(f"{source}: unsupported NIR nodes: {', '.join(unknown)}")
     meta = {k[len(META) + 1 :]: v for k, v in nir_graph.metadata.items() if k.startswith(f"{META}.")}
     graph = Graph({"dt": float(meta.get("dt", 1.0)), "presentation_time": float(meta.get("presentation_time", 100.0)),
                    "instances": 1, "normalized": True})  # fmt: skip

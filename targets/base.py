@@ -14,6 +14,10 @@ class TargetError(IRError):
     """A graph a target cannot emit, or a run that failed; the message is one line."""
 
 
+# The ANN-to-SNN conversion every target starts from; targets append their own passes.
+CONVERSION_PIPELINE = "canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current"
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     """A target's constraints and defaults. Fields can be changed with ``--set name=value``."""

@@ -1,11 +1,11 @@
 """NEST through PyNN (pyNN.nest): limits and defaults."""
 
-from snnc.targets.base import TargetSpec
+from snnc.targets.base import CONVERSION_PIPELINE, TargetSpec
 
 SPEC = TargetSpec(
     name="nest",
     description="NEST 3 simulator through PyNN (pyNN.nest); IF_curr_delta cells, hard reset",
-    pipeline="canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current,split-signs",
+    pipeline=CONVERSION_PIPELINE + ",split-signs",
     dt=0.1,
     presentation_time=200.0,
     reset="zero",  # PyNN standard cells reset to v_reset; NEST has no reset by subtraction

@@ -1,11 +1,11 @@
 """NIR (the Neuromorphic Intermediate Representation) as an output format: limits and defaults."""
 
-from snnc.targets.base import TargetSpec
+from snnc.targets.base import CONVERSION_PIPELINE, TargetSpec
 
 SPEC = TargetSpec(
     name="nir",
     description="a NIR graph file (network.nir) that NIR tools (snnTorch, Norse, Sinabs, ...) read",
-    pipeline="canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current",
+    pipeline=CONVERSION_PIPELINE,
     dt=1.0,
     presentation_time=100.0,
     reset="subtract",

@@ -1,11 +1,11 @@
 """The built-in reference simulator: limits and defaults."""
 
-from snnc.targets.base import TargetSpec
+from snnc.targets.base import CONVERSION_PIPELINE, TargetSpec
 
 SPEC = TargetSpec(
     name="sim",
     description="snnc's numpy reference simulator (IF neurons, reset by subtraction, exact semantics)",
-    pipeline="canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current",
+    pipeline=CONVERSION_PIPELINE,
     dt=1.0,
     presentation_time=100.0,
     reset="subtract",

@@ -9,7 +9,7 @@ SPEC = TargetSpec(
     dt=0.1,
     presentation_time=200.0,
     reset="zero",  # PyNN standard cells reset to v_reset; NEST has no reset by subtraction
-    tau_refrac=0.1,  # NEST needs tau_refrac >= dt
+    tau_refrac=0.1,  # one step; on-grid iaf_psc_delta would also take 0 (not yet measured here)
     min_delay=0.1,
     encoding="current",
     split_signs=True,

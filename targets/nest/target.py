@@ -11,7 +11,7 @@ v (unitless)        mV; v_rest = v_reset = 0 mV, v_thresh = v_threshold mV
 weight              mV jump per spike (delta synapse); inhibitory weights < 0
 i_offset (v/ms)     nA with cm = 1 nF (1 nA / 1 nF = 1 mV/ms)
 tau_m = inf         tau_m = 1e9 ms (no leak within a presentation)
-tau_refrac, delay   ms (NEST needs tau_refrac >= dt and delay >= dt)
+tau_refrac, delay   ms (snnc emits tau_refrac >= dt; delays must be >= dt)
 current source      i_offset of the first population = its bias + W @ x, per sample
 poisson source      SpikeSourcePoisson, rate = x * gain * max_rate Hz
 ==================  =========================================================

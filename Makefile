@@ -35,4 +35,4 @@ bench: venv data examples
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) data out out-* .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) data out out-* build *.egg-info .pytest_cache .ruff_cache .hypothesis

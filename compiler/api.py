@@ -65,6 +65,7 @@ class Compiled:
     records: list[PassRecord]
     diagnostics: list[Diagnostic]
     sources: dict[str, Any] = field(default_factory=dict)  # model/calibration/data paths
+    calibration: Optional[np.ndarray] = None  # for the target's mapping report (activity estimates)
 
     def manifest(self) -> dict[str, Any]:
         """The deterministic description written to ``out/snnc.json``."""
@@ -100,6 +101,9 @@ class Compiled:
             if dump is not None and dump.exists():
                 shutil.move(str(dump), staging / "ir")
             self.target.emit(self.graph, staging, manifest)
+            report = self.target.report(self.graph, self.calibration)
+            if report is not None:
+                (staging / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
             staging.chmod(0o755)
             if out.exists():
                 shutil.rmtree(out)
@@ -139,6 +143,7 @@ def compile(  # noqa: A001 - the public name the design card asks for
     if ann.dialect == "snn":  # a spiking network already (NIR, .snnir): only the snn passes apply
         passes = [p for p in passes if p.dialect == "snn"]
     passes, spec = apply_settings(passes, tgt.spec, dict(settings or {}))
+    spec = tgt.configure(spec)
     tgt.spec = spec
     if stop_after is not None and stop_after not in [p.name for p in passes]:
         raise CompileError(f"pass {stop_after!r} is not in the {target} pipeline ({', '.join(p.name for p in passes)})")
@@ -149,7 +154,7 @@ def compile(  # noqa: A001 - the public name the design card asks for
         ctx.info("the model is channels-last: data and calibration files are read as NHWC, as the model takes "
                  "them, and transposed to the IR's NCHW")  # fmt: skip
     graph, records = run_pipeline(ann, passes, ctx, dump_dir=dump_dir, dump=dump, stop_after=stop_after)
-    return Compiled(graph, ann, tgt, spec, passes, records, ctx.diagnostics, dict(sources or {}))
+    return Compiled(graph, ann, tgt, spec, passes, records, ctx.diagnostics, dict(sources or {}), calibration)
 
 
 def _fit_inputs(ann: Graph, x: np.ndarray, what: str) -> np.ndarray:

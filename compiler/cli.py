@@ -2,6 +2,7 @@
 
     snnc MODEL --target T -o OUT [--calibration F] [--data F] [--set k=v] [--dump-ir all]
     snnc run OUT --data F --samples N
+    snnc report OUT
     snnc ir MODEL --after PASS [--target T]
     snnc passes
     snnc targets
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-COMMANDS = ("run", "ir", "passes", "targets")
+COMMANDS = ("run", "report", "ir", "passes", "targets")
 CALIBRATION_SAMPLES = 1000
 CALIBRATION_BESIDE_MODEL = "calibration.npz"
 
@@ -75,6 +76,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--samples", type=int, help="number of samples (default: all)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--presentation-time", type=float, help="ms per sample (default: compiled value)")
+    elif command == "report":
+        p = argparse.ArgumentParser(prog="snnc report", description="Print the mapping report of a compiled network.")
+        p.add_argument("out", type=Path, help="directory written by 'snnc MODEL -o OUT'")
     elif command == "ir":
         p = argparse.ArgumentParser(prog="snnc ir", description="Print the IR of a model after a pass.")
         p.add_argument("model", help="model file (.onnx, .keras, .h5, .nir, .pt2, .pt, .snnir)")
@@ -210,10 +214,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            presentation_time=args.presentation_time)  # fmt: skip
     ann = results.get("ann_accuracy")
     ann_text = f"{ann:.4f}" if ann is not None else "n/a"
+    if results.get("accuracy") is None:
+        print(f"{results['target']}: mapped onto {results.get('cores')} cores; the machine did not run the network "
+              f"(virtual board), so no accuracy; wrote {args.out / 'results.json'}")  # fmt: skip
+        return 0
     print(
         f"{results['target']}: accuracy {results['accuracy']:.4f} (ANN {ann_text}) on "
         f"{results['samples']} samples, {results['wall_time_s']:.1f} s; wrote {args.out / 'results.json'}"
     )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from snnc.report_text import format_report
+
+    path = args.out / "report.json"
+    if not path.is_file():
+        raise CliError(f"{path}: no mapping report (targets with hardware limits write one)")
+    print(format_report(json.loads(path.read_text())))
     return 0
 
 
@@ -245,7 +263,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "compile": _cmd_compile, "run": _cmd_run, "ir": _cmd_ir, "passes": _cmd_passes,
+    "compile": _cmd_compile, "run": _cmd_run, "report": _cmd_report, "ir": _cmd_ir, "passes": _cmd_passes,
     "targets": _cmd_targets,
 }  # fmt: skip
 

@@ -423,12 +423,14 @@ class Source(Op):
     encoding: Encoding = "current"
     max_rate: float = 1000.0
     gain: float = 1.0
+    per_core: Optional[tuple[int, ...]] = None  # core slices, see Population
 
     def check(self) -> None:
         if not self.shape or min(self.shape) < 1:
             self.fail(f"shape must be positive, got {list(self.shape)}")
         if self.max_rate <= 0 or self.gain <= 0:
             self.fail("max_rate and gain must be positive")
+        _check_per_core(self, self.per_core, self.shape)
 
     def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
         return self.shape
@@ -519,6 +521,12 @@ class Population(Op):
     spikes when v >= v_threshold and then resets by subtracting the threshold or to v_reset.
     ``bias`` is in ANN activation units (before ``bias-to-current``), ``i_offset`` in v per ms.
     ``tau_m`` inf means no leak. Times are in ms.
+
+    Mapping (set by split-populations and quantize): ``per_core`` is the most neurons one core
+    holds, either one number (consecutive slices of the C-order neuron list) or one number per
+    dimension (tiles; ``[1, 7, 28]`` puts one channel's 7 rows of 28 on each core).
+    ``weight_shift`` gives, per receptor (excitatory, inhibitory), the exponent e of the
+    fixed-point weights: they are multiples of 2^(e + 1 - bits) (SpiNNaker's ring-buffer shift).
     """
 
     OPNAME: ClassVar[str] = "snn.population"
@@ -531,10 +539,14 @@ class Population(Op):
     tau_refrac: float = 0.0
     bias: Optional[TensorRef] = None
     i_offset: Optional[TensorRef] = None
+    per_core: Optional[tuple[int, ...]] = None
+    weight_shift: Optional[tuple[int, ...]] = None
 
     def check(self) -> None:
         if not self.v_threshold > 0 or self.tau_m <= 0 or self.tau_refrac < 0:
             self.fail("v_threshold and tau_m must be positive, tau_refrac non-negative")
+        if self.weight_shift is not None and len(self.weight_shift) != 2:
+            self.fail(f"weight_shift has one exponent per receptor (excitatory, inhibitory), got {self.weight_shift}")
 
     def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
         sizes = {math.prod(s) for s in in_shapes}
@@ -544,7 +556,27 @@ class Population(Op):
         for ref in (self.bias, self.i_offset):
             if ref is not None and tensor_shape(ref) != (n,):
                 self.fail(f"{ref.name} has shape {list(tensor_shape(ref))}, expected [{n}]")
+        _check_per_core(self, self.per_core, in_shapes[0])
         return in_shapes[0]
+
+
+def _check_per_core(op: Op, per_core: Optional[tuple[int, ...]], shape: Shape) -> None:
+    if per_core is None:
+        return
+    if len(per_core) not in (1, len(shape)) or min(per_core) < 1:
+        op.fail(f"per_core {list(per_core)} must be one positive number or one per dimension of {list(shape)}")
+    if len(per_core) == len(shape) > 1 and any(d % t for d, t in zip(shape, per_core, strict=False)):
+        op.fail(f"per_core tiles {list(per_core)} must divide the shape {list(shape)}")
+
+
+def cores_of(op: Op, shape: Shape) -> int:
+    """Cores a source or population takes under its ``per_core`` plan (1 without a plan)."""
+    per_core = getattr(op, "per_core", None)
+    if per_core is None:
+        return 1
+    if len(per_core) == 1:
+        return -(-math.prod(shape) // per_core[0])
+    return math.prod(-(-d // t) for d, t in zip(shape, per_core, strict=False))
 
 
 @register

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
+
+import numpy as np
 
 from snnc.ir import Graph, IRError
 
@@ -28,16 +31,46 @@ class TargetSpec:
     dt: float = 1.0  # simulation time step, ms
     presentation_time: float = 100.0  # per sample, ms
     reset: Literal["subtract", "zero"] = "subtract"
+    tau_m: float = math.inf  # membrane time constant, ms (inf: no leak)
     tau_refrac: float = 0.0  # smallest refractory period the platform allows, ms
+    pause: Optional[float] = None  # ms of silence between samples that run back to back; None: reset
     min_delay: float = 1.0  # ms; projections get this delay
     encoding: Literal["current", "poisson", "regular"] = "current"
     max_rate: float = 1000.0  # Hz, for spike encodings
+    # Mapping limits, read by split-populations, replicate and quantize (None: no limit).
     neurons_per_core: Optional[int] = None
-    max_fan_in: Optional[int] = None
+    source_neurons_per_core: Optional[int] = None  # spike sources; None: same as neurons_per_core
+    max_neurons_per_core: Optional[int] = None  # the most the platform accepts on one core
+    grid_populations: bool = False  # (C, H, W) populations become C two-dimensional grids
+    max_fan_in: Optional[int] = None  # synapses into one neuron
+    max_synapses_per_core: Optional[int] = None
     weight_bits: Optional[int] = None  # None: floating point
+    weight_scheme: Literal["shift", "linear"] = "shift"  # see the quantize pass
     split_signs: bool = False  # excitatory and inhibitory weights in separate projections
-    cores_per_chip: Optional[int] = None
+    board: Optional[str] = None  # a named machine; the target fills chips from it
     chips: Optional[int] = None
+    cores_per_chip: Optional[int] = None  # application cores per chip
+    reserved_cores: int = 0  # application cores the system takes on the whole machine
+    instances: str = "1"  # parallel copies of the network, or "auto" (as many as fit)
+    time_scale_factor: int = 1  # slow-down of a real-time machine (2: half speed)
+    # Energy model: per synaptic event and per neuron per ms of simulated time (nJ), with its source.
+    energy_per_synaptic_event_nj: Optional[float] = None
+    energy_per_neuron_ms_nj: Optional[float] = None
+    energy_source: Optional[str] = None
+
+    def application_cores(self) -> Optional[int]:
+        """Cores the machine offers to networks: chips x cores per chip - reserved (None: unknown)."""
+        if self.chips is None or self.cores_per_chip is None:
+            return None
+        return self.chips * self.cores_per_chip - self.reserved_cores
+
+    def machine(self) -> str:
+        """The machine in words, for messages: ``spinn5 (48 chips x 16 cores - 1 = 767 cores)``."""
+        cores = self.application_cores()
+        if cores is None:
+            return f"{self.name} (machine size unknown)"
+        minus = f" - {self.reserved_cores}" if self.reserved_cores else ""
+        return f"{self.board or self.name} ({self.chips} chips x {self.cores_per_chip} cores{minus} = {cores} cores)"
 
 
 @dataclass
@@ -60,6 +93,14 @@ class Target:
         """Write the runnable network for ``graph`` (an snn graph after the pipeline) into ``out``."""
         raise NotImplementedError
 
+    def configure(self, spec: TargetSpec) -> TargetSpec:
+        """The spec after ``--set`` settings, with fields that depend on others filled in."""
+        return spec
+
+    def report(self, graph: Graph, calibration: Optional[np.ndarray]) -> Optional[dict[str, Any]]:
+        """The mapping report written to ``out/report.json``; None where the target has none."""
+        return None
+
     def run(self, request: RunRequest) -> dict[str, Any]:
         """Run an emitted network on its simulator; return the results dict (see README)."""
         raise NotImplementedError(f"target {self.spec.name} cannot run on this machine")
@@ -70,6 +111,7 @@ TARGETS: dict[str, str] = {
     "sim": "snnc.targets.sim.target:SimTarget",
     "nest": "snnc.targets.nest.target:NestTarget",
     "nir": "snnc.targets.nir.target:NirTarget",
+    "spinnaker": "snnc.targets.spinnaker.target:SpinnakerTarget",
 }
 
 

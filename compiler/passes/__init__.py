@@ -6,11 +6,15 @@ from .canonicalize import Canonicalize
 from .fold_batchnorm import FoldBatchnorm
 from .lower_to_snn import LowerToSnn
 from .normalize import Normalize
+from .quantize import Quantize
 from .remove_softmax import RemoveSoftmax
+from .replicate import Replicate
+from .split_populations import SplitPopulations
 from .split_signs import SplitSigns
 
 ALL_PASSES: list[type[Pass]] = [
     Canonicalize, FoldBatchnorm, RemoveSoftmax, LowerToSnn, Normalize, BiasToCurrent, RemoveBias, SplitSigns,
+    Quantize, SplitPopulations, Replicate,
 ]  # fmt: skip
 PASSES: dict[str, type[Pass]] = {p.name: p for p in ALL_PASSES}
 

@@ -65,6 +65,8 @@ class LowerToSnn(Pass):
     dt: Optional[float] = None
     presentation_time: Optional[float] = None
     tau_refrac: Optional[float] = None
+    tau_m: Optional[float] = None
+    pause: Optional[float] = None
     delay: Optional[float] = None
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
@@ -74,6 +76,7 @@ class LowerToSnn(Pass):
             "encoding": self.encoding or spec.encoding,
             "max_rate": self.max_rate or spec.max_rate,
             "tau_refrac": self.tau_refrac if self.tau_refrac is not None else spec.tau_refrac,
+            "tau_m": self.tau_m if self.tau_m is not None else spec.tau_m,
             "delay": self.delay if self.delay is not None else spec.min_delay,
         }
         dt = self.dt or spec.dt
@@ -82,6 +85,11 @@ class LowerToSnn(Pass):
         self._snn = Graph(
             {"dt": dt, "presentation_time": self.presentation_time or spec.presentation_time, "instances": 1}
         )
+        pause = self.pause if self.pause is not None else spec.pause
+        if pause is not None:  # samples run back to back, membranes are not reset (see snn-semantics)
+            if pause < 0:
+                raise PassError(f"pause must be >= 0 ms, got {pause}")
+            self._snn.attrs["pause"] = float(pause)
         if "input_layout" in graph.attrs:  # the layout data files come in (see frontends)
             self._snn.attrs["input_layout"] = graph.attrs["input_layout"]
         values: dict[str, Value] = {}
@@ -245,7 +253,7 @@ class LowerToSnn(Pass):
         if len(shapes) != 1:
             raise PassError(f"inputs of %{x.origin} arrive with different shapes {sorted(shapes)}")
         params = {
-            "reset": self._cfg["reset"], "tau_refrac": self._cfg["tau_refrac"],
+            "reset": self._cfg["reset"], "tau_refrac": self._cfg["tau_refrac"], "tau_m": self._cfg["tau_m"],
         }  # fmt: skip
         if x.bias is not None and np.any(x.bias):
             n = math.prod(shapes.pop())

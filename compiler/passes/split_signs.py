@@ -16,10 +16,15 @@ class SplitSigns(Pass):
     name = "split-signs"
     dialect = "snn"
     summary = "one excitatory and one inhibitory projection wherever weights have both signs"
+    # Leave conv and pool projections mixed: connectors that route each sign to its receptor
+    # themselves (sPyNNaker's ConvolutionConnector) take them whole.
+    shared_kernels: bool = False
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         for proj in graph.ops_of("snn.projection"):
             op = graph.op(proj)
+            if self.shared_kernels and op.connectivity in ("conv", "pool"):
+                continue
             if op.weight is None:
                 graph.set_op(proj, replace(op, receptor="excitatory" if op.scale >= 0 else "inhibitory"))
                 continue

@@ -102,19 +102,33 @@ def simulate(
     seed: int = 0,
     batch_size: int = 256,
     record_over_time: bool = False,
+    chains: Optional[int] = None,
 ) -> SimResult:
     """Simulate ``graph`` on inputs ``x`` (N, *source shape), one presentation per sample.
 
     ``steps`` defaults to presentation_time / dt. Poisson input is drawn from a generator
     seeded with (seed, index of the batch's first sample): same seed and batch size, same run.
+
+    Without a ``pause`` graph attribute every sample starts from a reset network. With one,
+    samples run back to back as on hardware that cannot reset: the N samples are dealt to
+    ``chains`` parallel instances in contiguous blocks (default: the graph's ``instances``),
+    each instance shows its samples one after another with ``pause`` ms of silence between
+    them, and nothing is reset. More chains run faster; the carried-over state is then that
+    of another preceding sample than on the machine, statistically the same.
     """
     net = _Network(graph)
     if steps is None:
         steps = int(round(float(graph.attrs.get("presentation_time", 100.0)) / net.dt))
     x = np.asarray(x, dtype=np.float32)
-    parts = [
-        _run_batch(net, x[i : i + batch_size], steps, seed, i, record_over_time) for i in range(0, len(x), batch_size)
-    ]
+    if "pause" in graph.attrs:
+        pause_steps = int(round(float(graph.attrs["pause"]) / net.dt))
+        n_chains = min(len(x), chains or int(graph.attrs.get("instances", 1))) or 1
+        parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, record_over_time)]
+    else:
+        parts = [
+            _run_batch(net, x[i : i + batch_size], steps, seed, i, record_over_time)
+            for i in range(0, len(x), batch_size)
+        ]
     counts = {r: np.concatenate([p[0][r] for p in parts]) for r in net.readouts}
     spikes = {n: np.concatenate([p[1][n] for p in parts]) for n in graph.ops_of("snn.population")}
     over_time = np.concatenate([p[2] for p in parts], axis=1) if record_over_time and parts else None
@@ -123,53 +137,115 @@ def simulate(
 
 
 def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, record: bool):
-    graph, dt, b = net.graph, net.dt, len(x)
-    rng = np.random.default_rng([seed, start])
-    ring = net.max_delay + 1
-    history = {n: np.zeros((ring, b, net.size[n]), np.float32) for n in net.nodes}
-    values, phase = {}, {}
-    const = {}  # population -> (n, b) constant input per step
-    for node in net.nodes:
-        op = graph.op(node)
-        if isinstance(op, ir.Source):
-            values[node] = x.reshape(b, -1) * np.float32(op.gain)
-            phase[node] = np.zeros_like(values[node])
-            continue
-        c = np.zeros((b, net.size[node]), np.float32)
-        if op.i_offset is not None:
-            c += graph.tensor(op.i_offset)[None, :] * np.float32(dt)
-        if op.bias is not None:
-            raise TargetError(f"%{node} still has a bias: run bias-to-current or remove-bias before simulating")
-        for p in net.inputs[node]:
-            if net.is_current(p.pre):
-                c += p.apply(values[p.pre]) * np.float32(dt)
-        const[node] = c
-    pops = [n for n in net.nodes if n in const]
-    v = {n: np.zeros((b, net.size[n]), np.float32) for n in pops}
-    refrac = {n: np.zeros((b, net.size[n]), np.int32) for n in pops}
-    total = {n: np.zeros(b, np.float32) for n in pops}
-    readout_pops = [graph.inputs(r)[0] for r in net.readouts]
-    counts = {n: np.zeros((b, net.size[n]), np.float32) for n in readout_pops}
-    over_time = np.zeros((steps, b, net.size[readout_pops[0]]), np.float32) if record else None
-    params = {n: graph.op(n) for n in pops}
-    for k in range(steps):
-        slot = k % ring
+    """A batch of samples, each from a reset network."""
+    state = _State(net, len(x), np.random.default_rng([seed, start]))
+    return state.present(x, steps, record)
+
+
+def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: int, seed: int, record: bool):
+    """Samples back to back: chain c shows samples c*m .. c*m + m - 1, with ``pause`` steps between."""
+    n = len(x)
+    m = -(-n // chains)
+    order = np.arange(chains * m).reshape(chains, m)  # order[c, j]: the j-th sample of chain c
+    padded = np.concatenate([x, np.zeros((chains * m - n, *x.shape[1:]), x.dtype)])
+    state = _State(net, chains, np.random.default_rng([seed, 0]))
+    waves = []
+    for j in range(m):
+        if j:
+            state.silence(pause)
+        waves.append(state.present(padded[order[:, j]], steps, record))
+    inverse = np.argsort(order.T.reshape(-1), kind="stable")[:n]  # wave-major rows -> sample order
+    counts = {r: np.concatenate([w[0][r] for w in waves])[inverse] for r in net.readouts}
+    totals = {p: np.concatenate([w[1][p] for w in waves])[inverse] for p in waves[0][1]}
+    over_time = np.concatenate([w[2] for w in waves], axis=1)[:, inverse] if record else None
+    return counts, totals, over_time
+
+
+class _State:
+    """Membranes, refractory timers and delay buffers of ``batch`` parallel networks."""
+
+    def __init__(self, net: _Network, batch: int, rng: np.random.Generator) -> None:
+        self.net, self.batch, self.rng = net, batch, rng
+        self.history = {n: np.zeros((net.max_delay + 1, batch, net.size[n]), np.float32) for n in net.nodes}
+        self.pops = [n for n in net.nodes if isinstance(net.graph.op(n), ir.Population)]
+        self.v = {n: np.zeros((batch, net.size[n]), np.float32) for n in self.pops}
+        self.refrac = {n: np.zeros((batch, net.size[n]), np.int32) for n in self.pops}
+        self.k = 0  # steps simulated so far (ring-buffer position)
+        for n in self.pops:
+            if net.graph.op(n).bias is not None:
+                raise TargetError(f"%{n} still has a bias: run bias-to-current or remove-bias before simulating")
+
+    def present(self, x: np.ndarray, steps: int, record: bool):
+        """Show one sample per network for ``steps`` steps; spike counts of this window only."""
+        net, graph, dt = self.net, self.net.graph, self.net.dt
+        values = {}
+        const = {}  # population -> (batch, n) constant input per step
         for node in net.nodes:
-            op = params.get(node) or graph.op(node)
+            op = graph.op(node)
             if isinstance(op, ir.Source):
-                if op.encoding != "current":
-                    history[node][slot] = _source_spikes(op, values[node], phase[node], dt, rng)
+                values[node] = x.reshape(self.batch, -1) * np.float32(op.gain)
                 continue
-            u = v[node]
+            c = self._offset(node)
+            for p in net.inputs[node]:
+                if net.is_current(p.pre):
+                    c = c + p.apply(values[p.pre]) * np.float32(dt)
+            const[node] = c
+        phase = {n: np.zeros_like(v) for n, v in values.items()}
+        readout_pops = [graph.inputs(r)[0] for r in net.readouts]
+        counts = {n: np.zeros((self.batch, net.size[n]), np.float32) for n in readout_pops}
+        total = {n: np.zeros(self.batch, np.float32) for n in self.pops}
+        over_time = np.zeros((steps, self.batch, net.size[readout_pops[0]]), np.float32) if record else None
+        for k in range(steps):
+            spikes = self._step(values, phase, const)
+            for n in self.pops:
+                total[n] += spikes[n].sum(axis=1)
+                if n in counts:
+                    counts[n] += spikes[n]
+            if record:
+                src = readout_pops[0]
+                over_time[k] = self.v[src] if src in net.membrane else counts[src]
+        pairs = zip(net.readouts, readout_pops, strict=True)
+        out = {r: (self.v[p] if p in net.membrane else counts[p]).copy() for r, p in pairs}
+        return out, total, over_time
+
+    def silence(self, steps: int) -> None:
+        """``steps`` steps without input (constant i_offset still flows): the pause between samples."""
+        const = {n: self._offset(n) for n in self.pops}
+        for _ in range(steps):
+            self._step({}, {}, const)
+
+    def _offset(self, node: str) -> np.ndarray:
+        op = self.net.graph.op(node)
+        c = np.zeros((self.batch, self.net.size[node]), np.float32)
+        if op.i_offset is not None:
+            c += self.net.graph.tensor(op.i_offset)[None, :] * np.float32(self.net.dt)
+        return c
+
+    def _step(self, values: dict, phase: dict, const: dict) -> dict[str, np.ndarray]:
+        """One time step; ``values`` holds the sources' inputs (none: silent sources)."""
+        net, graph, dt = self.net, self.net.graph, self.net.dt
+        ring = net.max_delay + 1
+        k, slot = self.k, self.k % ring
+        fired_all = {}
+        for node in net.nodes:
+            op = graph.op(node)
+            if isinstance(op, ir.Source):
+                if node not in values or op.encoding == "current":
+                    self.history[node][slot] = 0.0
+                else:
+                    self.history[node][slot] = _source_spikes(op, values[node], phase[node], dt, self.rng)
+                continue
+            u = self.v[node]
             if not math.isinf(op.tau_m):
                 u *= math.exp(-dt / op.tau_m)
             u += const[node]
             for p in net.inputs[node]:
                 if not net.is_current(p.pre) and k >= p.delay:
-                    u += p.apply(history[p.pre][(k - p.delay) % ring])
+                    u += p.apply(self.history[p.pre][(k - p.delay) % ring])
             if node in net.membrane:
+                fired_all[node] = np.zeros_like(u)
                 continue
-            ref = refrac[node]
+            ref = self.refrac[node]
             blocked = ref > 0
             if op.tau_refrac > 0:
                 u[blocked] = op.v_reset
@@ -184,16 +260,10 @@ def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, 
             if op.tau_refrac > 0:
                 ref[fired] = int(round(op.tau_refrac / dt))
             spikes = fired.astype(np.float32)
-            history[node][slot] = spikes
-            total[node] += spikes.sum(axis=1)
-            if node in counts:
-                counts[node] += spikes
-        if record:
-            src = readout_pops[0]
-            over_time[k] = v[src] if src in net.membrane else counts[src]
-    pairs = zip(net.readouts, readout_pops, strict=True)
-    out = {r: (v[p] if p in net.membrane else counts[p]).copy() for r, p in pairs}
-    return out, total, over_time
+            self.history[node][slot] = spikes
+            fired_all[node] = spikes
+        self.k += 1
+        return fired_all
 
 
 def _source_spikes(op: ir.Source, value: np.ndarray, phase: np.ndarray, dt: float, rng) -> np.ndarray:

@@ -1,0 +1,129 @@
+"""quantize: round weights to the target's fixed-point resolution, as its software will.
+
+Two schemes, chosen by the TargetSpec (``weight_scheme``, ``weight_bits``):
+
+* ``shift`` (SpiNNaker): per population and receptor, weights are unsigned ``bits``-bit
+  integers times 2^(e + 1 - bits). sPyNNaker picks the exponent e (the ring-buffer left
+  shift) as ceil(log2 M), plus one when 2^e <= M, where M is the largest input one time step
+  can bring; snnc takes M as the worst case (every input synapse of a neuron active at once),
+  so the 16-bit ring buffers never saturate, and writes e into ``weight_shift`` so the
+  emitted script makes sPyNNaker use the same e (``max_expected_summed_weight``).
+* ``linear``: per projection, signed ``bits``-bit integers times max|w| / (2^(bits-1) - 1).
+
+The effect is measured with the rate model on the calibration data and reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal, Optional
+
+import numpy as np
+
+from snnc.ir import Graph
+from snnc.ir import ops as ir
+from snnc.snn_rates import readout_scores
+from snnc.targets.connectivity import projection_matrix
+
+from .base import Pass, PassContext, PassError
+
+
+def ring_buffer_shift(max_summed_weight: float) -> int:
+    """sPyNNaker's exponent for a largest per-step input M (PopulationVertex.get_ring_buffer_shifts)."""
+    if max_summed_weight <= 0:
+        return 0
+    e = int(math.ceil(max(0.0, math.log2(max_summed_weight))))
+    return e + 1 if 2.0**e <= max_summed_weight else e
+
+
+def round_to(values: np.ndarray, quantum: float, levels: int) -> np.ndarray:
+    """Round to multiples of ``quantum`` (half to even, as numpy.rint), magnitudes <= levels."""
+    q = np.clip(np.rint(np.asarray(values, np.float64) / quantum), -levels, levels)
+    return (q * quantum).astype(np.float32)
+
+
+@dataclass
+class Quantize(Pass):
+    name = "quantize"
+    dialect = "snn"
+    summary = "round weights to the target's fixed-point resolution and report the accuracy effect"
+    bits: Optional[int] = None
+    scheme: Optional[Literal["shift", "linear"]] = None
+
+    def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        bits = self.bits or ctx.target.weight_bits
+        if bits is None:
+            raise PassError(f"target {ctx.target.name} has floating-point weights; give bits=N to quantize")
+        if not 2 <= bits <= 32:
+            raise PassError(f"bits={bits}: give 2 to 32")
+        scheme = self.scheme or ctx.target.weight_scheme
+        x = ctx.calibration
+        before = None if x is None else readout_scores(graph, x).argmax(axis=1)
+        changed = self._shift(graph, bits) if scheme == "shift" else self._linear(graph, bits)
+        graph.prune_tensors()
+        what = f"{bits}-bit weights ({scheme}); largest change {changed:.3g} of the weight range"
+        if x is None:
+            ctx.info(what + "; no calibration data, so the accuracy effect is not measured")
+            return graph
+        after = readout_scores(graph, x).argmax(axis=1)
+        if ctx.calibration_labels is not None:
+            y = ctx.calibration_labels[: len(x)]
+            ctx.info(f"{what}; rate-model accuracy {np.mean(before == y):.4f} -> {np.mean(after == y):.4f} "
+                     f"on {len(x)} calibration samples")  # fmt: skip
+        else:
+            ctx.info(f"{what}; predictions unchanged on {np.mean(before == after):.2%} of {len(x)} calibration samples")
+        return graph
+
+    def _shift(self, graph: Graph, bits: int) -> float:
+        levels = 2**bits - 1
+        worst = 0.0
+        for pop in graph.ops_of("snn.population"):
+            projs = [p for p in graph.inputs(pop) if not _from_current(graph, p)]
+            n = math.prod(graph.shape(pop))
+            exc, inh = np.zeros(n), np.zeros(n)
+            for proj in projs:
+                m = projection_matrix(graph, proj)
+                exc += np.asarray(m.maximum(0).sum(axis=1)).ravel()
+                inh -= np.asarray(m.minimum(0).sum(axis=1)).ravel()
+            shifts = (ring_buffer_shift(float(exc.max(initial=0))), ring_buffer_shift(float(inh.max(initial=0))))
+            quanta = [2.0 ** (e + 1 - bits) for e in shifts]
+            for proj in projs:
+                worst = max(worst, self._round_projection(graph, proj, quanta, levels))
+            graph.set_op(pop, replace(graph.op(pop), weight_shift=shifts))
+        return worst
+
+    def _linear(self, graph: Graph, bits: int) -> float:
+        levels = 2 ** (bits - 1) - 1
+        worst = 0.0
+        for proj in graph.ops_of("snn.projection"):
+            if _from_current(graph, proj):
+                continue
+            op = graph.op(proj)
+            w = graph.tensor(op.weight) if op.weight is not None else np.array([op.scale])
+            top = float(np.abs(w).max(initial=0))
+            if top > 0:
+                worst = max(worst, self._round_projection(graph, proj, [top / levels] * 2, levels))
+        return worst
+
+    @staticmethod
+    def _round_projection(graph: Graph, proj: str, quanta: list[float], levels: int) -> float:
+        """Round one projection's weights: positive ones with quanta[0], negative with quanta[1].
+        Returns the largest change relative to the largest weight."""
+        op = graph.op(proj)
+        w = graph.tensor(op.weight) if op.weight is not None else np.array([op.scale], np.float32)
+        q = np.where(w >= 0, round_to(w, quanta[0], levels), round_to(w, quanta[1], levels))
+        top = float(np.abs(w).max(initial=0))
+        change = float(np.abs(q - w).max(initial=0)) / top if top > 0 else 0.0
+        if op.weight is not None:
+            graph.set_op(proj, replace(op, weight=graph.add_tensor(op.weight.name, q.astype(np.float32))))
+        else:
+            graph.set_op(proj, replace(op, scale=float(q[0])))
+        return change
+
+
+def _from_current(graph: Graph, proj: str) -> bool:
+    """Projections out of a current source are input currents, not synapses: not quantized."""
+    (pre,) = graph.inputs(proj)
+    op = graph.op(pre)
+    return isinstance(op, ir.Source) and op.encoding == "current"

@@ -1,0 +1,63 @@
+"""replicate: run N parallel instances of the network, each classifying its own samples.
+
+The graph stays one network; its ``instances`` attribute tells targets how many copies to
+build. ``instances=auto`` takes as many as the machine holds: application cores (chips x
+cores per chip - reserved) divided by the cores of one instance (the split plan), rounded down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from snnc.ir import Graph
+from snnc.ir import ops as ir
+
+from .base import Pass, PassContext, PassError
+
+
+def instance_cores(graph: Graph) -> int:
+    """Cores one instance takes under the split plan."""
+    total = 0
+    for node in graph.topo():
+        op = graph.op(node)
+        if isinstance(op, (ir.Source, ir.Population)):
+            if op.per_core is None:
+                raise PassError(f"%{node} has no core plan: run split-populations before replicate")
+            total += ir.cores_of(op, graph.shape(node))
+    return total
+
+
+@dataclass
+class Replicate(Pass):
+    name = "replicate"
+    dialect = "snn"
+    summary = "N parallel copies of the network on one machine ('auto': as many as fit)"
+    instances: Optional[str] = None
+
+    def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        spec = ctx.target
+        wanted = (self.instances or spec.instances).strip().lower()
+        per_instance = instance_cores(graph)
+        capacity = spec.application_cores()
+        if wanted == "auto":
+            if capacity is None:
+                raise PassError(f"instances=auto needs the machine size, which target {spec.name} does not give")
+            n = capacity // per_instance
+            if n < 1:
+                raise PassError(f"one instance needs {per_instance} cores; {spec.machine()} has fewer")
+        else:
+            try:
+                n = int(wanted)
+            except ValueError:
+                raise PassError(f"instances={wanted}: give a positive number or 'auto'") from None
+            if n < 1:
+                raise PassError(f"instances={n}: give a positive number or 'auto'")
+            if capacity is not None and n * per_instance > capacity:
+                most = capacity // per_instance
+                raise PassError(f"{n} instances x {per_instance} cores = {n * per_instance} cores; {spec.machine()} "
+                                f"holds at most {most}")  # fmt: skip
+        graph.attrs["instances"] = n
+        used = f"{n} x {per_instance} = {n * per_instance} cores"
+        ctx.info(f"{n} instances: {used}" + (f" of {spec.machine()}" if capacity is not None else ""))
+        return graph

@@ -1,0 +1,115 @@
+"""split-populations: assign every source's and population's neurons to core-sized slices.
+
+The plan is the ``per_core`` attribute of each op (see ``snn.population``): one number for
+consecutive slices, or, where the target lays out (C, H, W) populations that convolutions or
+pooling connect as C two-dimensional grids (``grid_populations``), a tile ``[1, rows, cols]``
+whose rows and columns divide H and W, as sPyNNaker requires. Limits come from the
+TargetSpec; a network that cannot fit fails here, naming the population and the limit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from snnc.ir import Graph
+from snnc.ir import ops as ir
+from snnc.targets.connectivity import projection_matrix
+
+from .base import Pass, PassContext, PassError
+
+
+def grid_tile(shape: tuple[int, ...], limit: int) -> tuple[int, ...]:
+    """The largest [1, rows, cols] tile of a (C, H, W) shape with rows | H, cols | W and
+    rows * cols <= limit; among equal areas the widest (whole rows where possible)."""
+    _, h, w = shape
+    best = (0, 0, 0)
+    for cols in (d for d in range(1, w + 1) if w % d == 0):
+        rows = max((d for d in range(1, h + 1) if h % d == 0 and d * cols <= limit), default=0)
+        best = max(best, (rows * cols, cols, rows))
+    if best[0] == 0:
+        raise PassError(f"no tile of {list(shape)} fits {limit} neurons per core")
+    return (1, best[2], best[1])
+
+
+def fan_in(graph: Graph, pop: str) -> np.ndarray:
+    """(n,) synapses into each neuron of ``pop`` (current-source inputs are not synapses)."""
+    total = np.zeros(math.prod(graph.shape(pop)), np.int64)
+    for proj in graph.inputs(pop):
+        (pre,) = graph.inputs(proj)
+        pre_op = graph.op(pre)
+        if isinstance(pre_op, ir.Source) and pre_op.encoding == "current":
+            continue
+        total += np.diff(projection_matrix(graph, proj).tocsr().indptr)
+    return total
+
+
+def per_core_sums(values: np.ndarray, shape: tuple[int, ...], per_core: tuple[int, ...]) -> np.ndarray:
+    """Sum of a per-neuron quantity over each core's slice or tile."""
+    if len(per_core) == 1:
+        pad = -len(values) % per_core[0]
+        return np.concatenate([values, np.zeros(pad, values.dtype)]).reshape(-1, per_core[0]).sum(axis=1)
+    grid = values.reshape(shape)
+    split = [d // t for d, t in zip(shape, per_core, strict=False)]
+    blocks = grid.reshape([x for pair in zip(split, per_core, strict=False) for x in pair])
+    return blocks.sum(axis=tuple(range(1, 2 * len(shape), 2))).reshape(-1)
+
+
+def _kernel_connected(graph: Graph, node: str) -> bool:
+    """Whether a convolution or pooling projection enters or leaves ``node``."""
+    projs = list(graph.inputs(node)) + [u for u in graph.users(node) if graph.op(u).OPNAME == "snn.projection"]
+    return any(graph.op(p).connectivity in ("conv", "pool") for p in projs if graph.op(p).OPNAME == "snn.projection")
+
+
+@dataclass
+class SplitPopulations(Pass):
+    name = "split-populations"
+    dialect = "snn"
+    summary = "slice every population into cores from the target's limits; fail if it cannot fit"
+    neurons_per_core: Optional[int] = None
+    source_neurons_per_core: Optional[int] = None
+
+    def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        spec = ctx.target
+        limit = self.neurons_per_core or spec.neurons_per_core
+        if limit is None:
+            raise PassError(f"target {spec.name} has no neurons-per-core limit; give one (--set neurons-per-core=N)")
+        if limit < 1 or (spec.max_neurons_per_core is not None and limit > spec.max_neurons_per_core):
+            raise PassError(f"neurons-per-core={limit}: {spec.name} takes 1 to {spec.max_neurons_per_core}")
+        source_limit = self.source_neurons_per_core or spec.source_neurons_per_core or limit
+        total = 0
+        for node in graph.topo():
+            op = graph.op(node)
+            if not isinstance(op, (ir.Source, ir.Population)):
+                continue
+            shape = graph.shape(node)
+            n_max = source_limit if isinstance(op, ir.Source) else limit
+            grid = spec.grid_populations and len(shape) == 3 and _kernel_connected(graph, node)
+            per_core = grid_tile(shape, n_max) if grid else (n_max,)
+            op = replace(op, per_core=per_core)
+            graph.set_op(node, op)
+            total += ir.cores_of(op, shape)
+            if isinstance(op, ir.Population):
+                self._check_synapses(graph, node, shape, per_core, spec)
+        capacity = spec.application_cores()
+        if capacity is not None and total > capacity:
+            raise PassError(f"the network needs {total} cores; {spec.machine()} has too few "
+                            "(fewer neurons per core cannot help; choose a larger board)")  # fmt: skip
+        ctx.info(f"{total} cores for one instance of the network at {limit} neurons per core")
+        return graph
+
+    @staticmethod
+    def _check_synapses(graph: Graph, pop: str, shape: tuple[int, ...], per_core: tuple[int, ...], spec) -> None:
+        if spec.max_fan_in is None and spec.max_synapses_per_core is None:
+            return
+        counts = fan_in(graph, pop)
+        if spec.max_fan_in is not None and counts.max(initial=0) > spec.max_fan_in:
+            raise PassError(f"%{pop}: a neuron has {counts.max()} input synapses; {spec.name} allows {spec.max_fan_in}")
+        if spec.max_synapses_per_core is not None:
+            worst = per_core_sums(counts, shape, per_core).max(initial=0)
+            if worst > spec.max_synapses_per_core:
+                raise PassError(f"%{pop}: a core would hold {worst} synapses; {spec.name} allows "
+                                f"{spec.max_synapses_per_core} (set fewer neurons-per-core)")  # fmt: skip

@@ -35,7 +35,8 @@ def format_report(report: dict[str, Any]) -> str:
             "",
             f"energy: {energy['mj_per_inference']:.3g} mJ per inference ({energy['synaptic_events_per_inference']:.3g} "
             f"synaptic events, {energy['spikes_per_inference']:.3g} spikes; synapses {energy['synaptic_mj']:.3g} mJ, "
-            f"neurons {energy['neuron_mj']:.3g} mJ)",
+            f"neurons {energy['neuron_mj']:.3g} mJ); with the machine's idle power "
+            f"{energy['mj_per_inference_with_idle']:.3g} mJ",
             f"  model: {energy['model']}",
             f"  figures: {energy['source']}",
         ]

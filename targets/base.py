@@ -57,6 +57,7 @@ class TargetSpec:
     energy_per_synaptic_event_nj: Optional[float] = None
     energy_per_neuron_ms_nj: Optional[float] = None
     energy_source: Optional[str] = None
+    idle_watts: Optional[float] = None  # the whole machine, idle
 
     def application_cores(self) -> Optional[int]:
         """Cores the machine offers to networks: chips x cores per chip - reserved (None: unknown)."""

@@ -93,13 +93,16 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         events = sum(act["synaptic_events"].values())
         e_syn = events * spec.energy_per_synaptic_event_nj * 1e-6  # mJ
         e_neuron = neurons * window * (spec.energy_per_neuron_ms_nj or 0.0) * 1e-6
+        e_idle = (spec.idle_watts or 0.0) * report["wall_ms_per_inference"]  # W x ms = mJ
         report["energy"] = {
             "synaptic_events_per_inference": events,
             "spikes_per_inference": sum(v for k, v in act["spikes"].items() if isinstance(graph.op(k), ir.Population)),
-            "synaptic_mj": e_syn, "neuron_mj": e_neuron, "mj_per_inference": e_syn + e_neuron,
+            "synaptic_mj": e_syn, "neuron_mj": e_neuron, "idle_mj": e_idle, "mj_per_inference": e_syn + e_neuron,
+            "mj_per_inference_with_idle": e_syn + e_neuron + e_idle,
             "model": f"{spec.energy_per_synaptic_event_nj} nJ per synaptic event + {spec.energy_per_neuron_ms_nj} nJ "
                      f"per neuron per ms of presentation and pause; activity from the rate model on "
-                     f"{min(len(calibration), 1000)} calibration samples",
+                     f"{min(len(calibration), 1000)} calibration samples; idle: {spec.idle_watts} W for the whole "
+                     "machine times the wall time of one inference (shared by the instances)",
             "source": spec.energy_source,
         }  # fmt: skip
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,10 @@ NAMES = {
 }
 
 
-@pytest.mark.parametrize("target", ["sim", pytest.param("nest", marks=pytest.mark.nest)])
+TARGETS = ["sim", pytest.param("nest", marks=pytest.mark.nest), pytest.param("spinnaker", marks=pytest.mark.spinnaker)]
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_hostile_names_are_never_executed(target: str, tmp_path: Path) -> None:
     model = make_mlp_onnx(tmp_path / "evil.onnx", NAMES)
     data = make_data(tmp_path / "data.npz", model, n=8)
@@ -33,7 +37,11 @@ def test_hostile_names_are_never_executed(target: str, tmp_path: Path) -> None:
             assert PAYLOAD not in text, path  # ids are sanitized; strings are escaped data
             if path.suffix == ".py":  # code holds no model string at all, not even a sanitized one
                 assert "PWNED" not in text and "49" not in text, path
-    proc = subprocess.run([sys.executable, str(out / "run.py"), "--samples", "4"], cwd=tmp_path,
+    home = tmp_path / "home"  # sPyNNaker needs a user config (a virtual board here)
+    home.mkdir()
+    (home / ".spynnaker.cfg").write_text("[Machine]\nversion = 5\n")
+    env = {**os.environ, "HOME": str(home)}
+    proc = subprocess.run([sys.executable, str(out / "run.py"), "--samples", "4"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not (tmp_path / "PWNED").exists() and not (out / "PWNED").exists()

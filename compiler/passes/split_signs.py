@@ -16,14 +16,15 @@ class SplitSigns(Pass):
     name = "split-signs"
     dialect = "snn"
     summary = "one excitatory and one inhibitory projection wherever weights have both signs"
-    # Leave conv and pool projections mixed: connectors that route each sign to its receptor
-    # themselves (sPyNNaker's ConvolutionConnector) take them whole.
+    # Leave mixed what connectors that route each sign to its receptor themselves take whole:
+    # conv and pool projections, and dense ones out of tiled populations (sPyNNaker's
+    # ConvolutionConnector and PoolDenseConnector; tiles come from split-populations).
     shared_kernels: bool = False
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         for proj in graph.ops_of("snn.projection"):
             op = graph.op(proj)
-            if self.shared_kernels and op.connectivity in ("conv", "pool"):
+            if self.shared_kernels and _kernel_mapped(graph, proj):
                 continue
             if op.weight is None:
                 graph.set_op(proj, replace(op, receptor="excitatory" if op.scale >= 0 else "inhibitory"))
@@ -41,3 +42,10 @@ class SplitSigns(Pass):
             graph.set_inputs(post, [*graph.inputs(post), inh_id])
         return graph
 
+
+
+def _kernel_mapped(graph: Graph, proj: str) -> bool:
+    op = graph.op(proj)
+    (pre,) = graph.inputs(proj)
+    tiled = len(getattr(graph.op(pre), "per_core", None) or ()) > 1
+    return op.connectivity in ("conv", "pool") or (op.connectivity == "dense" and tiled)

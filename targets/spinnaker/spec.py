@@ -2,20 +2,28 @@
 
 A chip has 18 ARM cores: one runs the monitor (SCAMP) and one sPyNNaker's extra monitor,
 leaving 16 for networks; the Ethernet chip of a board gives one more to the data gatherer.
-So SpiNN3 (4 chips) offers 63 application cores and SpiNN5 (48 chips) 767 (as the virtual
-board maps them; a real board may have a few cores fewer). sPyNNaker puts at most 256
-neurons of a standard model on a core (its default).
+sPyNNaker models a SpiNN-5 board with 8 of its 48 chips at 17 working cores (spinn_machine's
+Version5.CHIPS_PER_BOARD), so SpiNN5 offers 48 x 16 - 8 - 1 = 759 application cores and
+SpiNN3 (4 chips of 18 cores) 4 x 16 - 1 = 63; the virtual boards place exactly that many. A
+real board may have lost a few more cores. sPyNNaker puts at most 256 neurons of a standard
+model on a core (its default). Idle power per board is the figure spinn_machine uses
+(Version3/Version5, from "Optimising the overall power usage on the SpiNNaker neuromimetic
+platform").
 """
 
 from snnc.targets.base import CONVERSION_PIPELINE, TargetSpec
 
-# board name -> (sPyNNaker machine version, chips)
-BOARDS = {"spinn3": (3, 4), "spinn5": (5, 48)}
+# board name -> sPyNNaker machine version, chips, application cores lost (17-core chips and the
+# gatherer), idle watts
+BOARDS = {
+    "spinn3": {"version": 3, "chips": 4, "reserved_cores": 1, "idle_watts": 3.56},
+    "spinn5": {"version": 5, "chips": 48, "reserved_cores": 8 + 1, "idle_watts": 26.84},
+}
 
 SPEC = TargetSpec(
     name="spinnaker",
     description="SpiNNaker (SpiNN3/SpiNN5) through sPyNNaker 7; IF_curr_delta, 16-bit weights, core slicing, instances",
-    pipeline=CONVERSION_PIPELINE + ",split-signs{shared-kernels=true},quantize,split-populations,replicate",
+    pipeline=CONVERSION_PIPELINE + ",quantize,split-populations,split-signs{shared-kernels=true},replicate",
     dt=1.0,  # real time: 1 ms of model time per ms
     presentation_time=200.0,  # as Ostrau et al.
     reset="zero",  # PyNN cells reset to v_reset
@@ -34,7 +42,8 @@ SPEC = TargetSpec(
     split_signs=True,
     board="spinn5",
     cores_per_chip=16,
-    reserved_cores=1,
+    reserved_cores=9,
+    idle_watts=26.84,
     # Sharp et al. 2012, J. Neurosci. Methods 210:110-118, measured on SpiNNaker chips: 100 nJ per
     # neuron per ms and 43 nJ per postsynaptic potential (synaptic event); idle power excluded.
     energy_per_synaptic_event_nj=43.0,

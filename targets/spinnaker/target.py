@@ -163,7 +163,9 @@ class SpinnakerTarget(Target):
     def configure(self, spec: TargetSpec) -> TargetSpec:
         if spec.board not in BOARDS:
             raise TargetError(f"board={spec.board}: known boards are {', '.join(BOARDS)}")
-        return dataclasses.replace(spec, chips=BOARDS[spec.board][1])
+        board = BOARDS[spec.board]
+        return dataclasses.replace(spec, chips=board["chips"], reserved_cores=board["reserved_cores"],
+                                   idle_watts=board["idle_watts"])  # fmt: skip
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         network, arrays = describe(graph, self.spec)
@@ -171,7 +173,7 @@ class SpinnakerTarget(Target):
         write_npz(out / "weights.npz", arrays)
         context = {
             "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
-            "board": self.spec.board, "machine_version": BOARDS[self.spec.board][0],
+            "board": self.spec.board, "machine_version": BOARDS[self.spec.board]["version"],
             "time_scale_factor": self.spec.time_scale_factor, "instances": network["instances"],
             "dt": network["dt"], "presentation_time": network["presentation_time"], "pause": network["pause"],
         }  # fmt: skip

@@ -1,0 +1,231 @@
+"""The SpiNNaker target: mapping passes, and the emitted script on sPyNNaker's virtual board.
+
+A virtual board runs sPyNNaker's whole mapping (partitioning, placement, routing, data
+generation) but does not spike, so these tests check that sPyNNaker places exactly the slices
+and instances snnc planned and uses snnc's weight exponents; accuracy comes from the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import snnc
+from snnc.cli import main
+from snnc.ir import load
+from snnc.passes import PassError
+from snnc.passes.quantize import ring_buffer_shift
+from snnc.passes.split_populations import grid_tile
+
+
+def _compile(model: Path, data: Path, out: Path, *settings: str) -> dict:
+    args = [str(model), "-t", "spinnaker", "-o", str(out), "--data", str(data)]
+    for s in settings:
+        args += ["--set", s]
+    assert main(args) == 0
+    return json.loads((out / "report.json").read_text())
+
+
+def _run_virtual(out: Path, samples: int, tmp_path: Path) -> dict:
+    """out/run.py on a virtual board, HOME pointing at a folder with its own .spynnaker.cfg."""
+    pytest.importorskip("spynnaker", reason="install the [spinnaker] extra")
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".spynnaker.cfg").write_text("[Machine]\nversion = 5\n")
+    proc = _run_script(out, samples, home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "placements.json").read_text())
+
+
+def _run_script(out: Path, samples: int, home: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(out / "run.py"), "--samples", str(samples), "--no-ann"]
+    return subprocess.run(cmd, env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=600)
+
+
+SMALL_CORES = ("neurons-per-core=5", "source-neurons-per-core=5")
+
+
+def _expected_cores(report: dict, instances: int) -> list[tuple[str, list]]:
+    """snnc's slice plan in sPyNNaker's terms: (population label, [[x0, x1], [y0, y1]] or [[lo, hi]])."""
+    expected = []
+    for i, pop in enumerate(report["populations"]):
+        for inst in range(instances):
+            for s in pop["slices"]:
+                if "atoms" in s:
+                    expected.append((f"c{i}i{inst}", [s["atoms"]]))
+                else:  # grids: one population per channel, dimensions (x = cols, y = rows)
+                    expected.append((f"c{i}ch{s['channel']}i{inst}", [s["cols"], s["rows"]]))
+    return sorted(expected)
+
+
+def _placed(mapping: dict) -> list[tuple[str, list]]:
+    return sorted((c["label"], c["slice"]) for c in mapping["cores"])
+
+
+# ------------------------------------------------------------------ passes, no sPyNNaker needed
+
+
+def test_grid_tiles_divide_the_image() -> None:
+    assert grid_tile((16, 28, 28), 256) == (1, 7, 28)
+    assert grid_tile((32, 14, 14), 256) == (1, 14, 14)
+    assert grid_tile((4, 8, 8), 16) == (1, 2, 8)
+    assert grid_tile((1, 7, 7), 5) == (1, 1, 1) or grid_tile((1, 7, 7), 5)[1:] in ((1, 1),)
+
+
+def test_ring_buffer_shift_follows_spynnaker() -> None:
+    # PopulationVertex.get_ring_buffer_shifts: ceil(log2 M), one more when 2^e == M; never negative.
+    assert [ring_buffer_shift(m) for m in (0.0, 0.3, 0.75, 1.0, 1.5, 3.0, 4.0, 100.0)] == [0, 0, 0, 1, 1, 2, 3, 7]
+
+
+def test_split_replicate_and_quantize_on_an_mlp(mlp, tmp_path: Path) -> None:
+    model, data = mlp
+    report = _compile(model, data, tmp_path / "out", "board=spinn3", *SMALL_CORES, "instances=auto")
+    cores = {p["id"]: p["cores"] for p in report["populations"]}
+    assert list(cores.values()) == [4, 3, 1]  # 16 inputs, 12 hidden, 4 outputs at 5 per core
+    assert report["cores_per_instance"] == 8 and report["application_cores"] == 4 * 16 - 1 == 63
+    assert report["instances"] == 63 // 8 == 7
+    assert "floor(63 / 8 cores per instance) = 7" in report["instances_arithmetic"]
+    graph = load(tmp_path / "out" / "model.snnir")
+    for pop in graph.ops_of("snn.population"):
+        shifts = graph.op(pop).weight_shift
+        assert shifts is not None
+        for proj in graph.inputs(pop):
+            w = graph.tensor(graph.op(proj).weight)
+            quantum = 2.0 ** (shifts[0 if (w >= 0).all() else 1] - 15)
+            assert np.allclose(w / quantum, np.rint(w / quantum), atol=1e-3)  # multiples of the step
+            assert np.abs(w).max() / quantum < 2**16
+    energy = report["energy"]
+    assert energy["synaptic_events_per_inference"] > 0 and energy["mj_per_inference"] > 0
+    assert "Sharp et al. 2012" in energy["source"]
+
+
+def test_limits_fail_with_the_population_and_the_number(mlp, tmp_path: Path, capsys) -> None:
+    model, data = mlp
+    for setting, words in [
+        ("neurons-per-core=300", "takes 1 to 256"),
+        ("instances=8", "8 instances x 8 cores = 64 cores; spinn3"),
+        ("max-fan-in=10", "a neuron has 16 input synapses; spinnaker allows 10"),
+    ]:
+        out = tmp_path / setting.split("=")[0]
+        args = [str(model), "-t", "spinnaker", "-o", str(out), "--data", str(data), "--set", "board=spinn3",
+                "--set", "source-neurons-per-core=5", "--set", "neurons-per-core=5", "--set", setting]  # fmt: skip
+        assert main(args) == 1
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("snnc: error")]
+        assert len(errors) == 1 and words in errors[0], errors
+        assert not out.exists()
+    with pytest.raises(PassError, match="run split-populations before replicate"):
+        snnc.compile(model, "spinnaker", calibration=np.load(data)["x"], pipeline="canonicalize,lower-to-snn,replicate")
+
+
+def test_back_to_back_samples_carry_state(mlp) -> None:
+    """With a pause the simulator runs samples in chains without resets; one sample per chain
+    is exactly the reset model, and a long pause with a leak forgets the previous sample."""
+    from snnc.targets.sim.simulator import simulate
+
+    model, data = mlp
+    x = np.load(data)["x"][:12]
+    pipeline = "canonicalize,lower-to-snn{reset=zero,tau-m=20},normalize,remove-bias"  # i_offset would fire in pauses
+    reset = snnc.compile(model, "sim", calibration=x, pipeline=pipeline).graph
+    chained = reset.copy()
+    chained.attrs["pause"] = 0.0
+    base = simulate(reset, x).counts[reset.outputs[0]]
+    assert np.array_equal(simulate(chained, x, chains=12).counts[reset.outputs[0]], base)
+    carried = simulate(chained, x, chains=1).counts[reset.outputs[0]]
+    assert not np.array_equal(carried, base)  # leftover membrane and delayed spikes change counts
+    chained.attrs["pause"] = 2000.0  # 100 time constants
+    assert np.array_equal(simulate(chained, x, chains=3).counts[reset.outputs[0]], base)
+
+
+# ------------------------------------------------------------------ sPyNNaker, virtual board
+
+spinnaker = pytest.mark.spinnaker
+
+
+@spinnaker
+def test_mlp_slices_and_weight_shifts_are_what_spynnaker_uses(mlp, tmp_path: Path) -> None:
+    model, data = mlp
+    out = tmp_path / "out"
+    report = _compile(model, data, out, *SMALL_CORES, "instances=2")
+    mapping = _run_virtual(out, 6, tmp_path)
+    assert _placed(mapping) == _expected_cores(report, 2)
+    results = json.loads((out / "results.json").read_text())
+    assert results["virtual_board"] is True and results["accuracy"] is None and results["cores"] == 16
+    graph = load(out / "model.snnir")
+    pops = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
+    for i, node in enumerate(pops):
+        if graph.op(node).OPNAME == "snn.population":
+            for inst in range(2):
+                assert mapping["ring_buffer_shifts"][f"c{i}i{inst}"] == list(graph.op(node).weight_shift)
+
+
+@spinnaker
+def test_cnn_maps_onto_grid_populations_with_native_connectors(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(6 * 2 * 2, 3)).eval()  # fmt: skip
+    model = tmp_path / "cnn.onnx"
+    torch.onnx.export(net, torch.rand(1, 1, 8, 8), model, dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    x = torch.rand(8, 1, 8, 8)
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=net(x).argmax(1).numpy())
+    out = tmp_path / "out"
+    report = _compile(model, tmp_path / "d.npz", out, "neurons-per-core=16", "source-neurons-per-core=16")
+    per_core = {p["id"]: p["per_core"] for p in report["populations"]}
+    assert list(per_core.values()) == [[1, 2, 8], [1, 2, 8], [1, 4, 4], [1, 2, 2], [16]]
+    network = json.loads((out / "network.json").read_text())
+    assert [p["kind"] for p in network["projections"]] == ["conv", "pool", "conv", "pool_dense"]
+    kernels = np.load(out / "weights.npz")[network["projections"][0]["kernels"]]
+    graph = load(out / "model.snnir")
+    conv = graph.op(graph.inputs(graph.ops_of("snn.population")[0])[0])
+    assert np.array_equal(kernels, np.flip(graph.tensor(conv.weight), axis=(2, 3)))  # sPyNNaker flips kernels
+    mapping = _run_virtual(out, 4, tmp_path)
+    assert _placed(mapping) == _expected_cores(report, 1)
+    assert len(mapping["cores"]) == report["cores"] == 4 + 16 + 4 + 6 + 1
+
+
+@spinnaker
+@pytest.mark.slow
+def test_auto_instances_fill_spinn3_and_no_more(mlp, tmp_path: Path) -> None:
+    model, data = mlp
+    out = tmp_path / "out"
+    report = _compile(model, data, out, "board=spinn3", *SMALL_CORES, "instances=auto")
+    mapping = _run_virtual(out, 14, tmp_path)
+    assert report["instances"] == 7 and len(mapping["cores"]) == 56
+    assert len({(c["x"], c["y"]) for c in mapping["cores"]}) <= 4
+    # One more instance than snnc allows: sPyNNaker cannot place it on a SpiNN3 board either.
+    network = json.loads((out / "network.json").read_text())
+    for extra in (8, 9):  # 64 and 72 cores: the first is one over, the second far over
+        network["instances"] = extra
+        (out / "network.json").write_text(json.dumps(network))
+        assert _run_script(out, 9, tmp_path / "home").returncode != 0
+
+
+@spinnaker
+@pytest.mark.slow
+def test_auto_instances_fill_spinn5(mlp, tmp_path: Path) -> None:
+    model, data = mlp
+    out = tmp_path / "out"
+    report = _compile(model, data, out, "instances=auto")  # 3 cores per instance
+    assert report["application_cores"] == 48 * 16 - 8 - 1 and report["instances"] == 759 // 3 == 253
+    mapping = _run_virtual(out, 253, tmp_path)
+    assert len(mapping["cores"]) == 759 and len({(c["x"], c["y"]) for c in mapping["cores"]}) == 48
+
+
+@spinnaker
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_fashion_mnist_examples_map_as_planned(name: str, tmp_path: Path) -> None:
+    """The example networks (784-256-128-10; conv16-pool-conv32-pool-dense) at the defaults."""
+    example = Path(__file__).parent.parent / "examples" / "fashion_mnist"
+    out = tmp_path / "out"
+    report = _compile(example / f"{name}.onnx", example / "calibration.npz", out)
+    mapping = _run_virtual(out, 3, tmp_path)
+    assert _placed(mapping) == _expected_cores(report, 1)
+    assert len(mapping["cores"]) == report["cores"] == {"mlp": 4 + 1 + 1 + 1, "cnn": 149}[name]

@@ -159,7 +159,7 @@ def test_split_signs_and_bias_passes(tmp_path: Path) -> None:
 def test_pipeline_strings_and_settings() -> None:
     passes = parse_pipeline("canonicalize, normalize{percentile=99.5,method=layer},lower-to-snn{reset=zero}")
     assert [p.spelled() for p in passes] == [
-        "canonicalize", "normalize{percentile=99.5,statistic=percentile,method=layer}",
+        "canonicalize", "normalize{percentile=99.5,statistic=percentile,method=layer,rate=1.0}",
         "lower-to-snn{reset=zero,readout=spike_count}",
     ]  # fmt: skip
     passes, spec = apply_settings(passes, get_target("sim").spec, {"percentile": "99", "dt": "0.5"})
@@ -169,3 +169,13 @@ def test_pipeline_strings_and_settings() -> None:
             parse_pipeline(bad)
     with pytest.raises(PassError, match="bogus"):
         apply_settings(passes, spec, {"bogus": "1"})
+
+
+def test_normalize_rate_scales_every_population(mlp) -> None:
+    model, data = mlp
+    x = np.load(data)["x"]
+    full, half = (snnc.compile(model, "sim", calibration=x, settings={"rate": r}).graph for r in ("1.0", "0.5"))
+    r_full, r_half = rates(full, x), rates(half, x)
+    for pop in full.ops_of("snn.population"):
+        assert np.allclose(r_half[pop], 0.5 * r_full[pop], atol=1e-5)
+    assert np.array_equal(readout_scores(full, x).argmax(1), readout_scores(half, x).argmax(1))

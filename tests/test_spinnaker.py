@@ -150,7 +150,7 @@ spinnaker = pytest.mark.spinnaker
 
 
 @spinnaker
-def test_mlp_slices_and_weight_shifts_are_what_spynnaker_uses(mlp, tmp_path: Path) -> None:
+def test_mlp_slices_and_weight_shifts_are_what_spynnaker_uses(mlp, tmp_path: Path, capsys, monkeypatch) -> None:
     model, data = mlp
     out = tmp_path / "out"
     report = _compile(model, data, out, *SMALL_CORES, "instances=2")
@@ -160,6 +160,12 @@ def test_mlp_slices_and_weight_shifts_are_what_spynnaker_uses(mlp, tmp_path: Pat
     assert results["virtual_board"] is True and results["accuracy"] is None and results["cores"] == 16
     graph = load(out / "model.snnir")
     pops = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
+    assert main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "floor(759 / 8 cores per instance) = 94 instances fit; using 2 (16 cores)" in text and "mJ" in text
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert main(["run", str(out), "--samples", "4"]) == 0
+    assert "mapped onto 16 cores" in capsys.readouterr().out
     for i, node in enumerate(pops):
         if graph.op(node).OPNAME == "snn.population":
             for inst in range(2):

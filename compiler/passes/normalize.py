@@ -30,10 +30,15 @@ class Normalize(Pass):
     percentile: float = 99.9
     statistic: Literal["percentile", "max"] = "percentile"  # max = Diehl et al.'s max-norm
     method: Literal["layer"] = "layer"
+    # Spikes per ms that the scale activation λ produces in every population (1: one per ms).
+    # Lower rates mean fewer spikes and synaptic events (energy, traffic) and coarser counts.
+    rate: float = 1.0
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         if not 0 < self.percentile <= 100:
             raise PassError(f"percentile must be in (0, 100], got {self.percentile}")
+        if not self.rate > 0:
+            raise PassError(f"rate must be positive, got {self.rate}")
         if graph.attrs.get("normalized"):
             ctx.info("the network came in spiking form (e.g. from NIR): its weights are kept as they are")
             return graph
@@ -41,6 +46,8 @@ class Normalize(Pass):
         acts = rates(graph, x)
         lam = {node: self._scale(node, a, ctx) for node, a in acts.items()}
         ctx.info("scales λ: " + ", ".join(f"%{n}={v:.4g}" for n, v in lam.items()))
+        for node in graph.ops_of("snn.population"):
+            lam[node] /= self.rate
         for node_id in graph.topo():
             op = graph.op(node_id)
             if isinstance(op, ir.Source):

@@ -80,11 +80,13 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
     cells, projections = [], []
     for n in nodes:
         op, shape = graph.op(n), graph.shape(n)
-        grid = len(op.per_core or ()) == 3
+        if op.per_core is None:
+            raise TargetError(f"%{n} has no core plan: the spinnaker pipeline needs split-populations")
+        grid = len(op.per_core) == 3
         cell: dict[str, Any] = {
             "id": n, "shape": list(shape), "size": math.prod(shape), "grid": grid,
             # sPyNNaker's order: (cols, rows) for grids
-            "per_core": [op.per_core[2], op.per_core[1]] if grid else [op.per_core[0] if op.per_core else 256],
+            "per_core": [op.per_core[2], op.per_core[1]] if grid else [op.per_core[0]],
         }  # fmt: skip
         if isinstance(op, ir.Source):
             if op.encoding != "regular":
@@ -102,12 +104,13 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             key = f"cell{index[n]}_i_offset"
             i_offset = graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(math.prod(shape))
             arrays[key] = (i_offset * dt).astype(np.float64)
-            shift = op.weight_shift or (0, 0)
+            # Without quantize (a custom pipeline) sPyNNaker picks the shifts from its own statistics.
+            summed = None if op.weight_shift is None else [0.75 * 2.0**e for e in op.weight_shift]
             cell.update(
                 kind="population", i_offset=key, readout=readouts.get(n),
                 params={"tau_m": op.tau_m, "cm": _cm(op.tau_m, dt), "v_rest": 0.0, "v_reset": op.v_reset,
                         "v_thresh": op.v_threshold, "tau_refrac": op.tau_refrac},
-                max_expected_summed_weight=[0.75 * 2.0**e for e in shift],
+                max_expected_summed_weight=summed,
             )  # fmt: skip
         cells.append(cell)
         if isinstance(op, ir.Population):

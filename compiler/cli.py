@@ -72,7 +72,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
     elif command == "run":
         p = argparse.ArgumentParser(prog="snnc run", description="Run a compiled network on its simulator.")
         p.add_argument("out", type=Path, help="directory written by 'snnc MODEL -o OUT'")
-        p.add_argument("--data", type=Path, help=".npz with x and y (default: the one given at compile time)")
+        p.add_argument("--data", type=_data_file, help=".npz with x and y, or NAME:SPLIT such as mnist:test "
+                       "(default: the data given at compile time)")
         p.add_argument("--samples", type=int, help="number of samples (default: all)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--presentation-time", type=float, help="ms per sample (default: compiled value)")
@@ -91,8 +92,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--target", default="sim", help="target (see 'snnc targets'; default sim)")
-    p.add_argument("--calibration", type=Path, help=".npz with x (and y) for normalization")
-    p.add_argument("--data", type=Path, help=".npz evaluation data that out/run.py uses by default")
+    p.add_argument("--calibration", type=_data_file, help=".npz with x (and y) for normalization, or NAME:SPLIT")
+    p.add_argument("--data", type=_data_file, help=".npz evaluation data (or NAME:SPLIT: fashion-mnist, mnist, "
+                   "digits; train or test) that out/run.py uses by default")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a pass option or target setting"
     )
@@ -100,6 +102,16 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-shape", help="PyTorch models: the shape of one sample, e.g. 1,28,28")
     p.add_argument("--module", help="PyTorch state_dict files: the module class, package.module:Class")
+
+
+def _data_file(text: str) -> Path:
+    """A data file argument: a path, or a named data set (``fashion-mnist:test``) materialized."""
+    from snnc.datasets import resolve
+
+    try:
+        return resolve(text)
+    except Exception as exc:  # argparse turns ValueError/TypeError only into a usage error
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _input_shape(text: Optional[str]) -> Optional[tuple[int, ...]]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import json
 import math
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -105,6 +109,19 @@ class Target:
     def run(self, request: RunRequest) -> dict[str, Any]:
         """Run an emitted network on its simulator; return the results dict (see README)."""
         raise NotImplementedError(f"target {self.spec.name} cannot run on this machine")
+
+
+def run_script(out: Path, args: list[str]) -> dict[str, Any]:
+    """Run an emitted ``out/run.py`` with ``args`` in a fresh interpreter (simulators keep global
+    state) in ``out``; return its results.json plus the process time."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(out / "run.py"), *args], capture_output=True, text=True, cwd=out)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise TargetError(f"{out / 'run.py'} failed: {tail}")
+    results = json.loads((out / "results.json").read_text())
+    results["process_time_s"] = time.perf_counter() - start
+    return results
 
 
 # Target name -> "module:Class"; imported only when the target is used (heavy dependencies).

@@ -52,6 +52,23 @@ def make_data(path: Path, model: Path, n: int = 64, seed: int = 1) -> Path:
     return path
 
 
+def make_cnn_onnx(folder: Path, samples: int) -> tuple[Path, Path]:
+    """conv3x3(4, pad 1)-relu-avgpool2-conv3x3(6)-relu-dense(3) on 8x8 inputs, and a data file
+    of ``samples`` random images labelled by the network."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(6 * 2 * 2, 3)).eval()  # fmt: skip
+    model = folder / "cnn.onnx"
+    torch.onnx.export(net, torch.rand(1, 1, 8, 8), model, dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    x = torch.rand(samples, 1, 8, 8)
+    np.savez(folder / "d.npz", x=x.numpy(), y=net(x).argmax(1).numpy())
+    return model, folder / "d.npz"
+
+
 @pytest.fixture
 def mlp(tmp_path: Path) -> tuple[Path, Path]:
     model = make_mlp_onnx(tmp_path / "mlp.onnx")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+from conftest import make_cnn_onnx
 
 from snnc.cli import main
 from snnc.ir import load
@@ -50,17 +49,10 @@ def test_mlp_on_nest_matches_reference(mlp, tmp_path: Path) -> None:
 
 
 def test_cnn_with_pooling_on_nest_matches_reference(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
-                        nn.Flatten(), nn.Linear(6 * 2 * 2, 3)).eval()  # fmt: skip
-    model = tmp_path / "cnn.onnx"
-    torch.onnx.export(net, torch.rand(1, 1, 8, 8), model, dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "n"}})  # fmt: skip
-    x = torch.rand(12, 1, 8, 8)
-    np.savez(tmp_path / "d.npz", x=x.numpy(), y=net(x).argmax(1).numpy())
+    model, data = make_cnn_onnx(tmp_path, 12)
     out = tmp_path / "out"
-    _compile_and_run(model, tmp_path / "d.npz", out, 12, "--set", "presentation-time=100")
-    _compare_with_sim(out, tmp_path / "d.npz", 12)
+    _compile_and_run(model, data, out, 12, "--set", "presentation-time=100")
+    _compare_with_sim(out, data, 12)
     weights = np.load(out / "weights.npz")
     network = json.loads((out / "network.json").read_text())
     receptors = {p["receptor"] for p in network["projections"]}

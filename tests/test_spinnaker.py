@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+from conftest import make_cnn_onnx
 
 import snnc
 from snnc.cli import main
@@ -174,16 +173,9 @@ def test_mlp_slices_and_weight_shifts_are_what_spynnaker_uses(mlp, tmp_path: Pat
 
 @spinnaker
 def test_cnn_maps_onto_grid_populations_with_native_connectors(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
-                        nn.Flatten(), nn.Linear(6 * 2 * 2, 3)).eval()  # fmt: skip
-    model = tmp_path / "cnn.onnx"
-    torch.onnx.export(net, torch.rand(1, 1, 8, 8), model, dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "n"}})  # fmt: skip
-    x = torch.rand(8, 1, 8, 8)
-    np.savez(tmp_path / "d.npz", x=x.numpy(), y=net(x).argmax(1).numpy())
+    model, data = make_cnn_onnx(tmp_path, 8)
     out = tmp_path / "out"
-    report = _compile(model, tmp_path / "d.npz", out, "neurons-per-core=16", "source-neurons-per-core=16")
+    report = _compile(model, data, out, "neurons-per-core=16", "source-neurons-per-core=16")
     per_core = {p["id"]: p["per_core"] for p in report["populations"]}
     assert list(per_core.values()) == [[1, 2, 8], [1, 2, 8], [1, 4, 4], [1, 2, 2], [16]]
     network = json.loads((out / "network.json").read_text())

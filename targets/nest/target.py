@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +32,7 @@ import numpy as np
 
 from snnc.ir import Graph, write_npz
 from snnc.ir import ops as ir
-from snnc.targets.base import RunRequest, Target, TargetError
+from snnc.targets.base import RunRequest, Target, TargetError, run_script
 from snnc.targets.connectivity import connections
 from snnc.targets.templates import render
 
@@ -106,17 +103,9 @@ class NestTarget(Target):
 
     def run(self, request: RunRequest) -> dict[str, Any]:
         """Run ``out/run.py`` in a fresh interpreter (NEST cannot be reset inside one process)."""
-        cmd = [sys.executable, str(request.out / "run.py"), "--data", str(request.data), "--seed", str(request.seed),
-               "--no-ann"]  # fmt: skip
+        args = ["--data", str(request.data), "--seed", str(request.seed), "--no-ann"]
         if request.samples is not None:
-            cmd += ["--samples", str(request.samples)]
+            args += ["--samples", str(request.samples)]
         if request.presentation_time is not None:
-            cmd += ["--presentation-time", str(request.presentation_time)]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-            raise TargetError(f"{request.out / 'run.py'} failed: {tail}")
-        results = json.loads((request.out / "results.json").read_text())
-        results["process_time_s"] = time.perf_counter() - start
-        return results
+            args += ["--presentation-time", str(request.presentation_time)]
+        return run_script(request.out, args)

@@ -41,6 +41,7 @@ SPEC = TargetSpec(
     weight_scheme="shift",
     split_signs=True,
     board="spinn5",
+    chips=48,
     cores_per_chip=16,
     reserved_cores=9,
     idle_watts=26.84,

@@ -34,9 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -44,7 +41,7 @@ import numpy as np
 
 from snnc.ir import Graph, write_npz
 from snnc.ir import ops as ir
-from snnc.targets.base import RunRequest, Target, TargetError, TargetSpec
+from snnc.targets.base import RunRequest, Target, TargetError, TargetSpec, run_script
 from snnc.targets.connectivity import connections
 from snnc.targets.mapping_report import mapping_report
 from snnc.targets.templates import render
@@ -188,15 +185,6 @@ class SpinnakerTarget(Target):
         return mapping_report(graph, self.spec, calibration)
 
     def run(self, request: RunRequest) -> dict[str, Any]:
-        """Run ``out/run.py`` in a fresh interpreter (sPyNNaker keeps global state)."""
-        cmd = [sys.executable, str(request.out / "run.py"), "--data", str(request.data), "--no-ann"]
-        if request.samples is not None:
-            cmd += ["--samples", str(request.samples)]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=request.out)
-        if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-            raise TargetError(f"{request.out / 'run.py'} failed: {tail}")
-        results = json.loads((request.out / "results.json").read_text())
-        results["process_time_s"] = time.perf_counter() - start
-        return results
+        """Run ``out/run.py`` (mapping only on a virtual board)."""
+        args = ["--data", str(request.data), "--no-ann"]
+        return run_script(request.out, args + (["--samples", str(request.samples)] if request.samples else []))

@@ -11,8 +11,9 @@ import numpy as np
 
 from snnc.api import MANIFEST, CompileError, _fit_inputs
 from snnc.ir import load
+from snnc.run_report import write_run_report
 from snnc.targets import RunRequest, get_target
-from snnc.targets.datafiles import load_data
+from snnc.targets.datafiles import load_data, to_model_layout
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -59,5 +60,9 @@ def run_compiled(
     x, y = load_data(data_path, samples=results["samples"])
     results["ann_accuracy"] = ann_accuracy(out, x, y)
     results["data"] = str(data_path)
+    graph = load(out / "model.snnir")
+    source = graph.ops_of("snn.source")[0]
+    model_x = to_model_layout(x, graph.shape(source), graph.attrs.get("input_layout"))
+    results["plots"] = write_run_report(out, results, model_x)
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from snnc.cli import main
@@ -102,3 +103,26 @@ def test_passes_and_targets_list_everything(capsys) -> None:
     assert main(["targets"]) == 0
     text = capsys.readouterr().out
     assert "sim:" in text and "nest:" in text and "neurons-per-core" in text
+
+
+def test_run_writes_a_report_with_plots(mlp, tmp_path: Path) -> None:
+    from snnc.run_report import accuracy_over_time
+
+    model, data = mlp
+    out = tmp_path / "out"
+    assert main([str(model), "-o", str(out), "--data", str(data)]) == 0
+    assert main(["run", str(out), "--samples", "40"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    names = ("accuracy_over_time", "confusion", "output_raster", "rate_vs_ann", "spikes_per_layer")
+    expected = sorted(f"{name}.png" for name in names)
+    assert sorted(results["plots"]) == expected
+    for name in expected:
+        png = (out / "plots" / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, name
+    report = (out / "report.md").read_text()
+    assert "![Confusion matrix](plots/confusion.png)" in report and "| accuracy |" in report
+    outputs = np.load(out / "outputs.npz")
+    curve = accuracy_over_time(outputs["over_time"], outputs["labels"])
+    assert curve[0] <= curve[-1] <= results["accuracy"] + 1e-9 and abs(curve[-1] - results["accuracy"]) < 0.05
+    layers = json.loads((out / "layers.json").read_text())
+    assert [layer["neurons"] for layer in layers] == [12, 4] and all(layer["correlation"] > 0.9 for layer in layers)

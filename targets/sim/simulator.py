@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -31,6 +32,7 @@ class SimResult:
     steps: int
     dt: float
     counts_over_time: Optional[np.ndarray] = None  # (steps, N, n) cumulative, first readout only
+    neuron_counts: Optional[dict[str, np.ndarray]] = None  # population id -> (N, n) spikes per neuron
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,12 +104,17 @@ def simulate(
     seed: int = 0,
     batch_size: int = 256,
     record_over_time: bool = False,
+    record_neurons: bool = False,
     chains: Optional[int] = None,
+    progress: bool = False,
 ) -> SimResult:
     """Simulate ``graph`` on inputs ``x`` (N, *source shape), one presentation per sample.
 
     ``steps`` defaults to presentation_time / dt. Poisson input is drawn from a generator
     seeded with (seed, index of the batch's first sample): same seed and batch size, same run.
+    ``record_over_time`` keeps the first readout's cumulative counts at every step,
+    ``record_neurons`` every population's spike count per neuron (uint16); ``progress`` shows a
+    tqdm bar on a terminal.
 
     Without a ``pause`` graph attribute every sample starts from a reset network. With one,
     samples run back to back as on hardware that cannot reset: the N samples are dealt to
@@ -123,26 +130,48 @@ def simulate(
     if "pause" in graph.attrs:
         pause_steps = int(round(float(graph.attrs["pause"]) / net.dt))
         n_chains = min(len(x), chains or int(graph.attrs.get("instances", 1))) or 1
-        parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, record_over_time)]
+        bar = _Bar(progress, -(-len(x) // n_chains))
+        parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, record_over_time, bar)]
     else:
-        parts = [
-            _run_batch(net, x[i : i + batch_size], steps, seed, i, record_over_time)
-            for i in range(0, len(x), batch_size)
-        ]
+        starts = range(0, len(x), batch_size)
+        bar = _Bar(progress, len(starts))
+        parts = [_run_batch(net, x[i : i + batch_size], steps, seed, i, record_over_time, bar) for i in starts]
     counts = {r: np.concatenate([p[0][r] for p in parts]) for r in net.readouts}
     spikes = {n: np.concatenate([p[1][n] for p in parts]) for n in graph.ops_of("snn.population")}
     over_time = np.concatenate([p[2] for p in parts], axis=1) if record_over_time and parts else None
+    neurons = {n: np.concatenate([p[3][n] for p in parts]) for n in graph.ops_of("snn.population")}
     first = counts[net.readouts[0]] if parts else np.zeros((0, 1))
-    return SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time)
+    result = SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time)
+    result.neuron_counts = neurons if record_neurons and parts else None
+    return result
 
 
-def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, record: bool):
+class _Bar:
+    """A tqdm progress bar on a terminal, nothing otherwise."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="batch", leave=False)
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+
+
+def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, record: bool, bar: _Bar):
     """A batch of samples, each from a reset network."""
     state = _State(net, len(x), np.random.default_rng([seed, start]))
-    return state.present(x, steps, record)
+    result = state.present(x, steps, record)
+    bar.update()
+    return result
 
 
-def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: int, seed: int, record: bool):
+def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: int, seed: int, record: bool,
+                bar: _Bar):
     """Samples back to back: chain c shows samples c*m .. c*m + m - 1, with ``pause`` steps between."""
     n = len(x)
     m = -(-n // chains)
@@ -154,11 +183,13 @@ def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: in
         if j:
             state.silence(pause)
         waves.append(state.present(padded[order[:, j]], steps, record))
+        bar.update()
     inverse = np.argsort(order.T.reshape(-1), kind="stable")[:n]  # wave-major rows -> sample order
     counts = {r: np.concatenate([w[0][r] for w in waves])[inverse] for r in net.readouts}
     totals = {p: np.concatenate([w[1][p] for w in waves])[inverse] for p in waves[0][1]}
     over_time = np.concatenate([w[2] for w in waves], axis=1)[:, inverse] if record else None
-    return counts, totals, over_time
+    neurons = {p: np.concatenate([w[3][p] for w in waves])[inverse] for p in waves[0][3]}
+    return counts, totals, over_time, neurons
 
 
 class _State:
@@ -193,12 +224,12 @@ class _State:
         phase = {n: np.zeros_like(v) for n, v in values.items()}
         readout_pops = [graph.inputs(r)[0] for r in net.readouts]
         counts = {n: np.zeros((self.batch, net.size[n]), np.float32) for n in readout_pops}
-        total = {n: np.zeros(self.batch, np.float32) for n in self.pops}
+        per_neuron = {n: np.zeros((self.batch, net.size[n]), np.uint16) for n in self.pops}
         over_time = np.zeros((steps, self.batch, net.size[readout_pops[0]]), np.float32) if record else None
         for k in range(steps):
             spikes = self._step(values, phase, const)
             for n in self.pops:
-                total[n] += spikes[n].sum(axis=1)
+                per_neuron[n] += spikes[n].astype(np.uint16)
                 if n in counts:
                     counts[n] += spikes[n]
             if record:
@@ -206,7 +237,8 @@ class _State:
                 over_time[k] = self.v[src] if src in net.membrane else counts[src]
         pairs = zip(net.readouts, readout_pops, strict=True)
         out = {r: (self.v[p] if p in net.membrane else counts[p]).copy() for r, p in pairs}
-        return out, total, over_time
+        total = {n: c.sum(axis=1, dtype=np.float32) for n, c in per_neuron.items()}
+        return out, total, over_time, per_neuron
 
     def silence(self, steps: int) -> None:
         """``steps`` steps without input (constant i_offset still flows): the pause between samples."""

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from snnc.ir import Graph, load
 from snnc.targets.base import RunRequest, Target, TargetError
 from snnc.targets.datafiles import load_data, to_model_layout
@@ -13,6 +15,8 @@ from snnc.targets.templates import render
 
 from .simulator import simulate
 from .spec import SPEC
+
+RASTER_SAMPLES = 4  # samples whose output spikes are kept with their times
 
 
 class SimTarget(Target):
@@ -35,8 +39,19 @@ class SimTarget(Target):
             graph.attrs["presentation_time"] = request.presentation_time
         x = to_model_layout(x, graph.shape(graph.ops_of("snn.source")[0]), graph.attrs.get("input_layout"))
         start = time.perf_counter()
-        result = simulate(graph, x, seed=request.seed)
+        result = simulate(graph, x, seed=request.seed, record_over_time=True, record_neurons=True, progress=True)
         wall = time.perf_counter() - start
+        pops = sorted(result.neuron_counts)
+        at = np.unique(np.linspace(0, result.steps - 1, min(result.steps, 100)).round().astype(int))
+        cumulative = result.counts_over_time[:, :RASTER_SAMPLES]  # spike counts: (step, sample, neuron) of spikes
+        spiking = graph.op(graph.outputs[0]).mode == "spike_count"
+        raster = np.argwhere(np.diff(cumulative, axis=0, prepend=0) > 0) if spiking else np.zeros((0, 3))
+        np.savez(
+            request.out / "outputs.npz", readout=result.counts[graph.outputs[0]], predictions=result.predictions,
+            labels=y, over_time=result.counts_over_time[at], over_time_ms=(at + 1) * result.dt,
+            populations=np.array(pops), raster=raster.astype(np.int32), dt=result.dt,
+            **{f"spikes_{i}": result.neuron_counts[p] for i, p in enumerate(pops)},
+        )  # fmt: skip
         return {
             "target": "sim",
             "samples": len(x),

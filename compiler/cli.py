@@ -3,6 +3,7 @@
     snnc MODEL --target T -o OUT [--calibration F] [--data F] [--set k=v] [--dump-ir all]
     snnc run OUT --data F --samples N
     snnc report OUT
+    snnc sweep MODEL -t T --data F --param KEY=V1,V2 [--param ...] [--jobs N] -o OUT
     snnc ir MODEL --after PASS [--target T]
     snnc passes
     snnc targets
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-COMMANDS = ("run", "report", "ir", "passes", "targets")
+COMMANDS = ("run", "report", "sweep", "ir", "passes", "targets")
 CALIBRATION_SAMPLES = 1000
 CALIBRATION_BESIDE_MODEL = "calibration.npz"
 
@@ -80,6 +81,20 @@ def _parser(command: str) -> argparse.ArgumentParser:
     elif command == "report":
         p = argparse.ArgumentParser(prog="snnc report", description="Print the mapping report of a compiled network.")
         p.add_argument("out", type=Path, help="directory written by 'snnc MODEL -o OUT'")
+    elif command == "sweep":
+        p = argparse.ArgumentParser(prog="snnc sweep", description="Compile and run a model over a grid of settings.")
+        p.add_argument("model", help="model file")
+        p.add_argument("-t", "--target", default="sim", help="target (default sim)")
+        p.add_argument("--data", type=_data_file, required=True, help=".npz or NAME:SPLIT to evaluate on")
+        p.add_argument("--calibration", type=_data_file, help="calibration data (default: the first 1000 of --data)")
+        p.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
+                       help="a setting and its values; several --param span a grid")  # fmt: skip
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a fixed setting")
+        p.add_argument("--samples", type=int, help="samples per point (default: all)")
+        p.add_argument("--jobs", type=int, default=1, help="worker processes")
+        p.add_argument("--scheduler", help="address of a Dask scheduler to run the points on (tcp://host:port)")
+        p.add_argument("-o", "--out", type=Path, required=True, help="folder for sweep.csv, sweep.json, sweep.png")
+        p.add_argument("--seed", type=int, default=0)
     elif command == "ir":
         p = argparse.ArgumentParser(prog="snnc ir", description="Print the IR of a model after a pass.")
         p.add_argument("model", help="model file (.onnx, .keras, .h5, .nir, .pt2, .pt, .snnir)")
@@ -247,6 +262,37 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from snnc.sweep import SweepPoint, grid, plot, run_sweep, write_tables
+
+    if not Path(args.model).exists():
+        raise CliError(f"{args.model}: no such file")
+    params: dict[str, list[str]] = {}
+    for item in args.param:
+        key, sep, values = item.partition("=")
+        if not sep or not values.strip():
+            raise CliError(f"--param {item!r}: expected KEY=V1,V2,...")
+        params[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    common = {"model": str(Path(args.model).resolve()), "target": args.target, "data": str(args.data),
+              "calibration": str(args.calibration) if args.calibration else None, "settings": _settings(args.set),
+              "samples": args.samples, "seed": args.seed}  # fmt: skip
+    points = [SweepPoint(point=point, **common) for point in grid(params)]
+    print(f"snnc: sweeping {len(points)} points of {', '.join(params)} on {args.target}", file=sys.stderr)
+    try:
+        rows = run_sweep(points, jobs=args.jobs, scheduler=args.scheduler)
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    write_tables(rows, list(params), args.out)
+    picture = plot(rows, params, args.out)
+    widths = {k: max(len(v) for v in values) for k, values in params.items()}
+    for row in rows:
+        label = "  ".join(f"{k}={row[k]:<{widths[k]}}" for k in params)
+        result = f"error: {row['error']}" if "error" in row else f"accuracy {row['accuracy']:.4f}"
+        print(f"{label}  {result}  ({row['seconds']:.1f} s)")
+    print(f"snnc: wrote {args.out / 'sweep.csv'}, sweep.json" + (f", {picture.name}" if picture else ""))
+    return 0
+
+
 def _cmd_passes(args: argparse.Namespace) -> int:
     from snnc.passes import ALL_PASSES
     from snnc.targets import TARGETS, get_target
@@ -275,7 +321,8 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "compile": _cmd_compile, "run": _cmd_run, "report": _cmd_report, "ir": _cmd_ir, "passes": _cmd_passes,
+    "compile": _cmd_compile, "run": _cmd_run, "report": _cmd_report, "sweep": _cmd_sweep, "ir": _cmd_ir,
+    "passes": _cmd_passes,
     "targets": _cmd_targets,
 }  # fmt: skip
 

@@ -49,8 +49,10 @@ def run_compiled(
     samples: Optional[int] = None,
     seed: int = 0,
     presentation_time: Optional[float] = None,
+    report: bool = True,
 ) -> dict[str, Any]:
-    """Run ``out`` on its target, write ``out/results.json`` and return the results."""
+    """Run ``out`` on its target, write ``out/results.json`` (and with ``report`` out/report.md
+    and the plots) and return the results."""
     out = Path(out)
     manifest = read_manifest(out)
     data_path = default_data(out, manifest, data)
@@ -60,9 +62,10 @@ def run_compiled(
     x, y = load_data(data_path, samples=results["samples"])
     results["ann_accuracy"] = ann_accuracy(out, x, y)
     results["data"] = str(data_path)
-    graph = load(out / "model.snnir")
-    source = graph.ops_of("snn.source")[0]
-    model_x = to_model_layout(x, graph.shape(source), graph.attrs.get("input_layout"))
-    results["plots"] = write_run_report(out, results, model_x)
+    if report:
+        graph = load(out / "model.snnir")
+        source = graph.ops_of("snn.source")[0]
+        model_x = to_model_layout(x, graph.shape(source), graph.attrs.get("input_layout"))
+        results["plots"] = write_run_report(out, results, model_x)
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXAMPLES := examples/fashion_mnist
 
-.PHONY: venv data examples test lint demo bench clean
+.PHONY: venv data examples test lint demo bench paper-table clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ demo: venv data examples
 
 bench: venv data examples
 	$(PY) benchmarks/run_all.py
+
+# Ostrau et al.'s Table 1, our version: trains the networks when missing, then sim, NEST, SpiNN3, SpiNN5.
+paper-table: venv
+	$(PY) examples/paper_benchmark/paper_table.py
 
 clean:
 	rm -rf $(VENV) data out out-* build *.egg-info .pytest_cache .ruff_cache .hypothesis

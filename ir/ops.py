@@ -520,7 +520,8 @@ class Population(Op):
     Per time step v += sum of arriving spikes * weights + (bias or i_offset) * dt; a neuron
     spikes when v >= v_threshold and then resets by subtracting the threshold or to v_reset.
     ``bias`` is in ANN activation units (before ``bias-to-current``), ``i_offset`` in v per ms.
-    ``tau_m`` inf means no leak. Times are in ms.
+    ``tau_m`` inf means no leak. ``v_min`` (optional) is a floor: after each step's input v is
+    raised to it (sPyNNaker's IF_trunc_delta, NEST's V_min). Times are in ms.
 
     Mapping (set by split-populations and quantize): ``per_core`` is the most neurons one core
     holds, either one number (consecutive slices of the C-order neuron list) or one number per
@@ -537,6 +538,7 @@ class Population(Op):
     reset: Literal["subtract", "zero"] = "subtract"
     tau_m: float = math.inf
     tau_refrac: float = 0.0
+    v_min: Optional[float] = None
     bias: Optional[TensorRef] = None
     i_offset: Optional[TensorRef] = None
     per_core: Optional[tuple[int, ...]] = None
@@ -545,6 +547,8 @@ class Population(Op):
     def check(self) -> None:
         if not self.v_threshold > 0 or self.tau_m <= 0 or self.tau_refrac < 0:
             self.fail("v_threshold and tau_m must be positive, tau_refrac non-negative")
+        if self.v_min is not None and self.v_min > self.v_reset:
+            self.fail(f"v_min {self.v_min} lies above v_reset {self.v_reset}")
         if self.weight_shift is not None and len(self.weight_shift) != 2:
             self.fail(f"weight_shift has one exponent per receptor (excitatory, inhibitory), got {self.weight_shift}")
 

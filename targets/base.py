@@ -37,6 +37,7 @@ class TargetSpec:
     reset: Literal["subtract", "zero"] = "subtract"
     tau_m: float = math.inf  # membrane time constant, ms (inf: no leak)
     tau_refrac: float = 0.0  # smallest refractory period the platform allows, ms
+    v_min: Optional[float] = None  # a floor of the membrane potential (None: none)
     pause: Optional[float] = None  # ms of silence between samples that run back to back; None: reset
     min_delay: float = 1.0  # ms; projections get this delay
     encoding: Literal["current", "poisson", "regular"] = "current"

@@ -112,3 +112,29 @@ def test_spike_rates_approach_relu_activations() -> None:
     result = simulate(g, x, batch_size=16)
     assert np.abs(result.counts["r"] / 1000.0 - expected["o"]).max() < 0.02
     assert np.allclose(result.spikes["h"] / 1000.0, expected["h"].sum(axis=1), atol=0.02 * 30)
+
+
+def test_v_min_floors_the_membrane() -> None:
+    """A neuron driven below its floor comes back from the floor, not from far below."""
+    from snnc.ir import Graph
+    from snnc.ir import ops as ir
+    from snnc.targets.sim.simulator import simulate
+
+    def network(v_min):
+        g = Graph({"dt": 1.0, "presentation_time": 20.0, "instances": 1})
+        g.add("src", ir.Source(shape=(2,), encoding="regular", max_rate=1000.0))
+        w = g.add_tensor("p.weight", np.array([[-3.0, 0.25]], np.float32))
+        g.add("p", ir.Projection(connectivity="dense", weight=w, delay=1.0), ["src"])
+        g.add("pop", ir.Population(reset="zero", v_min=v_min), ["p"])
+        g.outputs = [g.add("r", ir.Readout(), ["pop"])]
+        return g
+
+    x = np.array([[1.0, 1.0], [0.0, 1.0]], np.float32)  # with, then without the inhibitory input
+    runs = {}
+    for v_min in (None, 0.0):
+        g = network(v_min)
+        g.attrs["pause"] = 0.0  # back to back: the second sample starts where the first left v
+        runs[v_min] = simulate(g, x, chains=1).counts["r"][:, 0]
+    assert runs[None][0] == runs[0.0][0] == 0  # net input -2.75 per step: never fires
+    assert runs[None][1] == 0  # v came in near -52: 20 steps of 0.25 cannot reach the threshold
+    assert runs[0.0][1] == 4  # from the floor: 0.25 per step fires every 4th step

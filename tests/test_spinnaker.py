@@ -227,3 +227,17 @@ def test_fashion_mnist_examples_map_as_planned(name: str, tmp_path: Path) -> Non
     mapping = _run_virtual(out, 3, tmp_path)
     assert _placed(mapping) == _expected_cores(report, 1)
     assert len(mapping["cores"]) == report["cores"] == {"mlp": 4 + 1 + 1 + 1, "cnn": 149}[name]
+
+
+@spinnaker
+def test_floored_neurons_map_to_if_trunc_delta(mlp, tmp_path: Path) -> None:
+    model, data = mlp
+    out = tmp_path / "out"
+    _compile(model, data, out, "tau-m=inf", "v-min=0", "pause=20")
+    network = json.loads((out / "network.json").read_text())
+    models = {c["model"] for c in network["cells"] if c["kind"] == "population"}
+    assert models == {"IF_trunc_delta"}
+    mapping = _run_virtual(out, 2, tmp_path)
+    assert len(mapping["cores"]) == 3
+    assert main([str(model), "-t", "spinnaker", "-o", str(tmp_path / "bad"), "--data", str(data),
+                 "--set", "tau-m=inf"]) == 1  # fmt: skip

@@ -66,6 +66,7 @@ class LowerToSnn(Pass):
     presentation_time: Optional[float] = None
     tau_refrac: Optional[float] = None
     tau_m: Optional[float] = None
+    v_min: Optional[float] = None
     pause: Optional[float] = None
     delay: Optional[float] = None
 
@@ -77,6 +78,7 @@ class LowerToSnn(Pass):
             "max_rate": self.max_rate or spec.max_rate,
             "tau_refrac": self.tau_refrac if self.tau_refrac is not None else spec.tau_refrac,
             "tau_m": self.tau_m if self.tau_m is not None else spec.tau_m,
+            "v_min": self.v_min if self.v_min is not None else spec.v_min,
             "delay": self.delay if self.delay is not None else spec.min_delay,
         }
         dt = self.dt or spec.dt
@@ -254,6 +256,7 @@ class LowerToSnn(Pass):
             raise PassError(f"inputs of %{x.origin} arrive with different shapes {sorted(shapes)}")
         params = {
             "reset": self._cfg["reset"], "tau_refrac": self._cfg["tau_refrac"], "tau_m": self._cfg["tau_m"],
+            "v_min": self._cfg["v_min"],
         }  # fmt: skip
         if x.bias is not None and np.any(x.bias):
             n = math.prod(shapes.pop())

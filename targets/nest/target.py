@@ -12,6 +12,7 @@ weight              mV jump per spike (delta synapse); inhibitory weights < 0
 i_offset (v/ms)     nA with cm = 1 nF (1 nA / 1 nF = 1 mV/ms)
 tau_m = inf         tau_m = 1e9 ms (no leak within a presentation)
 tau_refrac, delay   ms (snnc emits tau_refrac >= dt; delays must be >= dt)
+v_min               V_min of iaf_psc_delta (set through NEST; PyNN has no name for it)
 current source      i_offset of the first population = its bias + W @ x, per sample
 poisson source      SpikeSourcePoisson, rate = x * gain * max_rate Hz
 ==================  =========================================================
@@ -65,6 +66,7 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             "id": n, "kind": "population", "size": size, "i_offset": key,
             "v_thresh": op.v_threshold, "v_reset": op.v_reset, "reset": op.reset,
             "tau_m": NO_LEAK_TAU_M if math.isinf(op.tau_m) else op.tau_m, "tau_refrac": op.tau_refrac,
+            "v_min": op.v_min,
             "readout": readouts.get(n),
         })  # fmt: skip
         for proj in graph.inputs(n):

@@ -274,6 +274,8 @@ class _State:
             for p in net.inputs[node]:
                 if not net.is_current(p.pre) and k >= p.delay:
                     u += p.apply(self.history[p.pre][(k - p.delay) % ring])
+            if op.v_min is not None:
+                np.maximum(u, np.float32(op.v_min), out=u)
             if node in net.membrane:
                 fired_all[node] = np.zeros_like(u)
                 continue

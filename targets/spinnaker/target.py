@@ -11,7 +11,8 @@ population (C, H, W)   C populations with a Grid2D(W / H) structure, raster orde
 population (n,)        one population; ``set_max_atoms_per_core(per_core)``
 IF neuron              IF_curr_delta, v_rest = 0, tau_m, cm = tau_m (1 - exp(-dt / tau_m)) so that
                        a weight w raises v by exactly w (sPyNNaker integrates the closed form
-                       v' = e v + (1 - e) R I, R = tau_m / cm), i_offset = snnc i_offset * dt
+                       v' = e v + (1 - e) R I, R = tau_m / cm), i_offset = snnc i_offset * dt;
+                       with v_min (a floor) and no leak: extra_models.IFTruncDelta, tau_m = cm = 1
 weight_shift e         max_expected_summed_weight = 0.75 * 2^e per receptor: sPyNNaker then picks
                        the ring-buffer shift e (16-bit weights in steps of 2^(e - 15))
 conv projection        one ConvolutionConnector per (out, in) channel pair with the kernel
@@ -94,8 +95,18 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
                 raise TargetError(f"%{n} still has a bias: run bias-to-current or remove-bias first")
             if op.reset != "zero" or op.model != "if":
                 raise TargetError(f"%{n}: sPyNNaker's IF cells reset to v_reset; compile with reset=zero")
-            if math.isinf(op.tau_m):
-                raise TargetError(f"%{n}: samples run back to back on SpiNNaker and need a leak; set tau-m")
+            if op.v_min is not None:  # IF_trunc_delta: no leak, v held at or above v_reset
+                if not math.isinf(op.tau_m) or op.v_min != op.v_reset:
+                    raise TargetError(f"%{n}: sPyNNaker's floored IF (IF_trunc_delta) has no leak and its floor at "
+                                      "v_reset; set tau-m=inf and v-min equal to v-reset")  # fmt: skip
+                model = "IF_trunc_delta"
+                params = {"tau_m": 1.0, "cm": 1.0}  # R = tau_m / cm = 1: v += input
+            elif math.isinf(op.tau_m):
+                raise TargetError(f"%{n}: samples run back to back on SpiNNaker and need a leak (tau-m) or a "
+                                  "floor (tau-m=inf, v-min=0)")  # fmt: skip
+            else:
+                model = "IF_curr_delta"
+                params = {"tau_m": op.tau_m, "cm": _cm(op.tau_m, dt), "v_rest": 0.0}
             if readouts.get(n) == "membrane":
                 raise TargetError(f"%{n}: a membrane readout cannot be read back from SpiNNaker; use spike_count")
             key = f"cell{index[n]}_i_offset"
@@ -104,9 +115,8 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             # Without quantize (a custom pipeline) sPyNNaker picks the shifts from its own statistics.
             summed = None if op.weight_shift is None else [0.75 * 2.0**e for e in op.weight_shift]
             cell.update(
-                kind="population", i_offset=key, readout=readouts.get(n),
-                params={"tau_m": op.tau_m, "cm": _cm(op.tau_m, dt), "v_rest": 0.0, "v_reset": op.v_reset,
-                        "v_thresh": op.v_threshold, "tau_refrac": op.tau_refrac},
+                kind="population", i_offset=key, readout=readouts.get(n), model=model,
+                params={**params, "v_reset": op.v_reset, "v_thresh": op.v_threshold, "tau_refrac": op.tau_refrac},
                 max_expected_summed_weight=summed,
             )  # fmt: skip
         cells.append(cell)

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXAMPLES := examples/fashion_mnist
 
-.PHONY: venv data examples test lint demo bench paper-table clean
+.PHONY: venv data examples test lint demo bench paper-table peer-bench clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,12 @@ bench: venv data examples
 # Ostrau et al.'s Table 1, our version: trains the networks when missing, then sim, NEST, SpiNN3, SpiNN5.
 paper-table: venv
 	$(PY) examples/paper_benchmark/paper_table.py
+
+# snnc against SpikingJelly's ann2snn. SpikingJelly is installed without its dependencies: it
+# declares torchvision and torchaudio, which would replace the CPU build of torch.
+peer-bench: venv data examples
+	$(PY) -m pip install -q --no-deps "spikingjelly==2.0.0" "loguru>=0.7,<1"
+	$(PY) benchmarks/bench_peer.py
 
 clean:
 	rm -rf $(VENV) data out out-* build *.egg-info .pytest_cache .ruff_cache .hypothesis

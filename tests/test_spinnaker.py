@@ -241,3 +241,20 @@ def test_floored_neurons_map_to_if_trunc_delta(mlp, tmp_path: Path) -> None:
     assert len(mapping["cores"]) == 3
     assert main([str(model), "-t", "spinnaker", "-o", str(tmp_path / "bad"), "--data", str(data),
                  "--set", "tau-m=inf"]) == 1  # fmt: skip
+
+
+@spinnaker
+def test_dense_layers_wider_than_a_core_map(tmp_path: Path) -> None:
+    """More than 256 targets per source neuron: the synapse list must be sorted for sPyNNaker 7.4."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(16, 600), torch.nn.ReLU(), torch.nn.Linear(600, 4)).eval()
+    model = tmp_path / "wide.onnx"
+    torch.onnx.export(net, torch.rand(1, 16), model, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    x = torch.rand(8, 16)
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=net(x).argmax(1).numpy())
+    out = tmp_path / "out"
+    report = _compile(model, tmp_path / "d.npz", out)
+    mapping = _run_virtual(out, 2, tmp_path)
+    assert _placed(mapping) == _expected_cores(report, 1) and len(mapping["cores"]) == 1 + 3 + 1

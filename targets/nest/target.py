@@ -11,7 +11,7 @@ v (unitless)        mV; v_rest = v_reset = 0 mV, v_thresh = v_threshold mV
 weight              mV jump per spike (delta synapse); inhibitory weights < 0
 i_offset (v/ms)     nA with cm = 1 nF (1 nA / 1 nF = 1 mV/ms)
 tau_m = inf         tau_m = 1e9 ms (no leak within a presentation)
-tau_refrac, delay   ms (snnc emits tau_refrac >= dt; delays must be >= dt)
+tau_refrac, delay   ms (tau_refrac 0 or >= dt: on-grid iaf_psc_delta counts whole steps; delays >= dt)
 v_min               V_min of iaf_psc_delta (set through NEST; PyNN has no name for it)
 current source      i_offset of the first population = its bias + W @ x, per sample
 poisson source      SpikeSourcePoisson, rate = x * gain * max_rate Hz
@@ -88,9 +88,10 @@ class NestTarget(Target):
     spec = SPEC
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
-        if graph.attrs["dt"] <= 0 or min((graph.op(p).tau_refrac for p in graph.ops_of("snn.population")),
-                                         default=graph.attrs["dt"]) < graph.attrs["dt"]:  # fmt: skip
-            raise TargetError(f"NEST needs tau_refrac >= dt ({graph.attrs['dt']} ms)")
+        dt = graph.attrs["dt"]
+        refractory = {graph.op(p).tau_refrac for p in graph.ops_of("snn.population")}
+        if dt <= 0 or any(0 < t < dt for t in refractory):  # on-grid iaf_psc_delta takes 0 or whole steps
+            raise TargetError(f"NEST needs tau_refrac = 0 or >= dt ({dt} ms)")
         network, arrays = describe(graph)
         (out / "network.json").write_text(json.dumps(network, indent=1, sort_keys=True) + "\n")
         write_npz(out / "weights.npz", arrays)

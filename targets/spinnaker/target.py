@@ -162,7 +162,10 @@ def _projection(graph: Graph, proj: str, index: dict, cells: list, arrays: dict,
         if op.receptor == "mixed":
             raise TargetError(f"%{proj}: mixed-sign projection; sPyNNaker needs split-signs first")
         c = connections(graph, proj)
-        arrays[key] = np.stack([c.pre, c.post, np.abs(c.weight.astype(np.float64))], axis=1)
+        # Sorted by pre, then post: sPyNNaker 7.4's FromListConnector sizes its synaptic rows by
+        # grouping the list without sorting it first, so an unsorted list overstates row lengths.
+        order = np.lexsort((c.post, c.pre))
+        arrays[key] = np.stack([c.pre[order], c.post[order], np.abs(c.weight[order].astype(np.float64))], axis=1)
         entry.update(kind="list", connections=key, receptor=op.receptor)
     return entry
 

@@ -112,9 +112,10 @@ def main() -> None:
         for name in ("mlp", "cnn"):
             net = torch_model(name)
             with torch.no_grad():
-                ann = float((net(torch.tensor(x)).argmax(1).numpy() == y).mean())
+                correct = net(torch.tensor(x)).argmax(1).numpy() == y
             for row in (spikingjelly(net, calib, x, y), snnc_sim(name, calib, x, y),
                         snnc_nest(name, nest_samples[name], Path(tmp))):  # fmt: skip
+                ann = float(correct[: row["samples"]].mean())  # the ANN on the same samples
                 row.update(model=name, steps=STEPS, ann_accuracy=ann)
                 rows.append(row)
                 print(f"{name}  {row['tool']:<52} accuracy {row['accuracy']:.4f} (ANN {ann:.4f}) on "

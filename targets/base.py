@@ -114,9 +114,10 @@ class Target:
 
 def run_script(out: Path, args: list[str]) -> dict[str, Any]:
     """Run an emitted ``out/run.py`` with ``args`` in a fresh interpreter (simulators keep global
-    state) in ``out``; return its results.json plus the process time."""
+    state); return its results.json plus the process time. Paths in ``args`` stay relative to the
+    caller's directory (a script that needs its own folder changes into it itself)."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(out / "run.py"), *args], capture_output=True, text=True, cwd=out)
+    proc = subprocess.run([sys.executable, str(out / "run.py"), *args], capture_output=True, text=True)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         raise TargetError(f"{out / 'run.py'} failed: {tail}")

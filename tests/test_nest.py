@@ -60,3 +60,13 @@ def test_cnn_with_pooling_on_nest_matches_reference(tmp_path: Path) -> None:
     for p in network["projections"]:
         w = weights[p["connections"]][:, 2]
         assert (w > 0).all() if p["receptor"] == "excitatory" else (w < 0).all()
+
+
+def test_snnc_run_with_relative_paths_writes_a_report(mlp, tmp_path: Path, monkeypatch) -> None:
+    model, data = mlp
+    monkeypatch.chdir(tmp_path)
+    assert main([str(model), "-t", "nest", "-o", "out", "--data", str(data.name)]) == 0
+    assert main(["run", "out", "--samples", "8", "--data", data.name]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["samples"] == 8 and results["plots"] == ["confusion.png"]  # NEST records the readout only
+    assert "![Confusion matrix](plots/confusion.png)" in (tmp_path / "out" / "report.md").read_text()

@@ -273,8 +273,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if not sep or not values.strip():
             raise CliError(f"--param {item!r}: expected KEY=V1,V2,...")
         params[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
-    common = {"model": str(Path(args.model).resolve()), "target": args.target, "data": str(args.data),
-              "calibration": str(args.calibration) if args.calibration else None, "settings": _settings(args.set),
+    # absolute paths: Dask workers need not share this working directory (the files must be there)
+    common = {"model": str(Path(args.model).resolve()), "target": args.target, "data": str(args.data.resolve()),
+              "calibration": str(args.calibration.resolve()) if args.calibration else None,
+              "settings": _settings(args.set),
               "samples": args.samples, "seed": args.seed}  # fmt: skip
     points = [SweepPoint(point=point, **common) for point in grid(params)]
     print(f"snnc: sweeping {len(points)} points of {', '.join(params)} on {args.target}", file=sys.stderr)

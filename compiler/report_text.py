@@ -23,12 +23,14 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['time_scale_factor']}: {report['wall_ms_per_inference']:.1f} ms of wall time per inference "
         f"with {report['instances']} instance(s)",
         "",
-        f"{'population':<24} {'shape':<14} {'neurons':>8} {'cores':>6} {'synapses in':>12}  slices",
+        f"{'population':<24} {'shape':<14} {'neurons':>8} {'cores':>6} {'synapses in':>12} {'events/ms/core':>15}  "
+        "slices",
     ]
     for pop in report["populations"]:
         shape = "x".join(map(str, pop["shape"]))
-        lines.append(f"{pop['id'][:24]:<24} {shape:<14} {pop['neurons']:>8} {pop['cores']:>6} "
-                     f"{pop['synapses_in']:>12}  {_slices(pop)}")  # fmt: skip
+        load = pop.get("synaptic_events_per_ms_per_core")
+        lines.append(f"{pop['id'][:24]:<24} {shape:<14} {pop['neurons']:>8} {pop['cores']:>6} {pop['synapses_in']:>12} "
+                     f"{'' if load is None else f'{load:.0f}':>15}  {_slices(pop)}")  # fmt: skip
     energy = report.get("energy")
     if energy:
         lines += [

@@ -91,6 +91,10 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
     if calibration is not None and spec.energy_per_synaptic_event_nj is not None:
         act = activity(graph, calibration)
         events = sum(act["synaptic_events"].values())
+        presentation = float(graph.attrs["presentation_time"])
+        for pop in populations:  # the load a core carries while a sample is shown
+            into = sum(act["synaptic_events"][p] for p in graph.inputs(pop["id"]))
+            pop["synaptic_events_per_ms_per_core"] = into / presentation / pop["cores"]
         e_syn = events * spec.energy_per_synaptic_event_nj * 1e-6  # mJ
         e_neuron = neurons * window * (spec.energy_per_neuron_ms_nj or 0.0) * 1e-6
         e_idle = (spec.idle_watts or 0.0) * report["wall_ms_per_inference"]  # W x ms = mJ

@@ -103,6 +103,8 @@ def test_split_replicate_and_quantize_on_an_mlp(mlp, tmp_path: Path) -> None:
             assert np.abs(w).max() / quantum < 2**16
     energy = report["energy"]
     assert energy["synaptic_events_per_inference"] > 0 and energy["mj_per_inference"] > 0
+    loads = [p["synaptic_events_per_ms_per_core"] for p in report["populations"]]
+    assert loads[0] == 0 and min(loads[1:]) > 0  # the source receives nothing
     assert "Sharp et al. 2012" in energy["source"]
 
 

@@ -139,11 +139,11 @@ def simulate(
     counts = {r: np.concatenate([p[0][r] for p in parts]) for r in net.readouts}
     spikes = {n: np.concatenate([p[1][n] for p in parts]) for n in graph.ops_of("snn.population")}
     over_time = np.concatenate([p[2] for p in parts], axis=1) if record_over_time and parts else None
-    neurons = {n: np.concatenate([p[3][n] for p in parts]) for n in graph.ops_of("snn.population")}
+    neurons = None
+    if record_neurons and parts:
+        neurons = {n: np.concatenate([p[3][n] for p in parts]) for n in graph.ops_of("snn.population")}
     first = counts[net.readouts[0]] if parts else np.zeros((0, 1))
-    result = SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time)
-    result.neuron_counts = neurons if record_neurons and parts else None
-    return result
+    return SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time, neurons)
 
 
 class _Bar:
@@ -159,7 +159,6 @@ class _Bar:
     def update(self, n: int = 1) -> None:
         if self.bar is not None:
             self.bar.update(n)
-
 
 
 def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, record: bool, bar: _Bar):

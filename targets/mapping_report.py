@@ -32,9 +32,12 @@ def slices(shape: tuple[int, ...], per_core: tuple[int, ...]) -> list[dict[str, 
     ]  # fmt: skip
 
 
-def activity(graph: Graph, calibration: np.ndarray, samples: int = 1000) -> dict[str, dict[str, float]]:
+def activity(
+    graph: Graph, calibration: np.ndarray, samples: int = 1000, matrices: Optional[dict[str, Any]] = None
+) -> dict[str, dict[str, float]]:
     """Per node: spikes per inference, and per projection synaptic events per inference,
-    from the rate model (rates capped at one spike per step) on calibration samples."""
+    from the rate model (rates capped at one spike per step) on calibration samples.
+    ``matrices`` are the projections' (post, pre) sparse matrices when the caller has them."""
     from snnc.snn_rates import rates
 
     x = calibration[:samples]
@@ -49,20 +52,22 @@ def activity(graph: Graph, calibration: np.ndarray, samples: int = 1000) -> dict
     events = {}
     for proj in graph.ops_of("snn.projection"):
         (pre,) = graph.inputs(proj)
-        fan_out = np.diff(projection_matrix(graph, proj).tocsc().indptr)  # synapses per pre neuron
+        matrix = matrices[proj] if matrices is not None else projection_matrix(graph, proj)
+        fan_out = np.diff(matrix.tocsc().indptr)  # synapses per pre neuron
         events[proj] = float((per_node[pre] @ fan_out).mean())
     return {"spikes": spikes, "synaptic_events": events}
 
 
 def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndarray]) -> dict[str, Any]:
     """The report as a JSON-able dict (see the target's README for the fields)."""
+    matrices = {p: projection_matrix(graph, p) for p in graph.ops_of("snn.projection")}
     populations = []
     for node in graph.topo():
         op = graph.op(node)
         if not isinstance(op, (ir.Source, ir.Population)):
             continue
         shape = graph.shape(node)
-        synapses = sum(projection_matrix(graph, p).nnz for p in graph.inputs(node))
+        synapses = sum(matrices[p].nnz for p in graph.inputs(node))
         per_core = op.per_core or (math.prod(shape),)
         populations.append({
             "id": node, "kind": "source" if isinstance(op, ir.Source) else "population", "shape": list(shape),
@@ -89,7 +94,7 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         "populations": populations,
     }  # fmt: skip
     if calibration is not None and spec.energy_per_synaptic_event_nj is not None:
-        act = activity(graph, calibration)
+        act = activity(graph, calibration, matrices=matrices)
         events = sum(act["synaptic_events"].values())
         presentation = float(graph.attrs["presentation_time"])
         for pop in populations:  # the load a core carries while a sample is shown

@@ -205,7 +205,9 @@ def test_auto_instances_fill_spinn3_and_no_more(mlp, tmp_path: Path) -> None:
     for extra in (8, 9):  # 64 and 72 cores: the first is one over, the second far over
         network["instances"] = extra
         (out / "network.json").write_text(json.dumps(network))
-        assert _run_script(out, 9, tmp_path / "home").returncode != 0
+        proc = _run_script(out, 9, tmp_path / "home")
+        placement_failed = "PacmanPlaceException" in proc.stderr or "does not support multiple boards" in proc.stderr
+        assert proc.returncode != 0 and placement_failed, proc.stderr[-1000:]
 
 
 @spinnaker
@@ -217,6 +219,11 @@ def test_auto_instances_fill_spinn5(mlp, tmp_path: Path) -> None:
     assert report["application_cores"] == 48 * 16 - 8 - 1 and report["instances"] == 759 // 3 == 253
     mapping = _run_virtual(out, 253, tmp_path)
     assert len(mapping["cores"]) == 759 and len({(c["x"], c["y"]) for c in mapping["cores"]}) == 48
+    network = json.loads((out / "network.json").read_text())
+    network["instances"] = 254  # 762 cores: sPyNNaker cannot place one more instance either
+    (out / "network.json").write_text(json.dumps(network))
+    proc = _run_script(out, 254, tmp_path / "home")
+    assert proc.returncode != 0 and "PacmanPlaceException" in proc.stderr
 
 
 @spinnaker

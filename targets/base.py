@@ -71,7 +71,7 @@ class TargetSpec:
         return self.chips * self.cores_per_chip - self.reserved_cores
 
     def machine(self) -> str:
-        """The machine in words, for messages: ``spinn5 (48 chips x 16 cores - 1 = 767 cores)``."""
+        """The machine in words, for messages: ``spinn5 (48 chips x 16 cores - 9 = 759 cores)``."""
         cores = self.application_cores()
         if cores is None:
             return f"{self.name} (machine size unknown)"

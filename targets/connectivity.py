@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from snnc.ir import Graph
-from snnc.ir.ops import Projection
+from snnc.ir.ops import Projection, Source
 
 
 class Connections(NamedTuple):
@@ -82,6 +82,14 @@ def connections(graph: Graph, proj_id: str) -> Connections:
         pre, post, wts, keep = np.broadcast_arrays(pre, post, wts, inside[None])
     keep = keep & (wts != 0)
     return Connections(pre[keep].astype(np.int64), post[keep].astype(np.int64), wts[keep].astype(np.float32))
+
+
+def from_current_source(graph: Graph, proj_id: str) -> bool:
+    """Whether a projection leaves a ``current`` source: its weights carry an input current, not
+    spikes, so it has no synapses to count, slice or quantize."""
+    (pre_id,) = graph.inputs(proj_id)
+    op = graph.op(pre_id)
+    return isinstance(op, Source) and op.encoding == "current"
 
 
 def projection_matrix(graph: Graph, proj_id: str) -> sp.csr_matrix:

@@ -23,9 +23,8 @@ from typing import Literal, Optional
 import numpy as np
 
 from snnc.ir import Graph
-from snnc.ir import ops as ir
 from snnc.snn_rates import readout_scores
-from snnc.targets.connectivity import projection_matrix
+from snnc.targets.connectivity import from_current_source, projection_matrix
 
 from .base import Pass, PassContext, PassError
 
@@ -91,7 +90,7 @@ class Quantize(Pass):
         levels = 2**bits - 1
         worst = 0.0
         for pop in graph.ops_of("snn.population"):
-            projs = [p for p in graph.inputs(pop) if not _from_current(graph, p)]
+            projs = [p for p in graph.inputs(pop) if not from_current_source(graph, p)]
             n = math.prod(graph.shape(pop))
             exc, inh = np.zeros(n), np.zeros(n)
             for proj in projs:
@@ -109,7 +108,7 @@ class Quantize(Pass):
         levels = 2 ** (bits - 1) - 1
         worst = 0.0
         for proj in graph.ops_of("snn.projection"):
-            if _from_current(graph, proj):
+            if from_current_source(graph, proj):
                 continue
             op = graph.op(proj)
             w = graph.tensor(op.weight) if op.weight is not None else np.array([op.scale])
@@ -132,10 +131,3 @@ class Quantize(Pass):
         else:
             graph.set_op(proj, replace(op, scale=float(q[0])))
         return change
-
-
-def _from_current(graph: Graph, proj: str) -> bool:
-    """Projections out of a current source are input currents, not synapses: not quantized."""
-    (pre,) = graph.inputs(proj)
-    op = graph.op(pre)
-    return isinstance(op, ir.Source) and op.encoding == "current"

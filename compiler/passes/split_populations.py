@@ -17,7 +17,7 @@ import numpy as np
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
-from snnc.targets.connectivity import projection_matrix
+from snnc.targets.connectivity import from_current_source, projection_matrix
 
 from .base import Pass, PassContext, PassError
 
@@ -39,11 +39,8 @@ def fan_in(graph: Graph, pop: str) -> np.ndarray:
     """(n,) synapses into each neuron of ``pop`` (current-source inputs are not synapses)."""
     total = np.zeros(math.prod(graph.shape(pop)), np.int64)
     for proj in graph.inputs(pop):
-        (pre,) = graph.inputs(proj)
-        pre_op = graph.op(pre)
-        if isinstance(pre_op, ir.Source) and pre_op.encoding == "current":
-            continue
-        total += np.diff(projection_matrix(graph, proj).tocsr().indptr)
+        if not from_current_source(graph, proj):
+            total += np.diff(projection_matrix(graph, proj).tocsr().indptr)
     return total
 
 
@@ -60,8 +57,8 @@ def per_core_sums(values: np.ndarray, shape: tuple[int, ...], per_core: tuple[in
 
 def _kernel_connected(graph: Graph, node: str) -> bool:
     """Whether a convolution or pooling projection enters or leaves ``node``."""
-    projs = list(graph.inputs(node)) + [u for u in graph.users(node) if graph.op(u).OPNAME == "snn.projection"]
-    return any(graph.op(p).connectivity in ("conv", "pool") for p in projs if graph.op(p).OPNAME == "snn.projection")
+    neighbours = [*graph.inputs(node), *graph.users(node)]  # projections, and a readout perhaps
+    return any(getattr(graph.op(n), "connectivity", None) in ("conv", "pool") for n in neighbours)
 
 
 @dataclass

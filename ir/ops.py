@@ -15,10 +15,12 @@ from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 
+from .errors import SnncError
+
 Shape = tuple[int, ...]
 
 
-class IRError(ValueError):
+class IRError(SnncError, ValueError):
     """An op, graph or text file that breaks an IR rule."""
 
 

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXAMPLES := examples/fashion_mnist
 
-.PHONY: venv data examples test lint demo bench paper-table peer-bench clean
+.PHONY: venv data examples test lint demo bench paper-table peer-bench fuzz clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,11 @@ paper-table: venv
 peer-bench: venv data examples
 	$(PY) -m pip install -q --no-deps "spikingjelly==2.0.0" "loguru>=0.7,<1"
 	$(PY) benchmarks/bench_peer.py
+
+# 100,000 mutated .snnir files through the reader and the verifier: only snnc's own errors allowed
+# (failing inputs are kept in fuzz-failures/).
+fuzz: venv
+	$(PY) tests/fuzz_snnir.py --count 100000 --seed 0 --out fuzz-failures
 
 clean:
 	rm -rf $(VENV) data out out-* build *.egg-info .pytest_cache .ruff_cache .hypothesis

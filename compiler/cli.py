@@ -7,50 +7,95 @@
     snnc ir MODEL --after PASS [--target T]
     snnc passes
     snnc targets
+
+Every command takes --debug (the traceback of an error); compile, ir, run and sweep take
+--budget neurons=N,synapses=N,bytes=N. Errors are one line ``snnc: error: ...`` (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import math
+import re
+import shutil
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
+
+from snnc.ir.errors import SnncError
 
 COMMANDS = ("run", "report", "sweep", "ir", "passes", "targets")
 CALIBRATION_SAMPLES = 1000
 CALIBRATION_BESIDE_MODEL = "calibration.npz"
+MAX_SEED = 2**31 - 1  # every target's random generator takes it
+MAX_JOBS = 256
+MAX_PRESENTATION_MS = 1e6  # 1000 s of simulated time per sample
+MAX_SHAPE_DIMS = 8
+MAX_GRID_POINTS = 10_000
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+# Characters str.splitlines() breaks at: a message must stay one line whatever a file name holds.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
-class CliError(Exception):
+class CliError(SnncError):
     """A user error: printed as one line, exit status 1."""
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """Run one command; every failure is one line ``snnc: error: ...`` on stderr (exit 1, 130 on
+    Ctrl-C, 2 for usage errors), with the traceback only under ``--debug``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
         command, argv = argv[0], argv[1:]
     else:
         command = "compile"
-    args = _parser(command).parse_args(argv)
+    debug = "--debug" in argv
     try:
-        return _COMMANDS[command](args)
-    except CliError as exc:
-        print(f"snnc: error: {exc}", file=sys.stderr)
-        return 1
+        args = _parser(command).parse_args(argv)
+        with _budget(args):
+            return _COMMANDS[command](args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", debug, EXIT_INTERRUPTED)
+    except SnncError as exc:
+        return _fail(str(exc) or type(exc).__name__, debug)
     except OSError as exc:
-        print(f"snnc: error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - known user errors are one line, exit 1
-        from snnc.ir import IRError
+        return _fail(_os_message(exc), debug)
+    except Exception as exc:  # noqa: BLE001 - a bug (or MemoryError, RecursionError): still one line
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return _fail(f"internal error: {text} (run with --debug for the traceback)", debug)
 
-        if isinstance(exc, IRError):
-            print(f"snnc: error: {exc}", file=sys.stderr)
-            return 1
-        raise
+
+def _fail(message: str, debug: bool, status: int = EXIT_ERROR) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"snnc: error: {one_line(message)}", file=sys.stderr)
+    return status
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks escaped (``\\n``), so that a message is one line."""
+    return _LINE_BREAKS.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def _os_message(exc: OSError) -> str:
+    """``FILE: reason`` for an OSError (both files for a rename)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    return f"{' -> '.join(files)}: {reason}" if files else reason
+
+
+def _budget(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    from snnc.ir import limits
+
+    budget = getattr(args, "budget", None)
+    return limits.using(budget) if budget is not None else contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -64,8 +109,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
             "neuromorphic system. Other commands: " + ", ".join(COMMANDS) + " (snnc COMMAND --help).",
         )
         p.add_argument("model", help="model file (.onnx, .keras, .h5, .nir, .pt2, .pt, .snnir)")
-        p.add_argument("-o", "--out", required=True, type=Path, help="output directory")
-        p.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+        p.add_argument("-o", "--out", required=True, type=Path, help="new output directory")
+        p.add_argument("--force", action="store_true",
+                       help="replace an existing output directory of snnc's (one holding its snnc.json)")  # fmt: skip
         p.add_argument(
             "--dump-ir", metavar="PASSES", help="write out/ir/NN-<pass>.snnir for 'all' or these passes (comma list)"
         )
@@ -75,9 +121,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("out", type=Path, help="directory written by 'snnc MODEL -o OUT'")
         p.add_argument("--data", type=_data_file, help=".npz with x and y, or NAME:SPLIT such as mnist:test "
                        "(default: the data given at compile time)")
-        p.add_argument("--samples", type=int, help="number of samples (default: all)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--presentation-time", type=float, help="ms per sample (default: compiled value)")
+        p.add_argument("--samples", type=_count, help="number of samples (default: all)")
+        p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {MAX_SEED}")
+        p.add_argument("--presentation-time", type=_presentation_time, help="ms per sample (default: compiled value)")
+        _budget_option(p)
     elif command == "report":
         p = argparse.ArgumentParser(prog="snnc report", description="Print the mapping report of a compiled network.")
         p.add_argument("out", type=Path, help="directory written by 'snnc MODEL -o OUT'")
@@ -90,11 +137,12 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
                        help="a setting and its values; several --param span a grid")  # fmt: skip
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a fixed setting")
-        p.add_argument("--samples", type=int, help="samples per point (default: all)")
-        p.add_argument("--jobs", type=int, default=1, help="worker processes")
+        p.add_argument("--samples", type=_count, help="samples per point (default: all)")
+        p.add_argument("--jobs", type=_jobs, default=1, help=f"worker processes, 1 to {MAX_JOBS}")
         p.add_argument("--scheduler", help="address of a Dask scheduler to run the points on (tcp://host:port)")
         p.add_argument("-o", "--out", type=Path, required=True, help="folder for sweep.csv, sweep.json, sweep.png")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {MAX_SEED}")
+        _budget_option(p)
     elif command == "ir":
         p = argparse.ArgumentParser(prog="snnc ir", description="Print the IR of a model after a pass.")
         p.add_argument("model", help="model file (.onnx, .keras, .h5, .nir, .pt2, .pt, .snnir)")
@@ -102,6 +150,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _compile_options(p)
     else:
         p = argparse.ArgumentParser(prog=f"snnc {command}", description=_COMMAND_HELP[command])
+    p.add_argument("--debug", action="store_true", help="print the Python traceback of an error")
     return p
 
 
@@ -114,9 +163,79 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a pass option or target setting"
     )
     p.add_argument("--pipeline", help="replace the target's pass pipeline (see 'snnc passes')")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--input-shape", help="PyTorch models: the shape of one sample, e.g. 1,28,28")
+    p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {MAX_SEED}")
+    p.add_argument("--input-shape", type=_shape, help="PyTorch models: the shape of one sample, e.g. 1,28,28")
     p.add_argument("--module", help="PyTorch state_dict files: the module class, package.module:Class")
+    _budget_option(p)
+
+
+def _budget_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=_budget_spec, metavar="KIND=N,...",
+                   help="size limits: neurons=N,synapses=N,bytes=N,nodes=N (default: see snnc.ir.limits)")  # fmt: skip
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from ``parse``: its ValueError or SnncError becomes a usage error naming the value."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except (ValueError, SnncError) as exc:
+            raise argparse.ArgumentTypeError(one_line(str(exc))) from None
+
+    convert.__name__ = parse.__name__.strip("_")
+    return convert
+
+
+def _integer(text: str, low: int, high: int, what: str) -> int:
+    stripped = text.strip()
+    if not re.fullmatch(r"[+-]?\d{1,20}", stripped):
+        raise ValueError(f"{text!r}: expected {what}")
+    value = int(stripped)
+    if not low <= value <= high:
+        raise ValueError(f"{text!r}: expected {what}")
+    return value
+
+
+@_checked
+def _count(text: str) -> int:
+    return _integer(text, 1, 10**12, "a positive whole number")
+
+
+@_checked
+def _seed(text: str) -> int:
+    return _integer(text, 0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
+
+
+@_checked
+def _jobs(text: str) -> int:
+    return _integer(text, 1, MAX_JOBS, f"a whole number from 1 to {MAX_JOBS}")
+
+
+@_checked
+def _presentation_time(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r}: expected a number of milliseconds") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_PRESENTATION_MS):
+        raise ValueError(f"{text!r}: expected milliseconds above 0 and at most {MAX_PRESENTATION_MS:g}")
+    return value
+
+
+@_checked
+def _shape(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if not 1 <= len(parts) <= MAX_SHAPE_DIMS:
+        raise ValueError(f"{text!r}: expected 1 to {MAX_SHAPE_DIMS} sizes separated by commas, e.g. 1,28,28")
+    return tuple(_integer(d, 1, 2**31 - 1, "positive sizes separated by commas, e.g. 1,28,28") for d in parts)
+
+
+@_checked
+def _budget_spec(text: str) -> Any:
+    from snnc.ir import limits
+
+    return limits.parse_budget(text)
 
 
 def _data_file(text: str) -> Path:
@@ -125,17 +244,17 @@ def _data_file(text: str) -> Path:
 
     try:
         return resolve(text)
-    except Exception as exc:  # argparse turns ValueError/TypeError only into a usage error
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - argparse turns ValueError/TypeError only into a usage error
+        raise argparse.ArgumentTypeError(one_line(str(exc))) from None
 
 
-def _input_shape(text: Optional[str]) -> Optional[tuple[int, ...]]:
-    if text is None:
-        return None
-    try:
-        return tuple(int(d) for d in text.split(","))
-    except ValueError:
-        raise CliError(f"--input-shape {text!r}: expected integers separated by commas, e.g. 1,28,28") from None
+def _input_shape(args: argparse.Namespace) -> Optional[tuple[int, ...]]:
+    """``--input-shape``, its element count checked against the budget."""
+    from snnc.ir import limits
+
+    if args.input_shape is not None:
+        limits.check("neurons", math.prod(args.input_shape), "--input-shape")
+    return args.input_shape
 
 
 _COMMAND_HELP = {
@@ -173,8 +292,8 @@ def _calibration(args: argparse.Namespace) -> tuple[Any, Any, str]:
         print(f"snnc: calibrating on {beside}, found beside the model", file=sys.stderr)
     else:
         return None, None, "none"
-    x, y = load_data(path)
-    return x[:CALIBRATION_SAMPLES], None if y is None else y[:CALIBRATION_SAMPLES], note
+    x, y = load_data(path, at_most=CALIBRATION_SAMPLES)
+    return x, y, note
 
 
 def _compile(args: argparse.Namespace, stop_after: Optional[str] = None, dump: Optional[set[str]] = None,
@@ -194,7 +313,7 @@ def _compile(args: argparse.Namespace, stop_after: Optional[str] = None, dump: O
     return snnc.compile(
         args.model, args.target, calibration=x, calibration_labels=y, settings=_settings(args.set),
         pipeline=args.pipeline, seed=args.seed, dump_dir=dump_dir, dump=dump, stop_after=stop_after,
-        sources=sources, input_shape=_input_shape(args.input_shape), module=args.module,
+        sources=sources, input_shape=_input_shape(args), module=args.module,
     )  # fmt: skip
 
 
@@ -203,18 +322,30 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         raise CliError(f"{args.model}: no such file")
     dump = {d.strip() for d in args.dump_ir.split(",")} if args.dump_ir else None
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="snnc-ir-") as tmp:
-        dump_dir = Path(tmp) / "ir"
-        if dump is not None:
-            dump_dir.mkdir()
-        compiled = _compile(args, dump=dump, dump_dir=dump_dir if dump is not None else None)
-        out = compiled.emit(args.out, force=args.force, dump=dump_dir if dump is not None else None)
+    with _dump_folder(dump is not None) as dump_dir:
+        compiled = _compile(args, dump=dump, dump_dir=dump_dir)
+        out = compiled.emit(args.out, force=args.force, dump=dump_dir)
     for d in compiled.diagnostics:
         print(str(d), file=sys.stderr)
     for r in compiled.records:
         print(f"  {r.index:2d} {r.name:<18} {r.seconds * 1000:8.1f} ms  {r.ops:4d} ops")
     print(f"snnc: wrote {out}/ for target {compiled.spec.name} in {time.perf_counter() - start:.2f} s")
     return 0
+
+
+@contextlib.contextmanager
+def _dump_folder(wanted: bool) -> Any:
+    """A temporary ``ir`` folder for --dump-ir (None when not wanted), removed on any exit."""
+    if not wanted:
+        yield None
+        return
+    tmp = tempfile.mkdtemp(prefix="snnc-ir-")
+    try:
+        dump_dir = Path(tmp) / "ir"
+        dump_dir.mkdir()
+        yield dump_dir
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _cmd_ir(args: argparse.Namespace) -> int:
@@ -225,7 +356,7 @@ def _cmd_ir(args: argparse.Namespace) -> int:
     if args.after is None:
         import snnc
 
-        sys.stdout.write(print_graph(snnc.load(args.model, _input_shape(args.input_shape), args.module)))
+        sys.stdout.write(print_graph(snnc.load(args.model, _input_shape(args), args.module)))
         return 0
     compiled = _compile(args, stop_after=args.after)
     for d in compiled.diagnostics:
@@ -254,11 +385,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from snnc.report_text import format_report
+    from snnc.runner import check_out_dir, read_json
 
-    path = args.out / "report.json"
+    out = check_out_dir(args.out)
+    path = out / "report.json"
     if not path.is_file():
         raise CliError(f"{path}: no mapping report (targets with hardware limits write one)")
-    print(format_report(json.loads(path.read_text())))
+    print(format_report(read_json(path), str(path)))
     return 0
 
 
@@ -267,17 +400,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     if not Path(args.model).exists():
         raise CliError(f"{args.model}: no such file")
-    params: dict[str, list[str]] = {}
-    for item in args.param:
-        key, sep, values = item.partition("=")
-        if not sep or not values.strip():
-            raise CliError(f"--param {item!r}: expected KEY=V1,V2,...")
-        params[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    params = _grid_params(args.param)
     # absolute paths: Dask workers need not share this working directory (the files must be there)
     common = {"model": str(Path(args.model).resolve()), "target": args.target, "data": str(args.data.resolve()),
               "calibration": str(args.calibration.resolve()) if args.calibration else None,
               "settings": _settings(args.set),
-              "samples": args.samples, "seed": args.seed}  # fmt: skip
+              "samples": args.samples, "seed": args.seed, "budget": args.budget}  # fmt: skip
     points = [SweepPoint(point=point, **common) for point in grid(params)]
     print(f"snnc: sweeping {len(points)} points of {', '.join(params)} on {args.target}", file=sys.stderr)
     try:
@@ -289,10 +417,25 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     widths = {k: max(len(v) for v in values) for k, values in params.items()}
     for row in rows:
         label = "  ".join(f"{k}={row[k]:<{widths[k]}}" for k in params)
-        result = f"error: {row['error']}" if "error" in row else f"accuracy {row['accuracy']:.4f}"
+        accuracy = "n/a" if row.get("accuracy") is None else f"{row['accuracy']:.4f}"
+        result = f"error: {one_line(row['error'])}" if "error" in row else f"accuracy {accuracy}"
         print(f"{label}  {result}  ({row['seconds']:.1f} s)")
     print(f"snnc: wrote {args.out / 'sweep.csv'}, sweep.json" + (f", {picture.name}" if picture else ""))
     return 0
+
+
+def _grid_params(items: list[str]) -> dict[str, list[str]]:
+    """``--param KEY=V1,V2`` options as {key: values}; the grid they span is at most MAX_GRID_POINTS."""
+    params: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        params[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not params[key.strip()]:
+            raise CliError(f"--param {item!r}: expected KEY=V1,V2,...")
+    points = math.prod(len(v) for v in params.values())
+    if points > MAX_GRID_POINTS:
+        raise CliError(f"--param: the grid has {points:,} points, more than {MAX_GRID_POINTS:,}")
+    return params
 
 
 def _cmd_passes(args: argparse.Namespace) -> int:

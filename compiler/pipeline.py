@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 import typing
@@ -13,12 +14,14 @@ from typing import Any, Optional
 
 from snnc.ir import Graph, IRError, save, verify
 from snnc.passes import PASSES, Pass, PassContext, PassError
+from snnc.targets.base import OptionError, allows_inf
 
 _ITEM = re.compile(r"\s*([a-z0-9-]+)\s*(?:\{([^}]*)\})?\s*(?:,|$)")
 
 
-def parse_value(text: str, hint: Any, what: str) -> Any:
-    """Convert an option string to the type a dataclass field declares."""
+def parse_value(text: str, hint: Any, what: str, allow_inf: bool = False) -> Any:
+    """Convert an option string to the type a dataclass field declares. NaN is refused, and
+    infinity unless ``allow_inf`` (``tau_m=inf``: no leak)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union:
         if text.lower() in ("none", "null"):
@@ -34,18 +37,42 @@ def parse_value(text: str, hint: Any, what: str) -> Any:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError("must be true or false")
             return text.lower() in ("true", "1", "yes")
-        if hint in (int, float, str):
-            return hint(text)
+        if hint is float:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError("must be a number") from None
+            if math.isnan(value) or (math.isinf(value) and not (allow_inf and value > 0)):
+                raise ValueError("must be a finite number" + (" or inf" if allow_inf else ""))
+            return value
+        if hint is int:
+            if not re.fullmatch(r"[+-]?[0-9]{1,18}", text.strip()):
+                raise ValueError("must be an integer")
+            return int(text)
+        if hint is str:
+            return text
     except ValueError as exc:
-        raise PassError(f"{what}={text}: {exc}") from None
+        raise PassError(f"{what}={_shown(text)}: {exc}") from None
     raise PassError(f"{what}: option type {hint} cannot be set from text")
 
 
+def _shown(text: str) -> str:
+    """An option value as messages quote it: at most 40 characters."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _set_field(obj: Any, key: str, text: str, what: str) -> Any:
-    """A copy of dataclass ``obj`` with field ``key`` (kebab or snake case) set from ``text``."""
+    """A copy of dataclass ``obj`` with field ``key`` (kebab or snake case) set from ``text``;
+    the copy checks its fields (type, finiteness, range), and a bad value names ``what``."""
     name = key.replace("-", "_")
     hints = typing.get_type_hints(type(obj))
-    return dataclasses.replace(obj, **{name: parse_value(text, hints[name], what)})
+    value = parse_value(text, hints[name], what, allows_inf(name))
+    try:
+        return dataclasses.replace(obj, **{name: value})
+    except OptionError as exc:
+        if exc.field == name:
+            raise PassError(f"{what}={_shown(text)}: {exc.problem}") from None
+        raise PassError(f"{what}={_shown(text)}: {exc}") from None
 
 
 def _has_field(obj: Any, key: str) -> bool:
@@ -85,10 +112,10 @@ def apply_settings(passes: list[Pass], spec: Any, settings: Mapping[str, str]) -
         hit = False
         for i, p in enumerate(passes):
             if (not scope or scope == p.name) and _has_field(p, short):
-                passes[i] = _set_field(p, short, value, f"{p.name}.{short}")
+                passes[i] = _set_field(p, short, value, f"--set {key}")
                 hit = True
         if not scope and _has_field(spec, short) and short not in ("name", "description", "pipeline"):
-            spec = _set_field(spec, short, value, f"target.{short}")
+            spec = _set_field(spec, short, value, f"--set {key}")
             hit = True
         if not hit:
             raise PassError(f"--set {key}: no pass in the pipeline and no target setting has that option")

@@ -1,8 +1,93 @@
-"""``snnc report``: the mapping report (out/report.json) as a few lines and a table."""
+"""``snnc report``: the mapping report (out/report.json) as a few lines and a table.
+
+The report is read from a directory that may have been tampered with, so every field is checked
+for its type before it is formatted, and strings are printed with control characters escaped.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from snnc.ir.errors import SnncError
+
+
+class ReportError(SnncError):
+    """A report.json that is not one snnc wrote; the message names the file and key."""
+
+
+_INT, _NUM, _STR, _LIST, _DICT = "a whole number", "a number", "a string", "a list", "an object"
+_TOP = {
+    "target": _STR, "instances_arithmetic": _STR, "neurons_per_instance": _INT, "synapses_per_instance": _INT,
+    "cores_per_instance": _INT, "cores": _INT, "chips_used_at_least": _INT, "presentation_ms": _NUM,
+    "pause_ms": _NUM, "time_scale_factor": _NUM, "wall_ms_per_inference": _NUM, "instances": _INT,
+    "populations": _LIST,
+}  # fmt: skip
+_POPULATION = {"id": _STR, "shape": _LIST, "neurons": _INT, "cores": _INT, "synapses_in": _INT, "slices": _LIST}
+_ENERGY = {
+    "mj_per_inference": _NUM, "synaptic_events_per_inference": _NUM, "spikes_per_inference": _NUM,
+    "synaptic_mj": _NUM, "neuron_mj": _NUM, "mj_per_inference_with_idle": _NUM,
+}  # fmt: skip
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind in (_INT, _NUM) and isinstance(value, bool):
+        return False
+    types = {_INT: int, _NUM: (int, float), _STR: str, _LIST: list, _DICT: dict}[kind]
+    return isinstance(value, types)
+
+
+def _require(obj: Any, fields: dict[str, str], where: str, optional: tuple[str, ...] = ()) -> None:
+    if not isinstance(obj, dict):
+        raise ReportError(f"{where}: expected {_DICT}, found {type(obj).__name__}")
+    for key, kind in fields.items():
+        value = obj.get(key)
+        if value is None and key in optional:
+            continue
+        if not _is(value, kind):
+            raise ReportError(f"{where}: key {key!r} is {_short(value)}, expected {kind}")
+
+
+def _short(value: Any) -> str:
+    text = "missing" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_report(report: Any, source: str = "report.json") -> None:
+    """Raise ReportError naming the key when ``report`` lacks a field or has one of the wrong type."""
+    _require(report, _TOP, source, optional=("chips_used_at_least",))
+    if report.get("chips") is not None and not _is(report["chips"], _INT):
+        raise ReportError(f"{source}: key 'chips' is {_short(report['chips'])}, expected {_INT} or null")
+    for i, pop in enumerate(report["populations"]):
+        where = f"{source}: populations[{i}]"
+        _require(pop, _POPULATION, where)
+        if not all(_is(d, _INT) for d in pop["shape"]):
+            raise ReportError(f"{where}: key 'shape' is {_short(pop['shape'])}, expected whole numbers")
+        load = pop.get("synaptic_events_per_ms_per_core")
+        if load is not None and not _is(load, _NUM):
+            raise ReportError(f"{where}: key 'synaptic_events_per_ms_per_core' is {_short(load)}, expected {_NUM}")
+        _check_slices(pop, where)
+    energy = report.get("energy")
+    if energy:
+        _require(energy, {**_ENERGY, "model": _STR, "source": _STR}, f"{source}: energy", optional=("model", "source"))
+
+
+def _check_slices(pop: dict[str, Any], where: str) -> None:
+    slices = pop["slices"]
+    if not slices or not isinstance(slices[0], dict):
+        raise ReportError(f"{where}: key 'slices' is {_short(slices)}, expected a non-empty list of objects")
+    atoms = slices[0].get("atoms")
+    if atoms is not None:
+        if not (isinstance(atoms, list) and len(atoms) == 2 and all(_is(a, _INT) for a in atoms)):
+            raise ReportError(f"{where}: slices[0] key 'atoms' is {_short(atoms)}, expected [first, end]")
+        return
+    per_core = pop.get("per_core")
+    if not (isinstance(per_core, list) and len(per_core) >= 3 and all(_is(d, _INT) for d in per_core)):
+        raise ReportError(f"{where}: key 'per_core' is {_short(per_core)}, expected [channels, rows, cols]")
+
+
+def _text(value: Any) -> str:
+    """``value`` as text with control characters escaped (a report must not drive the terminal)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(value))
 
 
 def _slices(pop: dict[str, Any]) -> str:
@@ -12,13 +97,17 @@ def _slices(pop: dict[str, Any]) -> str:
     return f"{len(pop['slices'])} tiles of {pop['per_core'][1]} rows x {pop['per_core'][2]} cols"
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """The report in words: machine, instances and their arithmetic, per-population plan, energy."""
+def format_report(report: dict[str, Any], source: str = "report.json") -> str:
+    """The report in words: machine, instances and their arithmetic, per-population plan, energy.
+
+    ``report`` is checked first (:func:`check_report`); ``source`` names it in errors.
+    """
+    check_report(report, source)
     lines = [
-        f"{report['target']}: {report['instances_arithmetic']}",
+        f"{_text(report['target'])}: {_text(report['instances_arithmetic'])}",
         f"per instance: {report['neurons_per_instance']} neurons, {report['synapses_per_instance']} synapses, "
         f"{report['cores_per_instance']} cores; in all {report['cores']} cores on at least "
-        f"{report['chips_used_at_least']} of {report['chips']} chips",
+        f"{report.get('chips_used_at_least')} of {report.get('chips')} chips",
         f"time: {report['presentation_ms']:g} ms per sample + {report['pause_ms']:g} ms pause, time scale factor "
         f"{report['time_scale_factor']}: {report['wall_ms_per_inference']:.1f} ms of wall time per inference "
         f"with {report['instances']} instance(s)",
@@ -29,8 +118,9 @@ def format_report(report: dict[str, Any]) -> str:
     for pop in report["populations"]:
         shape = "x".join(map(str, pop["shape"]))
         load = pop.get("synaptic_events_per_ms_per_core")
-        lines.append(f"{pop['id'][:24]:<24} {shape:<14} {pop['neurons']:>8} {pop['cores']:>6} {pop['synapses_in']:>12} "
-                     f"{'' if load is None else f'{load:.0f}':>15}  {_slices(pop)}")  # fmt: skip
+        load_text = "" if load is None else f"{load:.0f}"
+        lines.append(f"{_text(pop['id'])[:24]:<24} {shape:<14} {pop['neurons']:>8} {pop['cores']:>6} "
+                     f"{pop['synapses_in']:>12} {load_text:>15}  {_slices(pop)}")  # fmt: skip
     energy = report.get("energy")
     if energy:
         lines += [
@@ -39,7 +129,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"synaptic events, {energy['spikes_per_inference']:.3g} spikes; synapses {energy['synaptic_mj']:.3g} mJ, "
             f"neurons {energy['neuron_mj']:.3g} mJ); with the machine's idle power "
             f"{energy['mj_per_inference_with_idle']:.3g} mJ",
-            f"  model: {energy['model']}",
-            f"  figures: {energy['source']}",
+            f"  model: {_text(energy.get('model'))}",
+            f"  figures: {_text(energy.get('source'))}",
         ]
     return "\n".join(lines)

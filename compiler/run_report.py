@@ -8,16 +8,40 @@ their reports have the confusion matrix; a virtual SpiNNaker board records nothi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Optional, Union
 
 import numpy as np
 
 from snnc.ir import load
 
 CORRELATION_SAMPLES = 200  # samples for the spike-rate vs ANN-activation plot
+
+
+def write_file(path: Path, content: Union[str, bytes, Callable[[IO[bytes]], None]]) -> Path:
+    """Write ``path`` by writing a new file beside it and renaming it over the old name, so that
+    a symbolic or hard link planted at ``path`` is replaced, never written through. ``content`` is
+    text (UTF-8), bytes, or a function that writes to a binary file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # x: never an existing file, nor through a link
+            if callable(content):
+                content(f)
+            else:
+                f.write(content.encode("utf-8") if isinstance(content, str) else content)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
 
 
 def _plt():
@@ -61,6 +85,10 @@ def layer_rates(out: Path, outputs: Any, x: Optional[np.ndarray]) -> list[dict[s
     return layers
 
 
+def _save(fig: Any, path: Path) -> None:
+    write_file(path, lambda f: fig.savefig(f, dpi=100, format="png"))
+
+
 def _plot_accuracy(plt, outputs, results, path: Path) -> None:
     acc = accuracy_over_time(outputs["over_time"], outputs["labels"])
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -71,7 +99,7 @@ def _plot_accuracy(plt, outputs, results, path: Path) -> None:
            title=f"Accuracy over simulated time ({len(outputs['labels'])} samples)")  # fmt: skip
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -89,7 +117,7 @@ def _plot_raster(plt, outputs, path: Path) -> None:
     axes[0][0].set_ylabel("output neuron")
     fig.suptitle("Output-layer spike raster")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -107,7 +135,7 @@ def _plot_confusion(plt, outputs, path: Path) -> None:
     ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix", xticks=range(n), yticks=range(n))
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -130,7 +158,7 @@ def _plot_rates(plt, layers, path: Path) -> None:
         ax.axis("off")
     fig.suptitle("Spike rate against ANN activation, per layer")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -140,7 +168,7 @@ def _plot_spikes(plt, layers, path: Path) -> None:
     ax.set_xticks(range(len(layers)), [layer["id"][:16] for layer in layers], rotation=30, ha="right")
     ax.set(ylabel="spikes per sample", title="Spikes per layer (mean over samples)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -157,13 +185,13 @@ def write_run_report(out: Path, results: dict[str, Any], x: Optional[np.ndarray]
     outputs_path = out / "outputs.npz"
     if not outputs_path.is_file():
         lines += ["", "The run recorded no spikes (a virtual board maps but does not run), so there are no plots."]
-        (out / "report.md").write_text("\n".join(lines) + "\n")
+        write_file(out / "report.md", "\n".join(lines) + "\n")
         return []
     try:
         plt = _plt()
     except ImportError:
         lines += ["", "Plots need matplotlib (pip install matplotlib)."]
-        (out / "report.md").write_text("\n".join(lines) + "\n")
+        write_file(out / "report.md", "\n".join(lines) + "\n")
         return []
     plots_dir.mkdir(exist_ok=True)
     made = []
@@ -191,6 +219,6 @@ def write_run_report(out: Path, results: dict[str, Any], x: Optional[np.ndarray]
             lines.append(f"| {layer['id']} | {layer['neurons']} | {layer['spikes_per_sample']:.1f} | "
                          f"{layer['rate_hz']:.1f} | {'' if r is None else f'{r:.3f}'} |")  # fmt: skip
         summary = [{k: v for k, v in layer.items() if not k.startswith("_")} for layer in layers]
-        (out / "layers.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+        write_file(out / "layers.json", json.dumps(summary, indent=2) + "\n")
+    write_file(out / "report.md", "\n".join(lines) + "\n")
     return made

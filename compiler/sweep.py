@@ -12,6 +12,7 @@ accuracy to ``sweep.png``.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import tempfile
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+
+from snnc.ir.limits import Budget
+from snnc.run_report import write_file
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class SweepPoint:
     point: dict[str, str]
     samples: Optional[int] = None
     seed: int = 0
+    budget: Optional[Budget] = None  # size limits (default: snnc.ir.limits' defaults)
 
 
 def grid(params: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
@@ -46,29 +51,35 @@ def grid(params: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
 
 
 def run_point(point: SweepPoint) -> dict[str, Any]:
-    """Compile and run one point (in a worker process); failures become a row with the error."""
-    import snnc
-    from snnc.ir import IRError
-    from snnc.runner import run_compiled
-    from snnc.targets.datafiles import load_data
+    """Compile and run one point (in a worker process); failures a user can cause (an SnncError, a
+    file that cannot be read) become a row with the error."""
+    from snnc.ir import SnncError, limits
 
     row: dict[str, Any] = dict(point.point)
     start = time.perf_counter()
     try:
-        x, y = load_data(point.calibration or point.data)
-        compiled = snnc.compile(point.model, point.target, calibration=x[:1000],
-                                calibration_labels=None if y is None else y[:1000],
-                                settings={**point.settings, **point.point}, seed=point.seed)  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="snnc-sweep-") as tmp:
-            out = compiled.emit(Path(tmp) / "out")
-            results = run_compiled(out, data=Path(point.data), samples=point.samples, seed=point.seed, report=False)
-    except IRError as exc:
+        with limits.using(point.budget or Budget()):
+            results = _compile_and_run(point)
+    except (SnncError, OSError) as exc:
         row.update(error=str(exc), seconds=time.perf_counter() - start)
         return row
     for key in ("accuracy", "ann_accuracy", "spikes_per_sample", "samples", "simulated_time_ms", "samples_per_second"):
         row[key] = results.get(key)
     row["seconds"] = time.perf_counter() - start
     return row
+
+
+def _compile_and_run(point: SweepPoint) -> dict[str, Any]:
+    import snnc
+    from snnc.runner import run_compiled
+    from snnc.targets.datafiles import load_data
+
+    x, y = load_data(point.calibration or point.data, at_most=1000)
+    compiled = snnc.compile(point.model, point.target, calibration=x, calibration_labels=y,
+                            settings={**point.settings, **point.point}, seed=point.seed)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="snnc-sweep-") as tmp:
+        out = compiled.emit(Path(tmp) / "out")
+        return run_compiled(out, data=Path(point.data), samples=point.samples, seed=point.seed, report=False)
 
 
 def run_sweep(points: Sequence[SweepPoint], jobs: int = 1, scheduler: Optional[str] = None) -> list[dict[str, Any]]:
@@ -87,14 +98,16 @@ def run_sweep(points: Sequence[SweepPoint], jobs: int = 1, scheduler: Optional[s
 
 
 def write_tables(rows: list[dict[str, Any]], params: Sequence[str], out: Path) -> None:
-    """``sweep.csv`` and ``sweep.json`` with one row per point."""
+    """``sweep.csv`` and ``sweep.json`` with one row per point (each file replaced, never written
+    through a link)."""
     out.mkdir(parents=True, exist_ok=True)
     columns = list(params) + sorted({k for row in rows for k in row} - set(params))
-    with open(out / "sweep.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "sweep.json").write_text(json.dumps({"parameters": list(params), "rows": rows}, indent=2) + "\n")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_file(out / "sweep.csv", table.getvalue())
+    write_file(out / "sweep.json", json.dumps({"parameters": list(params), "rows": rows}, indent=2) + "\n")
 
 
 def plot(rows: list[dict[str, Any]], params: Mapping[str, Sequence[str]], out: Path) -> Optional[Path]:
@@ -127,6 +140,6 @@ def plot(rows: list[dict[str, Any]], params: Mapping[str, Sequence[str]], out: P
         return None
     fig.tight_layout()
     path = out / "sweep.png"
-    fig.savefig(path, dpi=100)
+    write_file(path, lambda f: fig.savefig(f, dpi=100, format="png"))
     plt.close(fig)
     return path

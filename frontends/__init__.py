@@ -33,15 +33,9 @@ def load_model(path: Path, input_shape: Optional[tuple[int, ...]] = None, module
 
         return load_keras(path)
     if path.suffix == ".nir":
-        import nir
+        from snnc.targets.nir.convert import read_nir_file
 
-        from snnc.targets.nir.convert import from_nir
-
-        try:
-            graph = nir.read(path)
-        except Exception as exc:  # noqa: BLE001 - h5py and nir raise many kinds
-            raise FrontendError(f"{path}: not a readable NIR file ({type(exc).__name__})") from None
-        return from_nir(graph, str(path))
+        return read_nir_file(path)
     if path.suffix == ".snnir":
         from snnc.ir import load
 

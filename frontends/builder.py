@@ -12,17 +12,50 @@ original names appear only in error messages, quoted with ``repr``.
 
 from __future__ import annotations
 
+import posixpath
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
-from snnc.ir import Graph, IRError, Op, TensorRef
+from snnc.ir import Graph, IRError, Op, TensorRef, limits
+from snnc.ir.errors import BudgetError, SnncError
 
 
 class FrontendError(IRError):
     """A model that snnc cannot read; the message is one line naming the file and nodes."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` of an exception on one line, shortened (for wrapping library errors)."""
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+MAX_ARCHIVE_MEMBERS = 10_000
+
+
+def check_zip(z: zipfile.ZipFile, source: str) -> list[zipfile.ZipInfo]:
+    """The members of an archive after checking their names (relative, no ``..``, no links),
+    their number and their uncompressed sizes against the byte budget; nothing is extracted."""
+    members = z.infolist()
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise FrontendError(f"{source}: {len(members):,} archive members (at most {MAX_ARCHIVE_MEMBERS:,})")
+    total = 0
+    for info in members:
+        name = info.filename
+        parts = name.split("/")
+        if posixpath.isabs(name) or "\\" in name or ".." in parts or ":" in parts[0] or "\x00" in name:
+            raise FrontendError(f"{source}: archive member {name!r} has an unsafe path")
+        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            raise FrontendError(f"{source}: archive member {name!r} is a symbolic link")
+        limits.check("bytes", info.file_size, f"{source}: {name}")
+        total += info.file_size
+    limits.check("bytes", total, f"{source}: all archive members together")
+    return members
 
 
 @dataclass
@@ -102,6 +135,8 @@ class GraphBuilder:
                 attrs[key] = self.graph.add_tensor(f"{op_id}.{key}", np.asarray(array, dtype=np.float32))
         try:
             self.graph.add(op_id, op_type(**attrs), inputs)
+        except BudgetError as exc:
+            raise BudgetError(f"{self.source}: node {node.name!r} ({node.kind}): {exc}") from None
         except IRError as exc:
             raise self.error(node, str(exc)) from None
         self.alias(output if output is not None else node.outputs[0], op_id)
@@ -120,4 +155,10 @@ class GraphBuilder:
             listed = ", ".join(f"{n.kind} ({n.name!r})" for n in missing)
             raise FrontendError(f"{self.source}: unsupported {registry.framework} ops: {listed}")
         for node in nodes:
-            registry.handlers[node.kind](self, node)
+            try:
+                registry.handlers[node.kind](self, node)
+            except SnncError:
+                raise
+            except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+                # a node whose inputs or attributes the handler did not expect (a hostile or broken file)
+                raise self.error(node, f"malformed node ({one_line(exc)})") from None

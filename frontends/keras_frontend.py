@@ -5,54 +5,94 @@ Keras models are channels-last; the IR is channels-first. Inputs of rank 3 becom
 and the graph records ``input_layout = "NHWC"``, so data given in the model's own layout is
 transposed when it is read. A Flatten of a feature map yields H, W, C order in Keras, so the
 Dense layer reading it gets its kernel rows permuted to the IR's C, H, W order.
+
+Model files are untrusted: the HDF5 part is checked by :mod:`.hdf5_guard` before anything is
+read (no other file, no plugin filter, sizes within the budget), archive members are checked
+for their expanded size, and each layer's weights are read only after their shapes and types
+match what its config declares. A malformed config ends in one FrontendError line naming the
+file and the layer or key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
-from snnc.ir import Graph
+from snnc.ir import Graph, limits
 from snnc.ir import ops as ir
+from snnc.ir.errors import SnncError
 
-from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry
+from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry, check_zip, one_line
+from .hdf5_guard import READ_ERRORS, open_hdf5, zip_member
 
 KERAS = HandlerRegistry("Keras")
 ACTIVATIONS = {"linear": None, "relu": ir.Relu, "softmax": ir.Softmax, "relu6": ir.Clip}
 
 
 class KerasBuilder(GraphBuilder):
-    """A graph builder that remembers which flattened values are in Keras' H, W, C order."""
+    """A graph builder that remembers which flattened values are in Keras' H, W, C order, checks
+    each layer's size against the budget and turns a malformed layer into one line naming it."""
 
     def __init__(self, source: str) -> None:
         super().__init__(source)
         self.hwc_flattened: dict[str, tuple[int, int, int]] = {}  # op id -> (C, H, W) before flatten
 
+    def add(self, node: FrontendNode, op_type: type, inputs: list[str], tensors=None, output=None, **attrs: Any) -> str:
+        op_id = super().add(node, op_type, inputs, tensors, output, **attrs)
+        limits.check("neurons", math.prod(self.shape(op_id)), f"{self.source}: layer {node.name!r}")
+        return op_id
+
+    def run(self, registry: HandlerRegistry, nodes: list[FrontendNode]) -> None:
+        missing = registry.unsupported(nodes)
+        if missing:
+            listed = ", ".join(f"{n.kind} ({n.name!r})" for n in missing)
+            raise FrontendError(f"{self.source}: unsupported {registry.framework} ops: {listed}")
+        for node in nodes:
+            self.guarded(node, registry.handlers[node.kind])
+
+    def guarded(self, node: FrontendNode, handler: Any) -> None:
+        """Run ``handler`` for ``node``; a config of the wrong form ends in one line naming the layer."""
+        try:
+            handler(self, node)
+        except SnncError:
+            raise
+        except MALFORMED as exc:
+            raise self.error(node, f"malformed layer ({one_line(exc)})") from None
+
+
+MALFORMED = (IndexError, AttributeError, ZeroDivisionError, OverflowError, RecursionError, *READ_ERRORS)
+MAX_CONFIG_BYTES = 64 * 2**20  # config.json / model_config text read at most
+
 
 def load_keras(model: Union[str, Path, Any]) -> Graph:
     """Read a Keras model file or in-memory model into an ann-dialect graph."""
     if isinstance(model, (str, Path)):
-        source = str(model)
-        config, weights = _read_file(Path(model))
-    else:
-        source = f"<keras model {model.name!r}>"
-        config = {"class_name": type(model).__name__, "config": model.get_config()}
-        weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers}
+        with _open_file(Path(model)) as (config, weights):
+            return _build(config, weights, str(model))
+    config = {"class_name": type(model).__name__, "config": model.get_config()}
+    weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers}
+    return _build(config, weights, f"<keras model {model.name!r}>")
+
+
+def _build(config: Any, weights: dict[str, list[Any]], source: str) -> Graph:
+    """The graph of a Keras config; ``weights`` holds each layer's arrays (h5py datasets are read
+    only when a layer's handler has checked their shapes)."""
     b = KerasBuilder(source)
     layers, outputs = _layers(config, b)
     nodes = []
     for layer in layers:
-        kind = layer["class_name"]
-        node = FrontendNode(layer["config"]["name"], kind, layer["inputs"], [layer["config"]["name"]],
-                            {**layer["config"], "weights": weights.get(layer["config"]["name"], [])})  # fmt: skip
+        kind, name = layer["class_name"], layer["config"]["name"]
+        node = FrontendNode(name, kind, layer["inputs"], [name], {**layer["config"], "weights": weights.get(name, [])})
         if kind == "InputLayer":
-            _input(b, node)
+            b.guarded(node, _input)
         else:
             nodes.append(node)
     b.run(KERAS, nodes)
@@ -64,29 +104,102 @@ def load_keras(model: Union[str, Path, Any]) -> Graph:
 # --------------------------------------------------------------------------- files
 
 
-def _read_file(path: Path) -> tuple[dict, dict[str, list[np.ndarray]]]:
-    import h5py
-
+@contextlib.contextmanager
+def _open_file(path: Path) -> Iterator[tuple[Any, dict[str, list[Any]]]]:
+    """(config, weights) of a ``.keras`` or ``.h5`` file, with its HDF5 part checked and still open."""
     if not path.exists():
         raise FrontendError(f"{path}: no such file")
+    source = str(path)
+    if path.suffix != ".keras":
+        with open_hdf5(str(path), source) as h5:
+            with _unreadable(source):
+                config = _json(h5.attrs.get("model_config"), f"{source}: model_config")
+                weights = _legacy_weights(h5, source)
+            yield config, weights
+        return
     try:
-        if path.suffix == ".keras":
-            with zipfile.ZipFile(path) as z:
-                config = json.loads(z.read("config.json"))
-                with z.open("model.weights.h5") as f, h5py.File(f, "r") as h5:
-                    return config, _keras_v3_weights(config, h5)
-        with h5py.File(path, "r") as h5:
-            raw = h5.attrs["model_config"]
-            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-            group = h5["model_weights"] if "model_weights" in h5 else h5
-            weights = {}
-            for name in group.attrs.get("layer_names", []):
-                name = name.decode() if isinstance(name, bytes) else name
-                names = [n.decode() if isinstance(n, bytes) else n for n in group[name].attrs.get("weight_names", [])]
-                weights[name] = [np.asarray(group[name][n]) for n in names]
-            return config, weights
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise FrontendError(f"{path}: not a readable Keras model ({type(exc).__name__}: {exc})") from None
+        z = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise FrontendError(f"{source}: not a readable Keras archive ({one_line(exc)})") from None
+    with z:
+        try:
+            check_zip(z, source)
+            zip_member(z, "config.json", source, MAX_CONFIG_BYTES)
+            zip_member(z, "model.weights.h5", source)
+            config = _json(z.read("config.json"), f"{source}: config.json")
+            f = z.open("model.weights.h5")
+        except SnncError:
+            raise
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as exc:
+            raise FrontendError(f"{source}: not a readable Keras archive ({one_line(exc)})") from None
+        with f, open_hdf5(f, f"{source}: model.weights.h5") as h5:
+            with _unreadable(source):
+                weights = _keras_v3_weights(config, h5, source)
+            yield config, weights
+
+
+@contextlib.contextmanager
+def _unreadable(source: str) -> Iterator[None]:
+    """Errors of h5py on a damaged file (beyond what :func:`open_hdf5` checked) as one line."""
+    try:
+        yield
+    except SnncError:
+        raise
+    except READ_ERRORS as exc:
+        raise FrontendError(f"{source}: not a readable Keras model ({one_line(exc)})") from None
+
+
+def _json(raw: Any, what: str) -> dict:
+    """A JSON object from text or UTF-8 bytes."""
+    if isinstance(raw, np.ndarray) and raw.shape == ():
+        raw = raw[()]
+    if not isinstance(raw, (str, bytes)):
+        raise FrontendError(f"{what}: expected JSON text, got {type(raw).__name__}")
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise FrontendError(f"{what}: {len(raw):,} bytes of JSON (at most {MAX_CONFIG_BYTES:,} are read)")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise FrontendError(f"{what}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise FrontendError(f"{what}: not valid JSON ({one_line(exc)})") from None
+    if not isinstance(config, dict):
+        raise FrontendError(f"{what}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _names(value: Any, what: str) -> list[str]:
+    """An HDF5 attribute holding a list of names (str or bytes)."""
+    if value is None:
+        return []
+    items = np.asarray(value).reshape(-1).tolist() if not isinstance(value, (str, bytes)) else None
+    if items is None or not all(isinstance(n, (str, bytes)) for n in items):
+        raise FrontendError(f"{what}: expected a list of names")
+    try:
+        return [n.decode("utf-8") if isinstance(n, bytes) else n for n in items]
+    except UnicodeDecodeError:
+        raise FrontendError(f"{what}: a name is not UTF-8") from None
+
+
+def _legacy_weights(h5: Any, source: str) -> dict[str, list[Any]]:
+    """Keras 2 ``.h5``: model_weights/<layer> with a ``weight_names`` attribute; datasets stay lazy."""
+    import h5py
+
+    group = h5["model_weights"] if "model_weights" in h5 else h5
+    weights = {}
+    for name in _names(group.attrs.get("layer_names"), f"{source}: layer_names"):
+        layer = group.get(name)
+        if not isinstance(layer, h5py.Group):
+            raise FrontendError(f"{source}: layer_names lists {name!r}, which is not a group of weights")
+        arrays = []
+        for n in _names(layer.attrs.get("weight_names"), f"{source}: {name}/weight_names"):
+            arrays.append(layer.get(n))
+            if not isinstance(arrays[-1], h5py.Dataset):
+                raise FrontendError(f"{source}: weight {name}/{n} is missing or not a dataset")
+        weights[name] = arrays
+    return weights
 
 
 def _snake(name: str) -> str:
@@ -95,9 +208,11 @@ def _snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _keras_v3_weights(config: dict, h5: Any) -> dict[str, list[np.ndarray]]:
+def _keras_v3_weights(config: dict, h5: Any, source: str) -> dict[str, list[Any]]:
     """Keras 3 stores a layer's variables under layers/<snake class name>[_N], in layer order."""
-    layers = config["config"]["layers"]
+    import h5py
+
+    layers = _layer_list(config, source)
     if config["class_name"] == "Sequential":
         layers = [la for la in layers if la["class_name"] != "InputLayer"]
     used: dict[str, int] = {}
@@ -107,15 +222,39 @@ def _keras_v3_weights(config: dict, h5: Any) -> dict[str, list[np.ndarray]]:
         key = base if base not in used else f"{base}_{used[base]}"
         used[base] = used.get(base, 0) + 1
         group = h5.get(f"layers/{key}/vars")
-        if group is not None:
-            weights[layer["config"]["name"]] = [np.asarray(group[str(i)]) for i in range(len(group))]
+        if not isinstance(group, h5py.Group):
+            continue
+        arrays = [group.get(str(i)) for i in range(len(group))]
+        if not all(isinstance(a, h5py.Dataset) for a in arrays):
+            raise FrontendError(f"{source}: layers/{key}/vars: variables must be datasets named 0, 1, ...")
+        weights[layer["config"]["name"]] = arrays
     return weights
+
+
+def _layer_list(config: Any, source: str) -> list[dict]:
+    """The ``layers`` of a model config, each checked to be {"class_name": str, "config": {"name": str}}."""
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise FrontendError(f"{source}: the model config needs a string class_name")
+    cfg = config.get("config")
+    layers = cfg.get("layers") if isinstance(cfg, dict) else cfg
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise FrontendError(f"{source}: the model config needs a non-empty list of layers")
+    names = set()
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
+            raise FrontendError(f"{source}: layer {i} needs a string class_name")
+        if not isinstance(layer.get("config"), dict) or not isinstance(layer["config"].get("name"), str):
+            raise FrontendError(f"{source}: layer {i} ({layer['class_name']}) needs a config with a string name")
+        if layer["config"]["name"] in names:
+            raise FrontendError(f"{source}: two layers are named {layer['config']['name']!r}")
+        names.add(layer["config"]["name"])
+    return layers
 
 
 def _layers(config: dict, b: GraphBuilder) -> tuple[list[dict], list[str]]:
     """Layers in order, each with the names of the layers it reads, and the output layer names."""
-    kind, cfg = config["class_name"], config["config"]
-    layers = cfg["layers"] if isinstance(cfg, dict) else cfg
+    layers = _layer_list(config, b.source)
+    kind = config["class_name"]
     if kind == "Sequential":
         out, previous = [], None
         if layers[0]["class_name"] != "InputLayer":
@@ -127,31 +266,91 @@ def _layers(config: dict, b: GraphBuilder) -> tuple[list[dict], list[str]]:
         return out, [previous]
     if kind not in ("Functional", "Model"):
         raise FrontendError(f"{b.source}: model class {kind!r} is not supported (Sequential or Functional)")
-    out = [{**layer, "inputs": _inbound(layer)} for layer in layers]
-    outputs = cfg["output_layers"]
-    outputs = [outputs] if outputs and isinstance(outputs[0], str) else outputs
+    out = [{**layer, "inputs": _inbound(layer, b.source)} for layer in layers]
+    outputs = config["config"].get("output_layers") if isinstance(config["config"], dict) else None
+    if isinstance(outputs, (list, tuple)) and outputs and isinstance(outputs[0], str):
+        outputs = [outputs]
+    if (
+        not isinstance(outputs, (list, tuple))
+        or not outputs
+        or not all(isinstance(o, (list, tuple)) and o and isinstance(o[0], str) for o in outputs)
+    ):
+        raise FrontendError(f"{b.source}: output_layers must be a non-empty list of [layer name, node, tensor]")
     return out, [o[0] for o in outputs]
 
 
-def _inbound(layer: dict) -> list[str]:
+def _inbound(layer: dict, source: str) -> list[str]:
     """Names of the layers feeding ``layer`` (Keras 3 and Keras 2 config formats)."""
     names: list[str] = []
-
-    def walk(item: Any) -> None:
-        if isinstance(item, dict) and "keras_history" in item.get("config", {}):
-            names.append(item["config"]["keras_history"][0])
-        elif isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str) and isinstance(item[1], int):
+    nodes = layer.get("inbound_nodes", [])
+    if not isinstance(nodes, (list, tuple)):
+        raise FrontendError(f"{source}: layer {layer['config']['name']!r}: inbound_nodes must be a list")
+    stack = [n.get("args", n) if isinstance(n, dict) else n for n in reversed(nodes)]
+    while stack:  # depth-first, left to right, without recursion (configs may nest deeply)
+        item = stack.pop()
+        history = item.get("config") if isinstance(item, dict) else None
+        if isinstance(history, dict) and "keras_history" in history:
+            entry = history["keras_history"]
+            if not isinstance(entry, (list, tuple)) or not entry or not isinstance(entry[0], str):
+                raise FrontendError(f"{source}: layer {layer['config']['name']!r}: malformed keras_history")
+            names.append(entry[0])
+        elif isinstance(item, (list, tuple)) and len(item) >= 3 and isinstance(item[0], str) and type(item[1]) is int:
             names.append(item[0])  # Keras 2: [layer, node, tensor, kwargs]
         elif isinstance(item, (list, tuple)):
-            for x in item:
-                walk(x)
+            stack.extend(reversed(item))
         elif isinstance(item, dict):
-            for x in item.values():
-                walk(x)
-
-    for node in layer.get("inbound_nodes", []):
-        walk(node.get("args", node) if isinstance(node, dict) else node)
+            stack.extend(reversed(list(item.values())))
     return names
+
+
+def _weights(b: GraphBuilder, node: FrontendNode, count: int, shapes: list[Any]) -> list[np.ndarray]:
+    """The layer's first ``count`` arrays (at least ``count``; the rest optional up to ``len(shapes)``),
+    all checked against their expected shapes (None: any size in that place) before any is read."""
+    stored = node.attrs["weights"]
+    if not isinstance(stored, list) or not count <= len(stored) <= len(shapes):
+        n = len(stored) if isinstance(stored, list) else 0
+        raise b.error(node, f"expects {count}..{len(shapes)} weight arrays, found {n}")
+    for i, (w, expected) in enumerate(zip(stored, shapes, strict=False)):
+        _check_weight(b, node, i, w, expected)
+    arrays = [np.asarray(w, dtype=np.float32) for w in stored]
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise b.error(node, "weights hold NaN or infinite values")
+    return arrays
+
+
+def _check_weight(b: GraphBuilder, node: FrontendNode, i: int, w: Any, expected: tuple) -> None:
+    """Weight ``i`` (an array or a not yet read h5py dataset) holds numbers of the expected shape
+    within the byte budget."""
+    dtype, shape = getattr(w, "dtype", None), tuple(getattr(w, "shape", None) or ())
+    if dtype is None or dtype.kind not in "biuf":
+        raise b.error(node, f"weight {i} holds {dtype} data, not numbers")
+    if len(shape) != len(expected) or any(e is not None and d != e for d, e in zip(shape, expected, strict=True)):
+        want = [e if e is not None else "?" for e in expected]
+        raise b.error(node, f"weight {i} has shape {list(shape)}, expected {want}")
+    limits.check_array(shape, max(dtype.itemsize, 4), f"{b.source}: layer {node.name!r} weight {i}")
+
+
+def _ints(b: GraphBuilder, node: FrontendNode, key: str, n: int, default: Any = None) -> tuple[int, ...]:
+    """Attribute ``key`` as ``n`` positive integers (one integer is repeated)."""
+    value = node.attrs.get(key, default)
+    value = [value] * n if isinstance(value, int) else value
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != n
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        raise b.error(node, f"{key} must be {n} positive integers, got {value!r}")
+    return tuple(value)
+
+
+def _number(b: GraphBuilder, node: FrontendNode, key: str, default: float) -> float:
+    """Attribute ``key`` as a finite number."""
+    value = node.attrs.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise b.error(node, f"{key} must be a finite number, got {value!r}")
+    return float(value)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -159,9 +358,14 @@ def _inbound(layer: dict) -> list[str]:
 
 def _input(b: GraphBuilder, node: FrontendNode) -> None:
     shape = node.attrs.get("batch_shape") or node.attrs.get("batch_input_shape")
+    if not isinstance(shape, (list, tuple)) or len(shape) < 2:
+        raise b.error(node, f"batch_shape must be a list [batch, ...], got {shape!r}")
     dims = list(shape[1:])
     if any(d is None for d in dims):
         raise b.error(node, f"input shape {dims} must be fixed")
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+        raise b.error(node, f"input shape {dims} must be positive integers")
+    limits.check("neurons", math.prod(dims), f"{b.source}: layer {node.name!r}")
     if len(dims) == 3:
         b.graph.attrs["input_layout"] = "NHWC"
         dims = [dims[2], dims[0], dims[1]]
@@ -213,7 +417,9 @@ def _same_pads(b: GraphBuilder, node: FrontendNode, x: str, kernel, strides, dil
 @KERAS.handler("Dense")
 def dense(b: KerasBuilder, node: FrontendNode) -> None:
     x = _x(b, node)
-    kernel, *rest = node.attrs["weights"]
+    (units,) = _ints(b, node, "units", 1)
+    limits.check("neurons", units, f"{b.source}: layer {node.name!r}")
+    kernel, *rest = _weights(b, node, 1, [(math.prod(b.shape(x)), units), (units,)])
     w = kernel.T  # Keras (in, out) -> IR (out, in)
     if x in b.hwc_flattened:  # rows in H, W, C order -> C, H, W
         c, h, wd = b.hwc_flattened[x]
@@ -226,13 +432,26 @@ def dense(b: KerasBuilder, node: FrontendNode) -> None:
 def conv(b: GraphBuilder, node: FrontendNode) -> None:
     _channels_last(b, node)
     x = _x(b, node)
-    kernel, *rest = node.attrs["weights"]
-    strides, dilation = tuple(node.attrs["strides"]), tuple(node.attrs["dilation_rate"])
+    if len(b.shape(x)) != 3:
+        raise b.error(node, f"expects an (H, W, C) input, got {list(b.shape(x))}")
+    kh, kw = _ints(b, node, "kernel_size", 2)
+    c_in = b.shape(x)[0]
+    if node.kind == "DepthwiseConv2D":
+        (mult,) = _ints(b, node, "depth_multiplier", 1, 1)
+        shapes = [(kh, kw, c_in, mult), (c_in * mult,)]
+    else:
+        (filters,) = _ints(b, node, "filters", 1)
+        (groups,) = _ints(b, node, "groups", 1, 1)
+        if c_in % groups or filters % groups:
+            raise b.error(node, f"groups {groups} must divide {c_in} input and {filters} output channels")
+        shapes = [(kh, kw, c_in // groups, filters), (filters,)]
+    kernel, *rest = _weights(b, node, 1, shapes)
+    strides, dilation = _ints(b, node, "strides", 2, 1), _ints(b, node, "dilation_rate", 2, 1)
     if node.kind == "DepthwiseConv2D":  # (kh, kw, in, multiplier) -> (in * multiplier, 1, kh, kw)
         kh, kw, c_in, mult = kernel.shape
         w, groups = kernel.transpose(2, 3, 0, 1).reshape(c_in * mult, 1, kh, kw), c_in
     else:  # (kh, kw, in / groups, out) -> (out, in / groups, kh, kw)
-        w, groups = kernel.transpose(3, 2, 0, 1), int(node.attrs.get("groups", 1))
+        w = kernel.transpose(3, 2, 0, 1)
     pads = _same_pads(b, node, x, w.shape[2:], strides, dilation)
     op_id = b.add(node, ir.Conv2d, [x], tensors={"weight": w, "bias": rest[0] if rest else None},
                   strides=strides, pads=pads, dilations=dilation, groups=groups)  # fmt: skip
@@ -243,8 +462,8 @@ def conv(b: GraphBuilder, node: FrontendNode) -> None:
 def pool(b: GraphBuilder, node: FrontendNode) -> None:
     _channels_last(b, node)
     x = _x(b, node)
-    kernel = tuple(node.attrs["pool_size"])
-    strides = tuple(node.attrs.get("strides") or kernel)
+    kernel = _ints(b, node, "pool_size", 2)
+    strides = _ints(b, node, "strides", 2, kernel) if node.attrs.get("strides") is not None else kernel
     pads = _same_pads(b, node, x, kernel, strides)
     if node.kind == "MaxPooling2D":
         b.add(node, ir.MaxPool2d, [x], kernel=kernel, strides=strides, pads=pads)
@@ -267,13 +486,17 @@ def batchnorm(b: GraphBuilder, node: FrontendNode) -> None:
     axis = axis[0] if isinstance(axis, list) else axis
     if axis not in (-1, len(b.shape(x))):
         raise b.error(node, f"batch normalization over axis {axis}: only the channel axis is supported")
-    weights = list(node.attrs["weights"])
     c = b.shape(x)[0]
-    scale = weights.pop(0) if node.attrs.get("scale", True) else np.ones(c, np.float32)
-    shift = weights.pop(0) if node.attrs.get("center", True) else np.zeros(c, np.float32)
+    has_scale, has_center = bool(node.attrs.get("scale", True)), bool(node.attrs.get("center", True))
+    n = 2 + has_scale + has_center
+    weights = _weights(b, node, n, [(c,)] * n)
+    scale = weights.pop(0) if has_scale else np.ones(c, np.float32)
+    shift = weights.pop(0) if has_center else np.zeros(c, np.float32)
     mean, var = weights
+    if np.any(var < 0):
+        raise b.error(node, "moving_variance holds negative values")
     b.add(node, ir.BatchNorm, [x], tensors={"scale": scale, "bias": shift, "mean": mean, "var": var},
-          epsilon=float(node.attrs.get("epsilon", 1e-3)))  # fmt: skip
+          epsilon=_number(b, node, "epsilon", 1e-3))  # fmt: skip
 
 
 @KERAS.handler("Activation")
@@ -290,13 +513,12 @@ def activation(b: GraphBuilder, node: FrontendNode) -> None:
 @KERAS.handler("ReLU")
 def relu(b: GraphBuilder, node: FrontendNode) -> None:
     a = node.attrs
-    if a.get("negative_slope", 0.0) or a.get("threshold", 0.0):
+    if _number(b, node, "negative_slope", 0.0) or _number(b, node, "threshold", 0.0):
         raise b.error(node, "leaky or thresholded ReLU is not supported")
-    hi = a.get("max_value")
-    if hi is None:
+    if a.get("max_value") is None:
         b.add(node, ir.Relu, [_x(b, node)])
     else:
-        b.add(node, ir.Clip, [_x(b, node)], min=0.0, max=float(hi))
+        b.add(node, ir.Clip, [_x(b, node)], min=0.0, max=_number(b, node, "max_value", 0.0))
 
 
 @KERAS.handler("Flatten")
@@ -341,7 +563,7 @@ def concatenate(b: GraphBuilder, node: FrontendNode) -> None:
 def zero_padding(b: GraphBuilder, node: FrontendNode) -> None:
     _channels_last(b, node)
     p = node.attrs["padding"]
-    (top, bottom), (left, right) = ((p, p), (p, p)) if isinstance(p, int) else [
-        (q, q) if isinstance(q, int) else tuple(q) for q in p
-    ]
+    (top, bottom), (left, right) = (
+        ((p, p), (p, p)) if isinstance(p, int) else [(q, q) if isinstance(q, int) else tuple(q) for q in p]
+    )
     b.add(node, ir.Pad, [_x(b, node)], pads=[0, top, left, 0, bottom, right], value=0.0)

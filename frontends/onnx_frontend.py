@@ -8,15 +8,17 @@ chains exporters write before a Reshape) are folded here with numpy, with batch 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
-from snnc.ir import Graph
+from snnc.ir import Graph, limits
 from snnc.ir import ops as ir
+from snnc.ir.errors import SnncError
 
-from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry
+from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry, one_line
 
 ONNX = HandlerRegistry("ONNX")
 
@@ -24,27 +26,28 @@ ONNX = HandlerRegistry("ONNX")
 def load_onnx(model: Union[str, Path, Any]) -> Graph:
     """Read an ONNX model (path or ``onnx.ModelProto``) into an ann-dialect graph."""
     import onnx
-    from onnx import numpy_helper
 
     source = str(model) if isinstance(model, (str, Path)) else "<onnx model>"
     if isinstance(model, (str, Path)):
         try:
+            limits.check("bytes", os.stat(model).st_size, source)
             model = onnx.load(str(model))
         except FileNotFoundError:
             raise FrontendError(f"{source}: no such file") from None
+        except SnncError:
+            raise
         except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
             raise FrontendError(f"{source}: not a readable ONNX model ({type(exc).__name__})") from None
+    opset = _opset(model, source)
     b = GraphBuilder(source)
     graph = model.graph
+    _check_unique_names(graph, source)
     for init in graph.initializer:
-        b.constants[init.name] = numpy_helper.to_array(init)
+        b.constants[init.name] = _to_array(init, f"{source}: initializer {init.name!r}")
     for inp in graph.input:
         if inp.name not in b.constants:
             _add_input(b, inp)
-    nodes = [
-        FrontendNode(n.name or f"{n.op_type}_{i}", n.op_type, list(n.input), list(n.output), _attrs(n))
-        for i, n in enumerate(graph.node)
-    ]
+    nodes = [_frontend_node(n, i, source, opset) for i, n in enumerate(graph.node)]
     b.run(ONNX, nodes)
     outputs = []
     for out in graph.output:
@@ -56,18 +59,107 @@ def load_onnx(model: Union[str, Path, Any]) -> Graph:
     return b.graph
 
 
-def _attrs(node: Any) -> dict[str, Any]:
-    from onnx import TensorProto, helper, numpy_helper
+def _opset(model: Any, source: str) -> int:
+    """The model's version of the default ONNX domain, refused when onnx does not know it."""
+    import onnx
 
+    latest = onnx.defs.onnx_opset_version()
+    versions = [imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx")]
+    if len(versions) != 1 or not 1 <= versions[0] <= latest:
+        raise FrontendError(f"{source}: ONNX opset {versions or 'missing'} is not one snnc knows (1 to {latest})")
+    return versions[0]
+
+
+def _check_unique_names(graph: Any, source: str) -> None:
+    """Names are text, and every value is defined once: by a graph input, an initializer or one node output."""
+    for value in (*graph.input, *graph.output, *graph.initializer):
+        if not isinstance(value.name, str):
+            raise FrontendError(f"{source}: graph value name {value.name[:60]!r} is not valid UTF-8")
+    for i, node in enumerate(graph.node):
+        texts = [node.name, node.op_type, node.domain, *node.input, *node.output, *(a.name for a in node.attribute)]
+        if not all(isinstance(t, str) for t in texts):
+            raise FrontendError(f"{source}: node #{i}: a name or op type is not valid UTF-8")
+    seen: set[str] = set()
+    initializers = [i.name for i in graph.initializer]
+    if len(set(initializers)) != len(initializers):
+        dup = next(n for n in initializers if initializers.count(n) > 1)
+        raise FrontendError(f"{source}: initializer {dup!r} is defined twice")
+    seen.update(initializers)
+    seen.update(i.name for i in graph.input)
+    for i, node in enumerate(graph.node):
+        for name in node.output:
+            if name and name in seen:
+                where = f"{source}: node {node.name or f'{node.op_type}_{i}'!r} ({node.op_type})"
+                raise FrontendError(f"{where}: value {name!r} is defined twice")
+            seen.add(name)
+
+
+# numpy dtypes of the ONNX tensor types snnc reads (no strings, complex or 4/8-bit floats)
+_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32, 7: np.int64,
+           9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64}  # fmt: skip
+
+
+def _to_array(tensor: Any, what: str) -> np.ndarray:
+    """A TensorProto as a numpy array, after checking its type and declared size against the budget."""
+    from onnx import TensorProto, numpy_helper
+
+    if tensor.data_location == TensorProto.EXTERNAL:
+        raise FrontendError(f"{what}: external data is not read")
+    dtype = _DTYPES.get(tensor.data_type)
+    if dtype is None:
+        raise FrontendError(f"{what}: tensor type {tensor.data_type} is not supported (only numbers)")
+    limits.check_array(tuple(tensor.dims), np.dtype(dtype).itemsize, what)
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # noqa: BLE001 - onnx raises several kinds for inconsistent tensors
+        raise FrontendError(f"{what}: malformed tensor ({one_line(exc)})") from None
+
+
+def _frontend_node(n: Any, index: int, source: str, opset: int) -> FrontendNode:
+    """A node; ops of other domains keep their domain in the kind (they are unsupported, never
+    mistaken for the standard op of the same name)."""
+    name = n.name or f"{n.op_type}_{index}"
+    kind = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+    attrs = _attrs(n, f"{source}: node {name!r} ({n.op_type})", opset if kind == n.op_type else None)
+    return FrontendNode(name, kind, list(n.input), list(n.output), attrs)
+
+
+def _attrs(node: Any, what: str, opset: Optional[int]) -> dict[str, Any]:
+    """Attribute values, checked against the op's ONNX schema (names, types, no NaN) when it has one."""
+    from onnx import AttributeProto, TensorProto, helper
+
+    schema = _schema(node.op_type, opset)
     attrs = {}
     for a in node.attribute:
-        value = helper.get_attribute_value(a)
+        if schema is not None and a.name not in schema.attributes:
+            raise FrontendError(f"{what}: unknown attribute {a.name!r}")
+        if schema is not None and a.type != schema.attributes[a.name].type:
+            expected = AttributeProto.AttributeType.Name(schema.attributes[a.name].type)
+            raise FrontendError(f"{what}: attribute {a.name!r} must be {expected}")
+        try:
+            value = helper.get_attribute_value(a)
+            if isinstance(value, bytes):
+                value = value.decode()
+        except Exception as exc:  # noqa: BLE001 - unknown attribute types, non-UTF-8 strings
+            raise FrontendError(f"{what}: attribute {a.name!r} is malformed ({one_line(exc)})") from None
         if isinstance(value, TensorProto):
-            value = numpy_helper.to_array(value)
-        elif isinstance(value, bytes):
-            value = value.decode()
+            value = _to_array(value, f"{what}: attribute {a.name!r}")
+        if isinstance(value, float) and math.isnan(value):
+            raise FrontendError(f"{what}: attribute {a.name!r} is NaN")
         attrs[a.name] = value
     return attrs
+
+
+def _schema(op_type: str, opset: Optional[int]) -> Any:
+    """The ONNX schema of a default-domain op at ``opset``, or None (unknown ops are reported later)."""
+    import onnx
+
+    if opset is None:
+        return None
+    try:
+        return onnx.defs.get_schema(op_type, opset, "")
+    except onnx.defs.SchemaError:
+        return None
 
 
 def _add_input(b: GraphBuilder, inp: Any) -> None:
@@ -97,6 +189,8 @@ def _need_const(b: GraphBuilder, node: FrontendNode, index: int, what: str) -> n
 
 def _axis(b: GraphBuilder, node: FrontendNode, axis: int, rank: int) -> int:
     """An ONNX axis (with batch) as a per-sample axis."""
+    if not -(rank + 1) <= axis <= rank:
+        raise b.error(node, f"axis {axis} is out of range for a rank-{rank + 1} tensor")
     axis = axis + rank + 1 if axis < 0 else axis
     if axis == 0:
         raise b.error(node, "operations along the batch axis are not supported")
@@ -147,20 +241,26 @@ _FOLD = {
 
 
 def _fold(b: GraphBuilder, node: FrontendNode) -> bool:
-    """Evaluate ``node`` with numpy when all its inputs are constants."""
+    """Evaluate ``node`` with numpy when all its inputs are constants (result sizes are checked
+    against the byte budget before numpy allocates them)."""
     if _dynamic(b, node):
         return False
     args = [b.const(i) for i in node.inputs if i]
     a, kind = node.attrs, node.kind
     if kind in _FOLD:
-        result = _FOLD[kind](*args)
-        if kind == "Div" and all(np.issubdtype(x.dtype, np.integer) for x in args):
-            result = np.floor_divide(*args)
+        _check_result(b, node, np.broadcast_shapes(*(x.shape for x in args)), max(x.itemsize for x in args))
+        integer = all(np.issubdtype(x.dtype, np.integer) for x in args)
+        if kind == "Div" and integer and not np.all(args[1]):
+            raise b.error(node, "integer division by zero")
+        with np.errstate(all="ignore"):  # float results follow IEEE (inf, nan)
+            result = np.floor_divide(*args) if kind == "Div" and integer else _FOLD[kind](*args)
         result = np.asarray(result).astype(args[0].dtype)
-    elif kind == "Shape":
-        raise AssertionError("Shape of a constant is handled by its handler")
     elif kind == "Gather":
-        result = np.take(args[0], args[1], axis=a.get("axis", 0))
+        axis = int(a.get("axis", 0))
+        axis = axis + args[0].ndim if axis < 0 else axis
+        shape = (*args[0].shape[:axis], *args[1].shape, *args[0].shape[axis + 1 :])
+        _check_result(b, node, shape, args[0].itemsize)
+        result = np.take(args[0], args[1], axis=axis)
     elif kind == "Unsqueeze":
         axes = a.get("axes", args[1].tolist() if len(args) > 1 else None)
         result = args[0]
@@ -170,12 +270,14 @@ def _fold(b: GraphBuilder, node: FrontendNode) -> bool:
         axes = a.get("axes", args[1].tolist() if len(args) > 1 else None)
         result = np.squeeze(args[0], axis=tuple(axes) if axes is not None else None)
     elif kind == "Concat":
+        _check_result(b, node, (sum(x.size for x in args),), max(x.itemsize for x in args))
         result = np.concatenate(args, axis=a["axis"])
     elif kind == "Cast":
-        from onnx import helper
-
-        result = args[0].astype(helper.tensor_dtype_to_np_dtype(a["to"]))
+        if a.get("to") not in _DTYPES:
+            raise b.error(node, f"cast to tensor type {a.get('to')} is not supported (only numbers)")
+        result = args[0].astype(_DTYPES[a["to"]])
     elif kind == "Reshape":
+        _check_target(b, node, args[1].tolist())
         result = args[0].reshape([d if d != 0 else args[0].shape[i] for i, d in enumerate(args[1].tolist())])
     elif kind == "Slice":
         starts, ends = args[1], args[2]
@@ -186,12 +288,26 @@ def _fold(b: GraphBuilder, node: FrontendNode) -> bool:
             index[int(ax)] = slice(int(s), int(e), int(st))
         result = args[0][tuple(index)]
     elif kind == "ConstantOfShape":
-        fill = a.get("value", np.zeros(1, np.float32))
-        result = np.full(args[0].astype(np.int64), np.asarray(fill).reshape(-1)[0])
+        fill = np.asarray(a.get("value", np.zeros(1, np.float32))).reshape(-1)
+        if fill.size != 1:
+            raise b.error(node, f"value must hold one element, got {fill.size}")
+        dims = tuple(int(d) for d in args[0].reshape(-1))
+        _check_result(b, node, dims, fill.itemsize)
+        result = np.full(dims, fill[0])
     else:
         return False
     b.constants[node.outputs[0]] = np.asarray(result)
     return True
+
+
+def _check_target(b: GraphBuilder, node: FrontendNode, target: list[int]) -> None:
+    """A Reshape target: sizes, 0 (copy) and at most one -1 (inferred)."""
+    if any(d < -1 for d in target) or target.count(-1) > 1:
+        raise b.error(node, f"bad target shape {target}")
+
+
+def _check_result(b: GraphBuilder, node: FrontendNode, shape: tuple[int, ...], itemsize: int) -> None:
+    limits.check_array(tuple(shape), itemsize, f"{b.source}: node {node.name!r} ({node.kind})")
 
 
 @ONNX.handler("Shape")
@@ -367,7 +483,8 @@ def reshape(b: GraphBuilder, node: FrontendNode) -> None:
     if _fold(b, node):
         return
     x = b.value(node.inputs[0], node)
-    target = [int(d) for d in _need_const(b, node, 1, "shape")]
+    target = [int(d) for d in _need_const(b, node, 1, "shape").reshape(-1)]
+    _check_target(b, node, target)
     full = (1, *b.shape(x))
     if not node.attrs.get("allowzero", 0):
         target = [full[i] if d == 0 else d for i, d in enumerate(target)]

@@ -4,19 +4,45 @@ No ONNX round trip: ``torch.fx.symbolic_trace`` gives the module's calls, and ea
 ``FrontendNode`` whose kind is the module class (``Linear``) or the function or method name
 (``relu``, ``add``, ``view``). Shape computations (``x.size(0)``, ``x.shape[1]``) are folded
 with batch size 1, as the ONNX frontend folds Shape chains.
+
+Files are untrusted. What is read, and how:
+
+* ``.pt``/``.pth`` state dicts: a zip archive (members checked: names, count, sizes) loaded with
+  ``torch.load(weights_only=True)``, which unpickles only tensors and plain containers; every
+  value must be a tensor within the byte budget. The module class comes from ``--module`` on
+  the command line, never from the file; the pre-1.6 (non-zip) format is refused.
+* ``.pt2`` programs: ``torch.export.load`` unpickles weights and constants stored with pickle
+  (``use_pickle``, ``custom_obj_*``, ``opaque_obj_*``, legacy ``*.pt`` weights) with
+  ``weights_only=False``, retries the sample inputs without ``weights_only`` when the safe load
+  fails, loads AOTInductor shared libraries, and passes shape expressions to ``sympy.sympify``
+  (which evaluates Python). snnc therefore checks the archive first and refuses all of these:
+  only raw tensor payloads, JSON, and sample inputs that load weights-only (checked here) pass,
+  and shape expressions must be symbols, integers and arithmetic. torch then unpickles nothing
+  beyond that weights-only load. ``ExportedProgram.module()`` is never called (it execs guard
+  strings from the file): the exported graph and its parameters are read directly.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import json
+import logging
 import math
-from typing import Any
+import os
+import re
+import warnings
+import zipfile
+from collections.abc import Iterator
+from typing import Any, Optional
 
 import numpy as np
 
-from snnc.ir import Graph
+from snnc.ir import Graph, limits
 from snnc.ir import ops as ir
 
-from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry
+from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry, check_zip, one_line
 
 TORCH = HandlerRegistry("PyTorch")
 
@@ -29,22 +55,30 @@ class TorchBuilder(GraphBuilder):
         self.modules = modules
 
 
-def load_torch(module: Any, input_shape: tuple[int, ...], source: str = "<torch module>") -> Graph:
+def load_torch(
+    module: Any,
+    input_shape: tuple[int, ...],
+    source: str = "<torch module>",
+    lifted: Optional[dict[str, np.ndarray]] = None,
+    user_outputs: Optional[list[str]] = None,
+) -> Graph:
     """Trace ``module`` (an ``nn.Module``, or the GraphModule of an ExportedProgram) for
-    per-sample ``input_shape`` into an ann graph."""
+    per-sample ``input_shape`` into an ann graph. ``lifted`` maps placeholders of an exported
+    graph to their parameter values; ``user_outputs`` names the outputs that are not buffer updates."""
     import torch.fx
 
     if isinstance(module, torch.fx.GraphModule):
-        traced = module  # already a graph (torch.export's module() calls aten ops)
+        traced = module  # already a graph (torch.export calls aten ops)
     else:
         module = module.eval()
         try:
             traced = torch.fx.symbolic_trace(module)
         except Exception as exc:  # noqa: BLE001 - fx raises many kinds for untraceable code
-            raise FrontendError(f"{source}: torch.fx cannot trace the module ({type(exc).__name__}: {exc})") from None
+            raise FrontendError(f"{source}: torch.fx cannot trace the module ({one_line(exc)})") from None
+    lifted = lifted or {}
     b = TorchBuilder(source, dict(traced.named_modules()))
     nodes, outputs = [], []
-    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder" and n.name not in lifted]
     if len(placeholders) != 1:
         raise FrontendError(f"{source}: the module takes {len(placeholders)} inputs; snnc supports one")
     for n in traced.graph.nodes:
@@ -52,15 +86,20 @@ def load_torch(module: Any, input_shape: tuple[int, ...], source: str = "<torch 
             b.constants[n.name] = _fetch(traced, n.target)
         elif n.op == "call_module" and n.target.startswith("_guards"):
             continue  # torch.export's input checks
+        elif n.op == "placeholder" and n.name in lifted:
+            b.constants[n.name] = lifted[n.name]
         elif n.op == "placeholder":
             b.add(FrontendNode(n.name, "input", [], [n.name]), ir.Input, [], shape=tuple(input_shape))
         elif n.op == "output":
             out = n.args[0]
             outs = out if isinstance(out, (tuple, list)) else [out]
-            outputs = [o.name for o in outs]
+            outputs = [o.name for o in outs if user_outputs is None or o.name in user_outputs]
         else:
             nodes.append(_frontend_node(n, b))
     b.run(TORCH, nodes)
+    missing = [name for name in outputs if name not in b.values]
+    if missing or not outputs:
+        raise FrontendError(f"{source}: graph outputs {missing or outputs} are constants or not computed")
     b.graph.outputs = [b.values[name] for name in outputs]
     b.graph.remove_dead()
     return b.graph
@@ -70,40 +109,284 @@ def _fetch(module: Any, target: str) -> np.ndarray:
     obj = module
     for part in target.split("."):
         obj = getattr(obj, part)
-    return obj.detach().cpu().numpy() if hasattr(obj, "detach") else np.asarray(obj)
+    return _to_numpy(obj) if hasattr(obj, "detach") else np.asarray(obj)
+
+
+def _to_numpy(t: Any) -> np.ndarray:
+    """A tensor as a numpy array (dtypes numpy lacks, like bfloat16, become float32)."""
+    import torch
+
+    t = t.detach().cpu()
+    if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
+        t = t.float()
+    return t.numpy()
 
 
 def load_torch_file(path: Any, input_shape: tuple[int, ...], module_spec: Any = None) -> Graph:
     """A ``.pt2`` ExportedProgram, or a ``.pt``/``.pth`` state_dict loaded into ``module_spec``
-    (``"package.module:Class"``, constructed without arguments). Nothing is unpickled: state
-    dicts load with ``weights_only=True``."""
-    import importlib
+    (``"package.module:Class"`` from the command line, constructed without arguments). See the
+    module docstring for what is checked and what torch unpickles."""
+    source = str(path)
+    data = _read_file(path, source)
+    if source.endswith(".pt2"):
+        return _load_pt2(data, input_shape, source)
+    return _load_state_dict_file(data, input_shape, module_spec, source)
 
+
+def _read_file(path: Any, source: str) -> bytes:
+    try:
+        size = os.stat(path).st_size
+        limits.check("bytes", size, source)
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise FrontendError(f"{source}: cannot read ({one_line(exc)})") from None
+
+
+# --------------------------------------------------------------------------- .pt2 archives
+
+_PT2_ENTRIES = re.compile(
+    r"archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id|models/model\.json"
+    r"|data/sample_inputs/model\.pt|data/weights/model_weights_config\.json|data/weights/weight_\d+"
+    r"|data/constants/model_constants_config\.json|data/constants/tensor_\d+|extra/[\w.\-]+"
+)
+_PT2_NEEDED = ("archive_format", "models/model.json", "data/sample_inputs/model.pt",
+               "data/weights/model_weights_config.json", "data/constants/model_constants_config.json")  # fmt: skip
+_REFUSED_ENTRIES = {
+    "data/aotinductor/": "compiled AOTInductor code, which would be loaded and run",
+    "data/executorch/": "an ExecuTorch program",
+    "data/mtia": "an MTIA program",
+    "xl_model_weights/": "pickled external weights",
+    "data/constants/custom_obj_": "a pickled TorchScript object",
+    "data/constants/opaque_obj_": "a pickled Python object",
+}
+# sympy parses shape expressions with eval: only symbols (s0, u1), integers, + - * / , ( ) and these
+_SYMPY_NAMES = {"FloorDiv", "ModularIndexing", "PythonMod", "Mod", "CleanDiv", "CeilDiv", "Max", "Min"}
+_EXPR_TOKENS = re.compile(r"\s*(?:([A-Za-z_]\w*)|(\d{1,18})|([-+*/(),]))")
+_MAX_JSON_BYTES = 64 * 2**20
+
+
+def _load_pt2(data: bytes, input_shape: tuple[int, ...], source: str) -> Graph:
+    """Check the archive, let torch deserialize it from the checked bytes, read the graph."""
     import torch
 
-    source = str(path)
-    if str(path).endswith(".pt2"):
-        try:
-            program = torch.export.load(path)
-        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for bad archives
-            raise FrontendError(f"{source}: not a torch.export program ({type(exc).__name__})") from None
-        return load_torch(program.module(), input_shape, source)
+    _check_pt2(data, source)
     try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001
-        raise FrontendError(f"{source}: not a weights-only torch file ({type(exc).__name__}); "
-                            "save a state_dict, or a torch.export program as .pt2") from None  # fmt: skip
-    if not isinstance(state, dict):
-        raise FrontendError(f"{source}: expected a state_dict, found {type(state).__name__}")
+        with _quiet("torch.export", "torch._export"):
+            program = torch.export.load(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for bad archives
+        raise FrontendError(f"{source}: not a torch.export program ({one_line(exc)})") from None
+    lifted, user_outputs = _lifted_inputs(program, source)
+    return load_torch(program.graph_module, input_shape, source, lifted, user_outputs)
+
+
+def _check_pt2(data: bytes, source: str) -> None:
+    """Refuse archive entries that torch would unpickle (or load as code) before torch sees them."""
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise FrontendError(f"{source}: not a torch.export archive ({one_line(exc)})") from None
+    with z:
+        names = [info.filename for info in check_zip(z, source)]
+        root = names[0].split("/")[0] if names else ""
+        if not root or not all(n.startswith(root + "/") for n in names):
+            raise FrontendError(f"{source}: not a torch.export archive (its entries share no root folder)")
+        entries = {n[len(root) + 1 :]: n for n in names}
+        for entry in entries:
+            _check_entry_name(entry, source)
+        for needed in _PT2_NEEDED:
+            if needed not in entries:
+                raise FrontendError(f"{source}: not a torch.export archive (no {needed})")
+        for config, pattern in (("data/weights/model_weights_config.json", r"weight_\d+"),
+                                ("data/constants/model_constants_config.json", r"tensor_\d+")):  # fmt: skip
+            _check_payload_config(_json(z, entries[config], source), config, pattern, source)
+        _check_expressions(_json(z, entries["models/model.json"], source), source)
+        _check_sample_inputs(z.read(entries["data/sample_inputs/model.pt"]), source)
+
+
+def _check_entry_name(entry: str, source: str) -> None:
+    for prefix, what in _REFUSED_ENTRIES.items():
+        if entry.startswith(prefix):
+            raise FrontendError(f"{source}: refusing archive entry {entry!r}: it holds {what}")
+    if entry.endswith(".pt") and entry != "data/sample_inputs/model.pt":
+        raise FrontendError(f"{source}: refusing archive entry {entry!r}: legacy pickled weights (re-save it)")
+    if not _PT2_ENTRIES.fullmatch(entry):
+        raise FrontendError(f"{source}: refusing archive entry {entry!r}: not part of a torch.export program")
+
+
+def _json(z: zipfile.ZipFile, name: str, source: str) -> Any:
+    if z.getinfo(name).file_size > _MAX_JSON_BYTES:
+        raise FrontendError(f"{source}: {name} is larger than {_MAX_JSON_BYTES:,} bytes")
+    try:
+        return json.loads(z.read(name))
+    except (ValueError, RecursionError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise FrontendError(f"{source}: {name} is not valid JSON ({one_line(exc)})") from None
+
+
+def _check_payload_config(config: Any, name: str, path_pattern: str, source: str) -> None:
+    """Every weight or constant must be raw tensor bytes (``use_pickle`` false) of a declared size
+    within the budget; torch would unpickle the others with ``weights_only=False``."""
+    from torch._export.serde import serialize
+
+    entries = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(entries, dict):
+        raise FrontendError(f"{source}: {name} has no 'config' table")
+    dtypes = getattr(serialize, "_SERIALIZE_TO_TORCH_DTYPE", {})  # serialized dtype code -> torch dtype
+    for key, meta in entries.items():
+        what = f"{source}: {name}: {key!r}"
+        if not isinstance(meta, dict) or meta.get("use_pickle", False) is not False:
+            raise FrontendError(f"{what} is stored with pickle, which can run code; snnc reads raw tensors only")
+        path_name = meta.get("path_name")
+        if not isinstance(path_name, str) or not re.fullmatch(path_pattern, path_name):
+            raise FrontendError(f"{what}: refusing payload {path_name!r} (only raw tensors are read)")
+        tensor = meta.get("tensor_meta")
+        sizes = tensor.get("sizes") if isinstance(tensor, dict) else None
+        if not isinstance(sizes, list) or not all(isinstance(d, dict) and type(d.get("as_int")) is int for d in sizes):
+            raise FrontendError(f"{what}: tensor sizes must be a list of integers")
+        dtype = dtypes.get(tensor.get("dtype"))
+        limits.check_array(tuple(d["as_int"] for d in sizes), dtype.itemsize if dtype else 16, what)
+
+
+def _check_expressions(model: Any, source: str) -> None:
+    """Shape expressions (``expr_str``) go to ``sympy.sympify``, which evaluates Python: allow only
+    symbols, integers and arithmetic."""
+    stack = [model]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            expr = item.get("expr_str")
+            if expr is not None and not _safe_expression(expr):
+                raise FrontendError(f"{source}: models/model.json: refusing shape expression {str(expr)[:60]!r}")
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _safe_expression(expr: Any) -> bool:
+    if not isinstance(expr, str) or len(expr) > 200 or "**" in expr or "//" in expr:
+        return False
+    pos = 0
+    while pos < len(expr.rstrip()):
+        m = _EXPR_TOKENS.match(expr, pos)
+        if not m or m.end() == pos:
+            return False
+        name = m.group(1)
+        if name is not None and name not in _SYMPY_NAMES and not re.fullmatch(r"[a-z]{1,4}\d{1,9}", name):
+            return False
+        pos = m.end()
+    return True
+
+
+def _check_sample_inputs(raw: bytes, source: str) -> None:
+    """torch loads sample inputs with ``weights_only=True`` and, when that fails, again without it:
+    load them here first, weights-only, and refuse the archive when that fails."""
+    import torch
+
+    what = f"{source}: data/sample_inputs/model.pt"
+    if not raw:
+        return
+    if not zipfile.is_zipfile(io.BytesIO(raw)):
+        raise FrontendError(f"{what}: not a torch zip file; refusing it (torch would unpickle it unsafely)")
+    with zipfile.ZipFile(io.BytesIO(raw)) as inner:
+        check_zip(inner, what)
+    try:
+        value = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - the weights-only unpickler raises many kinds
+        raise FrontendError(f"{what}: needs more than weights-only unpickling; refusing it ({one_line(exc)})") from None
+    if not isinstance(value, (tuple, dict)):
+        raise FrontendError(f"{what}: expected a tuple or dict, found {type(value).__name__}")
+
+
+def _lifted_inputs(program: Any, source: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Parameter, buffer and constant placeholders of an exported graph -> their values, and
+    the names of its user outputs (the graph is read directly: ``ExportedProgram.module()``
+    would generate and exec guard code from strings in the file)."""
+    import torch
+    from torch.export.graph_signature import InputKind, OutputKind
+
+    lifted = {}
+    sig = program.graph_signature
+    for spec in sig.input_specs:
+        name = getattr(spec.arg, "name", None)
+        if spec.kind == InputKind.USER_INPUT:
+            continue
+        table = program.state_dict if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER) else program.constants
+        value = table.get(spec.target, program.constants.get(spec.target))
+        if spec.kind not in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR) or not isinstance(
+            value, torch.Tensor
+        ):
+            raise FrontendError(f"{source}: graph input {name!r} ({spec.kind.name}) is not a plain tensor")
+        lifted[name] = _to_numpy(value)
+    outputs = [getattr(s.arg, "name", None) for s in sig.output_specs if s.kind == OutputKind.USER_OUTPUT]
+    return lifted, outputs
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Silence torch's loggers (they print tracebacks for archives they retry)."""
+    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+# --------------------------------------------------------------------------- .pt / .pth state dicts
+
+
+def _load_state_dict_file(data: bytes, input_shape: tuple[int, ...], module_spec: Any, source: str) -> Graph:
+    import torch
+
+    state = _read_state_dict(data, source)
     if not module_spec:
         raise FrontendError(f"{source}: a state_dict needs its module class: --module package.module:Class")
     mod_name, _, cls_name = str(module_spec).partition(":")
+    if not mod_name or not cls_name:
+        raise FrontendError(f"{source}: --module {module_spec!r}: expected package.module:Class")
     try:
         module = getattr(importlib.import_module(mod_name), cls_name)()
+    except Exception as exc:  # noqa: BLE001 - the user's module may raise anything
+        raise FrontendError(f"{source}: cannot build {module_spec} ({one_line(exc)})") from None
+    if not isinstance(module, torch.nn.Module):
+        raise FrontendError(f"{source}: {module_spec} is a {type(module).__name__}, not a torch.nn.Module")
+    try:
         module.load_state_dict(state)
-    except (ImportError, AttributeError, TypeError, RuntimeError) as exc:
-        raise FrontendError(f"{source}: cannot build {module_spec} from it ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - missing keys, size mismatches, dtypes
+        raise FrontendError(f"{source}: does not fit {module_spec} ({one_line(exc)})") from None
     return load_torch(module, input_shape, source)
+
+
+def _read_state_dict(data: bytes, source: str) -> dict[str, Any]:
+    """A weights-only state_dict: str keys, tensor values, declared sizes within the budget."""
+    import torch
+
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise FrontendError(f"{source}: not a torch zip file (the pre-1.6 format is not read); "
+                            "save a state_dict with torch.save, or a torch.export program as .pt2")  # fmt: skip
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        check_zip(z, source)
+    try:
+        with _quiet("torch.serialization"):
+            state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - the weights-only unpickler raises many kinds
+        raise FrontendError(f"{source}: not a weights-only torch file ({one_line(exc)}); "
+                            "save a state_dict, or a torch.export program as .pt2") from None  # fmt: skip
+    if not isinstance(state, dict):
+        raise FrontendError(f"{source}: expected a state_dict, found {type(state).__name__}")
+    total = 0
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise FrontendError(f"{source}: state_dict entry {str(key)[:80]!r} is a {type(value).__name__}, "
+                                "not a tensor")  # fmt: skip
+        limits.check_array(tuple(value.shape), value.element_size(), f"{source}: {key}")
+        total += value.numel() * value.element_size()
+    limits.check("bytes", total, f"{source}: all tensors together")
+    return state
 
 
 def _frontend_node(n: Any, b: TorchBuilder) -> FrontendNode:
@@ -374,4 +657,3 @@ def softmax(b: GraphBuilder, node: FrontendNode) -> None:
     if dim in (None, 0):
         raise b.error(node, "softmax over the batch dimension")
     b.add(node, ir.Softmax, [x], axis=dim - 1)
-

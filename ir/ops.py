@@ -8,6 +8,7 @@ shape (no batch dimension) from its input shapes, which is what the verifier re-
 
 from __future__ import annotations
 
+import functools
 import math
 import typing
 from dataclasses import dataclass, fields
@@ -39,10 +40,14 @@ class Op:
     ARITY: ClassVar[Optional[int]] = 1  # number of inputs; None = one or more
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            value = getattr(self, f.name)
-            setattr(self, f.name, _coerce(self.OPNAME, f.name, hints[f.name], value))
+        for name, coerce in _coercers(type(self)):
+            setattr(self, name, coerce(getattr(self, name)))
+        self.check()
+
+    def validate(self) -> None:
+        """Re-run the construction checks (passes may have assigned attributes directly)."""
+        for name, coerce in _coercers(type(self)):
+            coerce(getattr(self, name))
         self.check()
 
     @property
@@ -51,10 +56,18 @@ class Op:
 
     def attrs(self) -> dict[str, Any]:
         """Attributes in declaration order, None (absent optional) ones left out."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        values = ((name, getattr(self, name)) for name, _ in _coercers(type(self)))
+        return {name: value for name, value in values if value is not None}
 
     def tensor_refs(self) -> dict[str, TensorRef]:
-        return {k: v for k, v in self.attrs().items() if isinstance(v, TensorRef)}
+        values = ((name, getattr(self, name)) for name in _tensor_fields(type(self)))
+        return {name: value for name, value in values if isinstance(value, TensorRef)}
+
+    def clone(self) -> Op:
+        """A shallow copy (faster than copy.copy, which graphs of 100,000 ops notice)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
 
     def check(self) -> None:
         """Cross-attribute rules; subclasses override."""
@@ -70,31 +83,64 @@ class Op:
 TensorShapes = typing.Callable[[TensorRef], Shape]
 
 
-def _coerce(opname: str, name: str, hint: Any, value: Any) -> Any:
-    """Check ``value`` against a field type hint, widening int to float and list to tuple."""
+Coercer = typing.Callable[[Any], Any]
+
+
+@functools.cache
+def _coercers(cls: type) -> tuple[tuple[str, Coercer], ...]:
+    """(field name, checking function) per attribute of an op class, built once per class."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, _coercer(cls.OPNAME, f.name, hints[f.name])) for f in fields(cls))
+
+
+@functools.cache
+def _tensor_fields(cls: type) -> tuple[str, ...]:
+    """The attributes of an op class that may hold a TensorRef."""
+    hints = typing.get_type_hints(cls)
+    return tuple(f.name for f in fields(cls) if TensorRef in (hints[f.name], *typing.get_args(hints[f.name])))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _coercer(opname: str, name: str, hint: Any) -> Coercer:
+    """A function that checks a value against a field type hint, widening int to float and list to tuple."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+
+    def fail(value: Any, what: str) -> typing.NoReturn:
+        raise IRError(f"{opname}: attribute {name} must be {what}, got {_shown(value)}")
+
     if origin is typing.Union:
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(opname, name, inner, value)
+        (inner_hint,) = [a for a in args if a is not type(None)]
+        inner = _coercer(opname, name, inner_hint)
+        return lambda value: None if value is None else inner(value)
     if origin is Literal:
-        if value not in args:
-            raise IRError(f"{opname}: attribute {name} must be one of {list(args)}, got {value!r}")
-        return value
+        allowed, names = frozenset(args), f"one of {list(args)}"
+        return lambda value: value if isinstance(value, str) and value in allowed else fail(value, names)
     if origin is tuple:
-        if not isinstance(value, (tuple, list)):
-            raise IRError(f"{opname}: attribute {name} must be a list, got {value!r}")
-        return tuple(_coerce(opname, name, args[0], v) for v in value)
-    if hint is float and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool
-    ):
-        return float(value)
-    if hint is int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    if hint in (bool, str, TensorRef) and isinstance(value, hint):
-        return value
-    raise IRError(f"{opname}: attribute {name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+        item = _coercer(opname, name, args[0])
+        return lambda value: tuple(map(item, value)) if isinstance(value, (tuple, list)) else fail(value, "a list")
+    if hint is float:
+        return lambda value: (
+            value if type(value) is float else float(value) if _is_number(value) else fail(value, "float")
+        )
+    if hint is int:
+        return lambda value: (
+            value if type(value) is int else int(value) if _is_integer(value) else fail(value, "int")
+        )
+    if hint in (bool, str, TensorRef):
+        return lambda value: value if isinstance(value, hint) else fail(value, hint.__name__)
+    raise TypeError(f"{opname}: attribute {name} has a type the IR does not support: {hint}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 OP_TYPES: dict[str, type[Op]] = {}
@@ -140,6 +186,17 @@ def spatial_out(
     h = _pool_out(in_shape[1], kernel[0], strides[0], pads[0] + pads[2], ceil, dilations[0])
     w = _pool_out(in_shape[2], kernel[1], strides[1], pads[1] + pads[3], ceil, dilations[1])
     return h, w
+
+
+MAX_TIME = 1e7  # ms: the longest delay or time constant that means something (about 3 hours)
+MAX_SHIFT = 64  # the largest weight exponent (SpiNNaker's shifts are below 32)
+
+
+def _check_finite(op: Op, **values: Optional[float]) -> None:
+    """Fail naming the attribute when a value (None = absent) is NaN or infinite."""
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            op.fail(f"attribute {name} must be finite, got {value}")
 
 
 def _check_window(op: Op, kernel: tuple[int, ...], strides: tuple[int, ...], pads: tuple[int, ...]) -> None:
@@ -279,6 +336,11 @@ class BatchNorm(Op):
     var: TensorRef
     epsilon: float = 1e-5
 
+    def check(self) -> None:
+        _check_finite(self, epsilon=self.epsilon)
+        if self.epsilon < 0:
+            self.fail(f"epsilon must be non-negative, got {self.epsilon}")
+
     def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
         c = in_shapes[0][0]
         for ref in (self.scale, self.bias, self.mean, self.var):
@@ -370,6 +432,9 @@ class Pad(Op):
     pads: tuple[int, ...]
     value: float = 0.0
 
+    def check(self) -> None:
+        _check_finite(self, value=self.value)
+
     def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
         x = in_shapes[0]
         if len(self.pads) != 2 * len(x) or min(self.pads) < 0:
@@ -390,6 +455,10 @@ class Dropout(Op):
     OPNAME: ClassVar[str] = "ann.dropout"
     ratio: float = 0.5
 
+    def check(self) -> None:
+        if not 0 <= self.ratio < 1:
+            self.fail(f"ratio must lie in [0, 1), got {self.ratio}")
+
 
 @register
 @dataclass
@@ -404,6 +473,9 @@ class Scale(Op):
 
     OPNAME: ClassVar[str] = "ann.scale"
     factor: float = 1.0
+
+    def check(self) -> None:
+        _check_finite(self, factor=self.factor)
 
 
 # --------------------------------------------------------------------------- snn dialect
@@ -430,6 +502,7 @@ class Source(Op):
     def check(self) -> None:
         if not self.shape or min(self.shape) < 1:
             self.fail(f"shape must be positive, got {list(self.shape)}")
+        _check_finite(self, max_rate=self.max_rate, gain=self.gain)
         if self.max_rate <= 0 or self.gain <= 0:
             self.fail("max_rate and gain must be positive")
         _check_per_core(self, self.per_core, self.shape)
@@ -485,8 +558,9 @@ class Projection(Op):
         needs_weight = self.connectivity in ("dense", "conv")
         if needs_weight != (self.weight is not None):
             self.fail(f"{self.connectivity} connectivity {'needs' if needs_weight else 'takes no'} weight")
-        if self.delay < 0 or self.offset < 0 or self.groups < 1:
-            self.fail("delay, offset and groups must be non-negative")
+        _check_finite(self, scale=self.scale, delay=self.delay)
+        if not 0 <= self.delay <= MAX_TIME or self.offset < 0 or self.groups < 1:
+            self.fail(f"delay (at most {MAX_TIME:g} ms), offset and groups must be non-negative")
         if (self.connectivity == "one_to_one") != (self.post_shape is not None):
             self.fail("post_shape is given exactly for one_to_one connectivity")
         unused = {f.name for f in fields(self)} - set(self._SHOWN[self.connectivity]) - {"receptor", "delay"}
@@ -547,12 +621,16 @@ class Population(Op):
     weight_shift: Optional[tuple[int, ...]] = None
 
     def check(self) -> None:
-        if not self.v_threshold > 0 or self.tau_m <= 0 or self.tau_refrac < 0:
-            self.fail("v_threshold and tau_m must be positive, tau_refrac non-negative")
+        _check_finite(self, v_threshold=self.v_threshold, v_reset=self.v_reset, tau_refrac=self.tau_refrac,
+                      v_min=self.v_min)  # fmt: skip
+        if not self.v_threshold > 0 or not self.tau_m > 0 or not 0 <= self.tau_refrac <= MAX_TIME:
+            self.fail(f"v_threshold and tau_m must be positive, tau_refrac in [0, {MAX_TIME:g}] ms")
         if self.v_min is not None and self.v_min > self.v_reset:
             self.fail(f"v_min {self.v_min} lies above v_reset {self.v_reset}")
         if self.weight_shift is not None and len(self.weight_shift) != 2:
             self.fail(f"weight_shift has one exponent per receptor (excitatory, inhibitory), got {self.weight_shift}")
+        if self.weight_shift is not None and max(abs(e) for e in self.weight_shift) > MAX_SHIFT:
+            self.fail(f"weight_shift exponents lie in [-{MAX_SHIFT}, {MAX_SHIFT}], got {list(self.weight_shift)}")
 
     def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
         sizes = {math.prod(s) for s in in_shapes}

@@ -9,6 +9,11 @@
 
 Tensors of at most ``INLINE_LIMIT`` elements are written inline (``= [...]``); larger ones
 live in the sidecar ``.npz`` that :func:`save` writes next to the text file.
+
+A ``.snnir`` file is untrusted: every failure is an :class:`IRError` (or a
+:class:`~snnc.ir.errors.BudgetError`) naming the file and line; declared sizes are checked
+against the budget before anything is allocated; only the sidecar arrays the text declares are
+read, each after its ``.npy`` header was checked against the declaration.
 """
 
 from __future__ import annotations
@@ -16,24 +21,31 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import lark
 import numpy as np
 
-from .graph import Graph
-from .npz import write_npz
+from . import limits
+from .errors import SnncError
+from .graph import Graph, check_graph_attrs
+from .npz import NpzReader, write_npz
 from .ops import IRError, TensorRef, op_type
 
 FORMAT_VERSION = 1
 INLINE_LIMIT = 8
+MAX_DEPTH = 16  # nesting of lists in attribute values (the printer writes at most 2)
+MAX_DIGITS = 30  # digits of an integer literal (int64 needs 19)
+_INT_RANGE = (-(2**63), 2**63 - 1)
 _DTYPES = {
     "f16": np.float16, "f32": np.float32, "f64": np.float64, "i8": np.int8, "i16": np.int16,
     "i32": np.int32, "i64": np.int64, "u8": np.uint8, "bool": np.bool_,
 }  # fmt: skip
 _DTYPE_NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
+Tensors = Union[Mapping[str, np.ndarray], NpzReader]
 
 
 # --------------------------------------------------------------------------- printing
@@ -103,21 +115,130 @@ def _tensor_order(graph: Graph, order: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- parsing
 
 
+class _LineError(Exception):
+    """An error found while parsing a token, with the token's line (turned into an IRError)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _List(list):
+    """A parsed list that knows how deeply it nests."""
+
+    depth = 1
+
+
+_TOKENS = re.compile(
+    r"(?P<WS>[ \t\f\r\n]+)|(?P<COMMENT>#[^\n]*)"
+    r"|(?P<VALUE>%[A-Za-z_][A-Za-z0-9_]*)|(?P<TENSOR>@[A-Za-z_][A-Za-z0-9_.]*)"
+    r"|(?P<OPNAME>(?:ann|snn)\.[a-z_0-9]+)|(?P<WORD>[A-Za-z_][A-Za-z0-9_]*)|(?P<DIMS>[0-9]+(?:x[0-9]+)+)"
+    r"|(?P<NUMBER>[+-](?:inf|nan)(?![A-Za-z0-9_])|[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r'|(?P<STRING>"(?:[^"\\\n]|\\.)*")|(?P<PUNCT>[\[\]{}(),=:<>])'
+)
+_WORDS = {"snnir": "SNNIR", "graph": "GRAPH", "return": "RETURN", "tensor": "TENSOR_KW", "true": "TRUE",
+          "false": "FALSE", "inf": "NANINF", "nan": "NANINF"}  # fmt: skip
+_PUNCT = {"[": "LSQB", "]": "_RSQB", ",": "_COMMA", "=": "_EQ", ":": "_COLON", "<": "_LT", ">": "_GT",
+          "(": "_LPAR", ")": "_RPAR", "{": "_LBRACE", "}": "_RBRACE"}  # fmt: skip
+
+
+class _Lexer(lark.lexer.Lexer):
+    """All tokens of a text from one regular expression (lark's own lexers are slower by half)."""
+
+    def __init__(self, lexer_conf: Any) -> None:
+        pass
+
+    def lex(self, text: str) -> Iterator[lark.Token]:
+        line, line_start, pos, end = 1, 0, 0, len(text)
+        match = _TOKENS.match
+        while pos < end:
+            m = match(text, pos)
+            if m is None:
+                raise _LineError(line, f"syntax error near {text[pos : pos + 30]!r}")
+            kind, value = m.lastgroup, m.group()
+            if kind == "WS":
+                newlines = value.count("\n")
+                if newlines:
+                    line, line_start = line + newlines, pos + value.rindex("\n") + 1
+            elif kind != "COMMENT":
+                if kind == "WORD":
+                    kind = _WORDS.get(value, "NAME")
+                elif kind == "PUNCT":
+                    kind = _PUNCT[value]
+                yield lark.Token(kind, value, pos, line, pos - line_start + 1)
+            pos = m.end()
+
+
 @functools.cache
 def _parser() -> lark.Lark:
+    """The LALR parser; the transformer runs while parsing (no parse tree is built)."""
     grammar = (Path(__file__).parent / "snnir.lark").read_text()
-    return lark.Lark(grammar, parser="lalr", propagate_positions=True)
+    return lark.Lark(grammar, parser="lalr", lexer=_Lexer, transformer=_Values())
+
+
+def _int(token: lark.Token, what: str = "integer") -> int:
+    text = str(token)
+    if len(text.lstrip("+-")) > MAX_DIGITS:
+        raise _LineError(token.line, f"{what} {text[:20]}... has more than {MAX_DIGITS} digits")
+    value = int(text)
+    if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise _LineError(token.line, f"{what} {value} does not fit in 64 bits")
+    return value
 
 
 class _Values(lark.Transformer):
+    """Turns each statement into a tuple ``(kind, line, ...)``; values become Python values."""
+
+    def start(self, items: list) -> list:
+        return items
+
+    def header(self, items: list[lark.Token]) -> tuple:
+        number = items[1]
+        if not str(number).isdigit():
+            raise _LineError(number.line, f"format version {str(number)[:20]!r} is not a whole number")
+        return ("header", number.line, _int(number, "format version"))
+
+    def graph_attrs(self, items: list) -> tuple:
+        return ("graph", items[0].line, items[1])
+
+    def tensor_decl(self, items: list) -> tuple:
+        name, _, dtype, *rest = items
+        if str(dtype) not in _DTYPES:
+            raise _LineError(dtype.line, f"unknown dtype {str(dtype)[:30]!r} (one of {', '.join(_DTYPES)})")
+        dims = next((r for r in rest if isinstance(r, tuple)), ())
+        inline = next((r for r in rest if isinstance(r, list)), None)
+        return ("tensor", name.line, str(name)[1:], str(dtype), dims, inline)
+
+    def dims(self, items: list[lark.Token]) -> tuple[int, ...]:
+        token = items[0]
+        parts = str(token).split("x")
+        if not all(p.isdigit() for p in parts):
+            raise _LineError(token.line, f"tensor dimensions {str(token)[:30]!r} are not whole numbers")
+        if any(len(p) > MAX_DIGITS for p in parts):
+            raise _LineError(token.line, f"tensor dimension with more than {MAX_DIGITS} digits")
+        return tuple(int(p) for p in parts)
+
+    def node(self, items: list) -> tuple:
+        value, opname, *rest = items
+        args = [str(t)[1:] for t in rest if isinstance(t, lark.Token) and t.type == "VALUE"]
+        attrs = next((r for r in rest if isinstance(r, dict)), {})
+        return ("node", value.line, str(value)[1:], str(opname), args, attrs, rest[-1])
+
+    def returns(self, items: list[lark.Token]) -> tuple:
+        return ("returns", items[0].line, [str(t)[1:] for t in items[1:]])
+
     def number(self, items: list[lark.Token]) -> Any:
-        text = str(items[0])
+        token = items[0]
+        text = str(token)
         if any(c in text for c in ".eEn"):  # float syntax, inf or nan
             return float(text)
-        return int(text)
+        return _int(token)
 
     def string(self, items: list[lark.Token]) -> str:
-        return json.loads(str(items[0]))
+        try:
+            return json.loads(str(items[0]))
+        except ValueError as exc:
+            raise _LineError(items[0].line, f"bad string {str(items[0])[:30]!r}: {exc}") from None
 
     def true(self, _: list) -> bool:
         return True
@@ -128,82 +249,110 @@ class _Values(lark.Transformer):
     def tensor_ref(self, items: list[lark.Token]) -> TensorRef:
         return TensorRef(str(items[0])[1:])
 
-    def list(self, items: list) -> list:
-        return [] if items == [None] else list(items)
+    def list(self, items: list) -> _List:
+        bracket, *values = items
+        result = _List([] if values == [None] else values)
+        result.depth = 1 + max((v.depth for v in result if isinstance(v, _List)), default=0)
+        if result.depth > MAX_DEPTH:
+            raise _LineError(bracket.line, f"lists nest deeper than {MAX_DEPTH} levels")
+        return result
 
-    def attr(self, items: list) -> tuple[str, Any]:
-        return str(items[0]), items[1]
+    def attr(self, items: list) -> tuple[lark.Token, Any]:
+        return items[0], items[1]
 
     def attrs(self, items: list) -> dict[str, Any]:
-        return dict(i for i in items if i is not None)
+        result: dict[str, Any] = {}
+        for item in items:
+            if item is None:
+                continue
+            name, value = item
+            if str(name) in result:
+                raise _LineError(name.line, f"attribute {name} given twice")
+            result[str(name)] = value
+        return result
 
 
-def parse_graph(text: str, tensors: Optional[Mapping[str, np.ndarray]] = None, source: str = "<text>") -> Graph:
+def parse_graph(text: str, tensors: Optional[Tensors] = None, source: str = "<text>") -> Graph:
     """Parse the text form; ``tensors`` supplies the arrays that are not written inline.
 
     Errors are one line naming ``source`` and the line number.
     """
-    try:
-        tree = _Values().transform(_parser().parse(text))
-    except lark.exceptions.UnexpectedInput as exc:
-        raise IRError(f"{source}:{exc.line}: syntax error near {_context(text, exc)}") from None
-    except lark.exceptions.VisitError as exc:
-        raise IRError(f"{source}: {exc.orig_exc}") from None
-    tensors = tensors or {}
-    header, *items = tree.children
-    version = int(header.children[0])
+    statements = _parse(text, source)
+    tensors = tensors if tensors is not None else {}
+    _, _, version = statements[0]
     if not 1 <= version <= FORMAT_VERSION:
         raise IRError(f"{source}:1: unsupported snnir format version {version} (this snnc reads 1..{FORMAT_VERSION})")
     graph = Graph()
-    for item in items:
-        line = item.meta.line if not item.meta.empty else 0
+    for kind, line, *payload in statements[1:]:
         try:
-            _build(graph, item, tensors)
-        except IRError as exc:
-            raise IRError(f"{source}:{line}: {exc}") from None
+            _BUILDERS[kind](graph, payload, tensors)
+        except SnncError as exc:
+            raise type(exc)(f"{source}:{line}: {exc}") from None
     return graph
 
 
+def _parse(text: str, source: str) -> list[tuple]:
+    """The statements of ``text`` as tuples, or an IRError naming the line."""
+    try:
+        return _parser().parse(text)
+    except _LineError as exc:
+        raise IRError(f"{source}:{exc.line}: {exc}") from None
+    except lark.exceptions.UnexpectedInput as exc:
+        token = getattr(exc, "token", None)
+        if isinstance(exc, lark.exceptions.UnexpectedEOF) or getattr(token, "type", None) == "$END" or exc.line < 1:
+            raise IRError(f"{source}:{text.count(chr(10)) + 1}: unexpected end of file") from None
+        raise IRError(f"{source}:{exc.line}: syntax error near {_context(text, exc)}") from None
+    except (IRError, lark.exceptions.LarkError) as exc:
+        raise IRError(f"{source}: {exc}") from None
+
+
 def _context(text: str, exc: lark.exceptions.UnexpectedInput) -> str:
-    snippet = text.splitlines()[exc.line - 1][max(exc.column - 1, 0):][:30] if exc.line > 0 else ""
-    return repr(snippet) if snippet else "end of file"
+    lines = text.splitlines()
+    if not 0 < exc.line <= len(lines):
+        return "end of file"
+    snippet = lines[exc.line - 1][max(exc.column - 1, 0) :][:30]
+    return repr(snippet) if snippet else "end of line"
 
 
-def _build(graph: Graph, item: lark.Tree, tensors: Mapping[str, np.ndarray]) -> None:
-    kind = item.data
-    if kind == "graph_attrs":
-        graph.attrs.update(item.children[0])
-    elif kind == "tensor_decl":
-        _build_tensor(graph, item, tensors)
-    elif kind == "node":
-        value, opname, *rest = item.children
-        args = [str(t)[1:] for t in rest if isinstance(t, lark.Token) and t.type == "VALUE"]
-        attrs = next((r for r in rest if isinstance(r, dict)), {})
-        shape = rest[-1]
-        try:
-            op = op_type(str(opname))(**attrs)
-        except TypeError as exc:
-            raise IRError(f"{opname}: {exc}") from None
-        graph.add(str(value)[1:], op, args)
-        if tuple(shape) != graph.shape(str(value)[1:]):
-            raise IRError(f"%{str(value)[1:]}: declared shape {shape} but inferred {list(graph.shape(str(value)[1:]))}")
-    elif kind == "returns":
-        graph.outputs = [str(t)[1:] for t in item.children]
-        for o in graph.outputs:
-            if o not in graph:
-                raise IRError(f"return of undefined %{o}")
+def _build_graph_attrs(graph: Graph, payload: list, tensors: Tensors) -> None:
+    (attrs,) = payload
+    check_graph_attrs(attrs)
+    graph.attrs.update(attrs)
 
 
-def _build_tensor(graph: Graph, item: lark.Tree, tensors: Mapping[str, np.ndarray]) -> None:
-    name = str(item.children[0])[1:]
-    dtype = np.dtype(_DTYPES[str(item.children[1])])
-    dims_tree = next((c for c in item.children[2:] if isinstance(c, lark.Tree) and c.data == "dims"), None)
-    shape = tuple(int(d) for d in str(dims_tree.children[0]).split("x")) if dims_tree else ()
-    inline = next((c for c in item.children[2:] if isinstance(c, list)), None)
+def _build_node(graph: Graph, payload: list, tensors: Tensors) -> None:
+    node_id, opname, args, attrs, shape = payload
+    try:
+        op = op_type(opname)(**attrs)
+    except TypeError as exc:
+        raise IRError(f"{opname}: {exc}") from None
+    graph.add(node_id, op, args)
+    if not isinstance(shape, list) or tuple(shape) != graph.shape(node_id):
+        raise IRError(f"%{node_id}: declared shape {format_value(shape)} but inferred {list(graph.shape(node_id))}")
+
+
+def _build_returns(graph: Graph, payload: list, tensors: Tensors) -> None:
+    (outputs,) = payload
+    for o in outputs:
+        if o not in graph:
+            raise IRError(f"return of undefined %{o}")
+    graph.outputs = outputs
+
+
+def _build_tensor(graph: Graph, payload: list, tensors: Tensors) -> None:
+    name, dtype_name, shape, inline = payload
+    dtype = np.dtype(_DTYPES[dtype_name])
+    if name in graph.tensors:
+        raise IRError(f"@{name} declared twice")
+    if any(d < 1 for d in shape):
+        raise IRError(f"@{name}: dimensions must be positive, got {list(shape)}")
+    limits.check_array(shape, dtype.itemsize, f"@{name}")
     if inline is not None:
         if len(inline) != math.prod(shape):
             raise IRError(f"@{name}: {len(inline)} inline values for shape {list(shape)}")
-        array = np.array(inline, dtype=dtype).reshape(shape)
+        array = _inline_array(name, inline, dtype).reshape(shape)
+    elif isinstance(tensors, NpzReader):
+        array = tensors.read(name, dtype, shape)
     elif name in tensors:
         array = np.asarray(tensors[name])
         if array.shape != shape or array.dtype != dtype:
@@ -212,6 +361,28 @@ def _build_tensor(graph: Graph, item: lark.Tree, tensors: Mapping[str, np.ndarra
     else:
         raise IRError(f"@{name}: tensor not inline and not in the weights file")
     graph.add_tensor(name, array)
+
+
+def _inline_array(name: str, values: list, dtype: np.dtype) -> np.ndarray:
+    """Inline values as an array of ``dtype``: each must be a value of that kind, within its range."""
+    if dtype.kind == "b":
+        if not all(isinstance(v, bool) for v in values):
+            raise IRError(f"@{name}: bool tensors take true or false")
+        return np.array(values, dtype=dtype)
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise IRError(f"@{name}: inline values must be numbers")
+    if dtype.kind == "f":
+        big = float(np.finfo(dtype).max)
+        if any(math.isfinite(v) and abs(v) > big for v in values):
+            raise IRError(f"@{name}: a value exceeds the range of {dtype}")
+        return np.array(values, dtype=np.float64).astype(dtype)
+    info = np.iinfo(dtype)
+    if any(not isinstance(v, int) or not info.min <= v <= info.max for v in values):
+        raise IRError(f"@{name}: {dtype} tensors take integers in [{info.min}, {info.max}]")
+    return np.array(values, dtype=dtype)
+
+
+_BUILDERS = {"graph": _build_graph_attrs, "tensor": _build_tensor, "node": _build_node, "returns": _build_returns}
 
 
 # --------------------------------------------------------------------------- files
@@ -229,15 +400,26 @@ def save(graph: Graph, path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> Graph:
-    """Read a .snnir file and its sidecar .npz (if any)."""
+    """Read a .snnir file and the arrays it declares from its sidecar .npz (if any)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise IRError(f"{path}: cannot read ({exc.strerror})") from None
+    text = _read_text(path)
     sidecar = path.with_suffix(".npz")
-    tensors: dict[str, np.ndarray] = {}
-    if sidecar.exists():
-        with np.load(sidecar, allow_pickle=False) as data:
-            tensors = {k: data[k] for k in data.files}
-    return parse_graph(text, tensors, source=str(path))
+    if not sidecar.exists() and not sidecar.is_symlink():
+        return parse_graph(text, {}, source=str(path))
+    with NpzReader(sidecar, folder=path.parent) as reader:
+        return parse_graph(text, reader, source=str(path))
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``, its size checked against the budget first."""
+    try:
+        with path.open("rb") as f:
+            limits.check("bytes", path.stat().st_size, str(path))
+            data = f.read()
+    except OSError as exc:
+        raise IRError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise IRError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
-import networkx as nx
 import numpy as np
 
-from .graph import Graph
+from . import limits
+from .graph import Graph, check_graph_attrs, check_shape
 from .ops import IRError
 
 # snn ops and the op kinds each may take as inputs.
@@ -21,8 +19,10 @@ _SNN_INPUTS = {
 
 def verify(graph: Graph) -> None:
     """Raise IRError with a message naming the op if ``graph`` breaks a rule."""
-    if not nx.is_directed_acyclic_graph(graph.nx):
-        raise IRError(f"graph has a cycle through %{nx.find_cycle(graph.nx)[0][0]}")
+    check_graph_attrs(graph.attrs)
+    limits.check("nodes", len(graph), "graph")
+    if not graph.is_acyclic():
+        raise IRError(f"graph has a cycle through %{graph.cycle_node()}")
     if graph.dialect not in ("ann", "snn"):
         raise IRError(f"graph mixes dialects ({graph.dialect})")
     if not graph.outputs:
@@ -41,17 +41,16 @@ def verify(graph: Graph) -> None:
 
 def _verify_node(graph: Graph, node_id: str) -> None:
     op = graph.op(node_id)
-    # Re-run construction checks: passes may have assigned attributes directly.
-    type(op)(**{f.name: getattr(op, f.name) for f in fields(op)})
+    op.validate()  # passes may have assigned attributes directly
     inputs = graph.inputs(node_id)
-    preds = set(graph.nx.predecessors(node_id))
-    if preds != set(inputs):
+    if any(node_id not in graph._users.get(i, ()) for i in inputs):
         raise IRError("edges do not match the op's inputs")
     for ref in op.tensor_refs().values():
         array = graph.tensor(ref)
-        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise IRError(f"tensor @{ref.name} holds non-finite values")
     inferred = graph.infer_shape(op, inputs)
+    check_shape(inferred, f"%{node_id}")
     if inferred != graph.shape(node_id):
         raise IRError(f"shape {list(graph.shape(node_id))} but inputs give {list(inferred)}")
 
@@ -63,6 +62,6 @@ def _verify_snn(graph: Graph) -> None:
             if graph.op(i).OPNAME not in _SNN_INPUTS[kind]:
                 raise IRError(f"%{node_id}: {kind} cannot take %{i} ({graph.op(i).OPNAME}) as input")
         if kind == "snn.projection":
-            users = list(graph.nx.successors(node_id))
+            users = graph.users(node_id)
             if len(users) != 1:
                 raise IRError(f"%{node_id}: a projection feeds exactly one population, not {len(users)}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
+import re
 import subprocess
 import sys
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -15,6 +18,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from snnc.ir import Graph, IRError
+from snnc.ir.errors import SnncError
 
 
 class TargetError(IRError):
@@ -23,6 +27,153 @@ class TargetError(IRError):
 
 # The ANN-to-SNN conversion every target starts from; targets append their own passes.
 CONVERSION_PIPELINE = "canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current"
+MAX_STEPS = 10_000_000  # time steps per sample (presentation_time / dt)
+
+
+class OptionError(SnncError):
+    """An option value outside its type or range: ``field`` names it, the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.problem = field, message
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a number (or string) option may hold; the bounds apply to numbers."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False  # low itself is refused
+    allow_inf: bool = False  # +inf is a meaningful value (tau_m: no leak)
+    pattern: Optional[str] = None  # a string must match it in full
+
+    def problem(self, value: Any) -> Optional[str]:
+        """Why ``value`` breaks the rule (None: it does not)."""
+        if isinstance(value, str):
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                return f"must match {self.pattern}"
+            return None
+        infinite = isinstance(value, float) and not math.isfinite(value)
+        if infinite and (math.isnan(value) or not (self.allow_inf and value > 0)):
+            return "must be a finite number" + (" or inf" if self.allow_inf else "")
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return f"must be {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None and value > self.high and not infinite:
+            return f"must be <= {self.high:g}"
+        return None
+
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+# Every option of a TargetSpec or a pass with the same name obeys the same rule; a float option
+# without a rule must be finite, an int one has no bounds. One place, checked on construction.
+OPTION_RULES: dict[str, Rule] = {
+    "dt": Rule(0.001, 1000.0),  # NEST's finest resolution is 0.001 ms
+    "presentation_time": Rule(0.0, 1e7, low_open=True),
+    "tau_m": Rule(0.0, low_open=True, allow_inf=True),
+    "tau_refrac": Rule(0.0, 1e6),
+    "pause": Rule(0.0, 1e7),
+    "min_delay": Rule(0.0, 1e4),
+    "delay": Rule(0.0, 1e4),
+    "max_rate": Rule(0.0, 1e6, low_open=True),
+    "neurons_per_core": Rule(1, 2**31 - 1),
+    "source_neurons_per_core": Rule(1, 2**31 - 1),
+    "max_neurons_per_core": Rule(1, 2**31 - 1),
+    "max_fan_in": Rule(1, 2**31 - 1),
+    "max_synapses_per_core": Rule(1, 2**31 - 1),
+    "weight_bits": Rule(2, 32),
+    "bits": Rule(2, 32),
+    "chips": Rule(1, 1_000_000),
+    "cores_per_chip": Rule(1, 1024),
+    "reserved_cores": Rule(0, 1_000_000),
+    "instances": Rule(pattern=r"auto|[1-9][0-9]{0,5}"),
+    "time_scale_factor": Rule(1, 10_000),
+    "energy_per_synaptic_event_nj": Rule(0.0, 1e9),
+    "energy_per_neuron_ms_nj": Rule(0.0, 1e9),
+    "idle_watts": Rule(0.0, 1e9),
+    "percentile": Rule(0.0, 100.0, low_open=True),
+    "rate": Rule(0.0, 1e6, low_open=True),
+    "measure_samples": Rule(1, 1_000_000),
+    "board": Rule(pattern=_NAME),
+    "name": Rule(pattern=_NAME),
+    "energy_source": Rule(pattern=r"[^\x00-\x1f\x7f]{0,300}"),
+}
+
+
+def _type_problem(value: Any, hint: Any) -> Optional[str]:
+    """Why ``value`` is not of the declared type ``hint`` (None: it is)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return None if value in args and type(value) is type(args[0]) else f"must be one of {', '.join(map(str, args))}"
+    if hint is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+    if hint is float:
+        ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+        return None if ok else "must be a number"
+    if hint is str:
+        return None if isinstance(value, str) else "must be a string"
+    return None
+
+
+def check_fields(obj: Any) -> None:
+    """Check every field of dataclass ``obj`` against its type and ``OPTION_RULES``; raise
+    OptionError naming the first bad field."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        problem = _type_problem(value, hints[f.name])
+        if problem is None and value is not None and not isinstance(value, bool):
+            rule = OPTION_RULES.get(f.name, Rule())
+            if isinstance(value, (np.integer, np.floating)):
+                value = value.item()
+            if isinstance(value, (str, int, float)):
+                problem = rule.problem(value)
+        if problem is not None:
+            raise OptionError(f.name, problem)
+
+
+_GRAPH_RULES = {"instances": Rule(1, 1_000_000)}
+
+
+def graph_number(graph: Graph, key: str, default: Optional[float] = None) -> float:
+    """Graph attribute ``key`` (``dt``, ``presentation_time``, ``pause``, ``instances``) as a
+    number checked against its rule; a string or other value is a TargetError naming the key."""
+    value = graph.attrs.get(key, default)
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        problem = "must be a number"
+    else:
+        problem = _GRAPH_RULES.get(key, OPTION_RULES.get(key, Rule())).problem(value)
+    if problem is not None:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise TargetError(f"graph attribute {key}={shown}: {problem}")
+    return value
+
+
+def write_network_json(path: Path, network: dict[str, Any]) -> None:
+    """Write a run script's ``network.json``: plain JSON data (no NaN or Infinity), a known layout."""
+    if network.get("input_layout") not in ("NCHW", "NHWC"):
+        raise TargetError(f"graph attribute input_layout={network.get('input_layout')!r}: must be NCHW or NHWC")
+    try:
+        text = json.dumps(network, indent=1, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise TargetError(f"{path.name}: a network value is NaN or infinite; refusing to write it") from None
+    except TypeError as exc:
+        raise TargetError(f"{path.name}: a network value is not plain JSON data ({exc})") from None
+    path.write_text(text + "\n")
+
+
+def allows_inf(name: str) -> bool:
+    """Whether option ``name`` takes inf as a value."""
+    return OPTION_RULES.get(name, Rule()).allow_inf
 
 
 @dataclass(frozen=True)
@@ -63,6 +214,13 @@ class TargetSpec:
     energy_per_neuron_ms_nj: Optional[float] = None
     energy_source: Optional[str] = None
     idle_watts: Optional[float] = None  # the whole machine, idle
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.presentation_time < self.dt:
+            raise OptionError("presentation_time", f"must be >= dt ({self.dt:g} ms)")
+        if self.presentation_time / self.dt > MAX_STEPS:
+            raise OptionError("dt", f"presentation_time / dt exceeds {MAX_STEPS:,} time steps per sample")
 
     def application_cores(self) -> Optional[int]:
         """Cores the machine offers to networks: chips x cores per chip - reserved (None: unknown)."""

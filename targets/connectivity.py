@@ -14,8 +14,10 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from snnc.ir import Graph
+from snnc.ir import Graph, limits
 from snnc.ir.ops import Projection, Source
+
+_BYTES_PER_SYNAPSE = 8 + 8 + 8  # pre and post (int64) and the weight, with the index arithmetic's temporaries
 
 
 class Connections(NamedTuple):
@@ -45,10 +47,34 @@ def _windows(
     return iy, ix, inside
 
 
-def connections(graph: Graph, proj_id: str) -> Connections:
-    """Every synapse of projection ``proj_id`` with a non-zero weight."""
+def _check_budget(count: int, proj_id: str) -> None:
+    """``count`` synapses (before dropping zero weights) against the synapse and byte budgets."""
+    limits.check("synapses", count, f"%{proj_id}")
+    limits.check_array((count,), _BYTES_PER_SYNAPSE, f"%{proj_id}: connection list")
+
+
+def synapse_bound(graph: Graph, proj_id: str) -> int:
+    """The synapses ``connections`` enumerates for ``proj_id`` before dropping zero weights."""
     op = graph.op(proj_id)
-    assert isinstance(op, Projection)
+    (pre_id,) = graph.inputs(proj_id)
+    pre_shape, post_shape = graph.shape(pre_id), graph.shape(proj_id)
+    if op.connectivity == "dense":
+        return int(np.count_nonzero(graph.tensor(op.weight)))
+    if op.connectivity == "one_to_one":
+        return math.prod(pre_shape)
+    c_in, c_out = pre_shape[0], post_shape[0]
+    kernel = graph.tensor(op.weight).shape[2:] if op.connectivity == "conv" else tuple(op.kernel)
+    per_out = (c_in // op.groups if op.connectivity == "conv" else 1) * math.prod(kernel)
+    return c_out * math.prod(post_shape[1:]) * per_out
+
+
+def connections(graph: Graph, proj_id: str) -> Connections:
+    """Every synapse of projection ``proj_id`` with a non-zero weight; the count is checked
+    against the budget (:mod:`snnc.ir.limits`) before the lists are built."""
+    op = graph.op(proj_id)
+    if not isinstance(op, Projection):
+        raise TypeError(f"%{proj_id} is not a projection")
+    _check_budget(synapse_bound(graph, proj_id), proj_id)
     (pre_id,) = graph.inputs(proj_id)
     pre_shape, post_shape = graph.shape(pre_id), graph.shape(proj_id)
     if op.connectivity == "dense":

@@ -13,7 +13,7 @@ import numpy as np
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
-from snnc.targets.base import TargetSpec
+from snnc.targets.base import TargetSpec, graph_number
 from snnc.targets.connectivity import projection_matrix
 
 
@@ -41,7 +41,7 @@ def activity(
     from snnc.snn_rates import rates
 
     x = calibration[:samples]
-    dt, duration = float(graph.attrs["dt"]), float(graph.attrs["presentation_time"])
+    dt, duration = float(graph_number(graph, "dt")), float(graph_number(graph, "presentation_time"))
     per_node = {}
     for node, r in rates(graph, x).items():
         op = graph.op(node)
@@ -75,12 +75,12 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
             "synapses_in": int(synapses), "slices": slices(shape, per_core),
             **({"weight_shift": list(op.weight_shift)} if getattr(op, "weight_shift", None) else {}),
         })  # fmt: skip
-    instances = int(graph.attrs.get("instances", 1))
+    instances = int(graph_number(graph, "instances", 1))
     per_instance = sum(p["cores"] for p in populations)
     capacity = spec.application_cores()
     neurons = sum(p["neurons"] for p in populations if p["kind"] == "population")
     chips = math.ceil(per_instance * instances / spec.cores_per_chip) if spec.cores_per_chip else None
-    window = float(graph.attrs["presentation_time"]) + float(graph.attrs.get("pause", 0.0))
+    window = float(graph_number(graph, "presentation_time")) + float(graph_number(graph, "pause", 0.0))
     report: dict[str, Any] = {
         "target": spec.name, "board": spec.board, "chips": spec.chips, "cores_per_chip": spec.cores_per_chip,
         "application_cores": capacity, "cores_per_instance": per_instance, "instances": instances,
@@ -88,7 +88,8 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         "chips_used_at_least": chips,
         "neurons_per_instance": neurons, "synapses_per_instance": sum(p["synapses_in"] for p in populations),
         "instances_arithmetic": _arithmetic(spec, per_instance, instances),
-        "presentation_ms": float(graph.attrs["presentation_time"]), "pause_ms": float(graph.attrs.get("pause", 0.0)),
+        "presentation_ms": float(graph_number(graph, "presentation_time")),
+        "pause_ms": float(graph_number(graph, "pause", 0.0)),
         "time_scale_factor": spec.time_scale_factor,
         "wall_ms_per_inference": window * spec.time_scale_factor / instances,
         "populations": populations,
@@ -96,7 +97,7 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
     if calibration is not None and spec.energy_per_synaptic_event_nj is not None:
         act = activity(graph, calibration, matrices=matrices)
         events = sum(act["synaptic_events"].values())
-        presentation = float(graph.attrs["presentation_time"])
+        presentation = float(graph_number(graph, "presentation_time"))
         for pop in populations:  # the load a core carries while a sample is shown
             into = sum(act["synaptic_events"][p] for p in graph.inputs(pop["id"]))
             pop["synaptic_events_per_ms_per_core"] = into / presentation / pop["cores"]

@@ -90,9 +90,14 @@ def test_existing_output_is_not_overwritten(mlp, tmp_path: Path) -> None:
     (out / "mine.txt").write_text("precious")
     proc = snnc(str(model), "-o", str(out), "--calibration", str(data))
     assert proc.returncode == 1 and "--force" in proc.stderr
+    proc = snnc(str(model), "-o", str(out), "--calibration", str(data), "--force")
+    assert proc.returncode == 1 and "not snnc output" in proc.stderr  # --force replaces only snnc's own output
     assert (out / "mine.txt").read_text() == "precious"
+    (out / "mine.txt").unlink()
+    assert snnc(str(model), "-o", str(out), "--calibration", str(data)).returncode == 0  # empty: written
+    (out / "extra.txt").write_text("added later")
     assert snnc(str(model), "-o", str(out), "--calibration", str(data), "--force").returncode == 0
-    assert not (out / "mine.txt").exists() and (out / "snnc.json").exists()
+    assert not (out / "extra.txt").exists() and (out / "snnc.json").exists()
 
 
 def test_passes_and_targets_list_everything(capsys) -> None:

@@ -41,7 +41,7 @@ def test_bad_points_become_rows_with_the_error(mlp, tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     assert main(["sweep", str(model), "--data", str(data), "--param", "percentile=50,0", "-o", str(out)]) == 0
     rows = json.loads((out / "sweep.json").read_text())["rows"]
-    assert "accuracy" in rows[0] and "percentile must be in (0, 100]" in rows[1]["error"]
+    assert "accuracy" in rows[0] and "--set percentile=0: must be > 0" in rows[1]["error"]
 
 
 def test_sweep_on_a_dask_cluster(mlp, tmp_path: Path) -> None:

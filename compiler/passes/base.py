@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 import numpy as np
 
 from snnc.ir import Graph, IRError
+from snnc.targets.base import check_fields
 
 if TYPE_CHECKING:
     from snnc.targets.base import TargetSpec
@@ -63,6 +64,10 @@ class Pass:
     name: ClassVar[str] = ""
     dialect: ClassVar[str] = "ann"  # the dialect the pass takes
     summary: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        """Options are checked on construction (type, finiteness, range): see ``OPTION_RULES``."""
+        check_fields(self)
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         raise NotImplementedError

@@ -24,18 +24,17 @@ changed; after it a short flush lets spikes in flight arrive outside the countin
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from snnc.ir import Graph, write_npz
+from snnc.ir import Graph, limits, write_npz
 from snnc.ir import ops as ir
-from snnc.targets.base import RunRequest, Target, TargetError, run_script
+from snnc.targets.base import RunRequest, Target, TargetError, graph_number, run_script, write_network_json
 from snnc.targets.connectivity import connections
-from snnc.targets.templates import render
+from snnc.targets.templates import copy_run_checks, copy_script, render
 
 from .spec import SPEC
 
@@ -52,6 +51,7 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     for n in nodes:
         op = graph.op(n)
         size = math.prod(graph.shape(n))
+        limits.check("neurons", size, f"%{n}")
         if isinstance(op, ir.Source):
             cells.append({"id": n, "kind": "source", "size": size, "shape": list(op.shape), "encoding": op.encoding,
                           "gain": op.gain, "max_rate": op.max_rate})  # fmt: skip
@@ -78,7 +78,7 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             projections.append({"id": proj, "pre": index[pre], "post": index[n], "receptor": p.receptor,
                                 "delay": p.delay, "connections": key})  # fmt: skip
     network = {
-        "dt": graph.attrs["dt"], "presentation_time": graph.attrs["presentation_time"],
+        "dt": graph_number(graph, "dt"), "presentation_time": graph_number(graph, "presentation_time"),
         "cells": cells, "projections": projections, "input_layout": graph.attrs.get("input_layout", "NCHW"),
     }  # fmt: skip
     return network, arrays
@@ -88,12 +88,12 @@ class NestTarget(Target):
     spec = SPEC
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
-        dt = graph.attrs["dt"]
+        dt = graph_number(graph, "dt")
         refractory = {graph.op(p).tau_refrac for p in graph.ops_of("snn.population")}
         if dt <= 0 or any(0 < t < dt for t in refractory):  # on-grid iaf_psc_delta takes 0 or whole steps
             raise TargetError(f"NEST needs tau_refrac = 0 or >= dt ({dt} ms)")
         network, arrays = describe(graph)
-        (out / "network.json").write_text(json.dumps(network, indent=1, sort_keys=True) + "\n")
+        write_network_json(out / "network.json", network)
         write_npz(out / "weights.npz", arrays)
         context = {
             "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
@@ -101,7 +101,8 @@ class NestTarget(Target):
             "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
             "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj")),
         }  # fmt: skip
-        render("nest", "run.py.j2", out / "run.py", context)
+        copy_script("nest", "run.py", out / "run.py")
+        copy_run_checks(out)
         render("nest", "README.md.j2", out / "README.md", context)
 
     def run(self, request: RunRequest) -> dict[str, Any]:

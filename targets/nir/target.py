@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from snnc.ir import Graph
-from snnc.targets.base import Target
+from snnc.targets.base import Target, graph_number
 
 from .convert import to_nir
 from .spec import SPEC
@@ -18,6 +18,8 @@ class NirTarget(Target):
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         import nir
 
+        for key in ("dt", "presentation_time"):  # written into the NIR metadata: numbers only
+            graph_number(graph, key)
         nir.write(out / "network.nir", to_nir(graph))
         (out / "README.md").write_text(
             "# snnc output for target `nir`\n\n`network.nir` holds the spiking network as a NIR graph "

@@ -18,9 +18,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from snnc.ir import Graph
+from snnc.ir import Graph, limits
 from snnc.ir import ops as ir
-from snnc.targets.base import TargetError
+from snnc.targets.base import MAX_STEPS, TargetError, graph_number
 from snnc.targets.connectivity import projection_matrix
 
 
@@ -77,15 +77,19 @@ class _Network:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.dt = float(graph.attrs.get("dt", 1.0))
+        self.dt = float(graph_number(graph, "dt", 1.0))
         self.nodes = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
         self.size = {n: math.prod(graph.shape(n)) for n in self.nodes}
+        for n, size in self.size.items():
+            limits.check("neurons", size, f"%{n}")
         self.inputs: dict[str, list[_Projection]] = {}
         for pop in graph.ops_of("snn.population"):
             self.inputs[pop] = []
             for proj in graph.inputs(pop):
                 (pre,) = graph.inputs(proj)
                 delay = int(round(graph.op(proj).delay / self.dt))
+                if delay > MAX_STEPS:
+                    raise TargetError(f"%{proj}: a delay of {delay:,} time steps exceeds {MAX_STEPS:,}")
                 self.inputs[pop].append(_Projection(pre, _apply_function(graph, proj), delay))
         self.max_delay = max((p.delay for ps in self.inputs.values() for p in ps), default=0)
         self.membrane = {graph.inputs(r)[0] for r in graph.ops_of("snn.readout") if graph.op(r).mode == "membrane"}
@@ -125,11 +129,14 @@ def simulate(
     """
     net = _Network(graph)
     if steps is None:
-        steps = int(round(float(graph.attrs.get("presentation_time", 100.0)) / net.dt))
+        steps = int(round(graph_number(graph, "presentation_time", 100.0) / net.dt))
+    if not 0 < steps <= MAX_STEPS:
+        raise TargetError(f"{steps:,} time steps per sample: must be in [1, {MAX_STEPS:,}]")
     x = np.asarray(x, dtype=np.float32)
+    _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
     if "pause" in graph.attrs:
-        pause_steps = int(round(float(graph.attrs["pause"]) / net.dt))
-        n_chains = min(len(x), chains or int(graph.attrs.get("instances", 1))) or 1
+        pause_steps = int(round(graph_number(graph, "pause") / net.dt))
+        n_chains = min(len(x), chains or int(graph_number(graph, "instances", 1))) or 1
         bar = _Bar(progress, -(-len(x) // n_chains))
         parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, record_over_time, bar)]
     else:
@@ -144,6 +151,17 @@ def simulate(
         neurons = {n: np.concatenate([p[3][n] for p in parts]) for n in graph.ops_of("snn.population")}
     first = counts[net.readouts[0]] if parts else np.zeros((0, 1))
     return SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time, neurons)
+
+
+def _check_state(net: _Network, samples: int, batch: int, record_steps: int) -> None:
+    """Check the state the simulation allocates against the byte budget before allocating it."""
+    batch = max(batch, 1)
+    for n in net.nodes:
+        limits.check_array((net.max_delay + 1, batch, net.size[n]), 4, f"%{n}: spike history")
+        limits.check_array((samples, net.size[n]), 4, f"%{n}: spike counts")
+    if record_steps and net.readouts:
+        (pop,) = net.graph.inputs(net.readouts[0])
+        limits.check_array((record_steps, samples, net.size[pop]), 4, f"%{pop}: counts over time")
 
 
 class _Bar:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from snnc.ir import Graph, load
-from snnc.targets.base import RunRequest, Target, TargetError
+from snnc.targets.base import RunRequest, Target, graph_number
 from snnc.targets.datafiles import load_data, to_model_layout
-from snnc.targets.templates import render
+from snnc.targets.templates import copy_script, render
 
 from .simulator import simulate
 from .spec import SPEC
@@ -25,18 +26,20 @@ class SimTarget(Target):
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         context = {
             "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
-            "dt": graph.attrs["dt"], "presentation_time": graph.attrs["presentation_time"],
+            "dt": graph_number(graph, "dt"), "presentation_time": graph_number(graph, "presentation_time"),
         }  # fmt: skip
-        render("sim", "run.py.j2", out / "run.py", context)
+        copy_script("sim", "run.py", out / "run.py")
         render("sim", "README.md.j2", out / "README.md", context)
 
     def run(self, request: RunRequest) -> dict[str, Any]:
         graph = load(request.out / "model.snnir")
-        x, y = load_data(request.data, request.samples)
-        if y is None:
-            raise TargetError(f"{request.data}: no labels 'y' to measure accuracy with")
+        classes = math.prod(graph.shape(graph.inputs(graph.outputs[0])[0]))
+        x, y = load_data(request.data, request.samples, require_y=True, classes=classes)
         if request.presentation_time is not None:
             graph.attrs["presentation_time"] = request.presentation_time
+        for key in ("dt", "presentation_time", "pause"):
+            if key in graph.attrs:
+                graph_number(graph, key)
         x = to_model_layout(x, graph.shape(graph.ops_of("snn.source")[0]), graph.attrs.get("input_layout"))
         start = time.perf_counter()
         result = simulate(graph, x, seed=request.seed, record_over_time=True, record_neurons=True, progress=True)

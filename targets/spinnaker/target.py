@@ -33,19 +33,18 @@ j * (presentation + pause) ms; membranes decay in the pause (tau_m) instead of b
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from snnc.ir import Graph, write_npz
+from snnc.ir import Graph, limits, write_npz
 from snnc.ir import ops as ir
-from snnc.targets.base import RunRequest, Target, TargetError, TargetSpec, run_script
+from snnc.targets.base import RunRequest, Target, TargetError, TargetSpec, graph_number, run_script, write_network_json
 from snnc.targets.connectivity import connections
 from snnc.targets.mapping_report import mapping_report
-from snnc.targets.templates import render
+from snnc.targets.templates import copy_run_checks, copy_script, render
 
 from .spec import BOARDS, SPEC
 
@@ -70,7 +69,7 @@ def _native_conv(op: ir.Projection, weight_shape: tuple[int, ...]) -> Optional[s
 
 def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The network as JSON-able structure plus the arrays it refers to by key."""
-    dt = float(graph.attrs["dt"])
+    dt = float(graph_number(graph, "dt"))
     arrays: dict[str, np.ndarray] = {}
     nodes = [n for n in graph.topo() if isinstance(graph.op(n), (ir.Source, ir.Population))]
     index = {n: i for i, n in enumerate(nodes)}
@@ -78,6 +77,7 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
     cells, projections = [], []
     for n in nodes:
         op, shape = graph.op(n), graph.shape(n)
+        limits.check("neurons", math.prod(shape), f"%{n}")
         if op.per_core is None:
             raise TargetError(f"%{n} has no core plan: the spinnaker pipeline needs split-populations")
         grid = len(op.per_core) == 3
@@ -124,8 +124,8 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             for proj in graph.inputs(n):
                 projections.append(_projection(graph, proj, index, cells, arrays, len(projections)))
     network = {
-        "dt": dt, "presentation_time": float(graph.attrs["presentation_time"]),
-        "pause": float(graph.attrs.get("pause", 0.0)), "instances": int(graph.attrs.get("instances", 1)),
+        "dt": dt, "presentation_time": float(graph_number(graph, "presentation_time")),
+        "pause": float(graph_number(graph, "pause", 0.0)), "instances": int(graph_number(graph, "instances", 1)),
         "time_scale_factor": spec.time_scale_factor, "board": spec.board, "cells": cells,
         "projections": projections, "input_layout": graph.attrs.get("input_layout", "NCHW"),
     }  # fmt: skip
@@ -182,7 +182,7 @@ class SpinnakerTarget(Target):
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         network, arrays = describe(graph, self.spec)
-        (out / "network.json").write_text(json.dumps(network, indent=1, sort_keys=True) + "\n")
+        write_network_json(out / "network.json", network)
         write_npz(out / "weights.npz", arrays)
         context = {
             "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
@@ -190,7 +190,8 @@ class SpinnakerTarget(Target):
             "time_scale_factor": self.spec.time_scale_factor, "instances": network["instances"],
             "dt": network["dt"], "presentation_time": network["presentation_time"], "pause": network["pause"],
         }  # fmt: skip
-        render("spinnaker", "run.py.j2", out / "run.py", context)
+        copy_script("spinnaker", "run.py", out / "run.py")
+        copy_run_checks(out)
         render("spinnaker", "spynnaker.cfg.j2", out / "spynnaker.cfg", context)
         render("spinnaker", "README.md.j2", out / "README.md", context)
 

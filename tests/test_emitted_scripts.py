@@ -1,0 +1,176 @@
+"""Emitted run scripts carry no value from the IR, and check everything they read (issue 9)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_data, make_mlp_onnx
+
+import snnc
+from snnc.ir import SnncError
+from snnc.targets import run_checks
+from snnc.targets.base import TargetError
+
+PAYLOAD = '"""\nimport pathlib; pathlib.Path("PWNED").write_text("x")\n"""'
+TARGETS = ["sim", "nest", "spinnaker"]
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("mlp")
+    model = make_mlp_onnx(folder / "mlp.onnx")
+    return model, make_data(folder / "data.npz", model)
+
+
+def _compile(mlp: tuple[Path, Path], target: str, **settings: str) -> snnc.Compiled:
+    model, data = mlp
+    x = np.load(data)["x"]
+    extra = {"measure": "none"} if target == "spinnaker" else {}
+    return snnc.compile(model, target, calibration=x, settings={**settings, **extra})
+
+
+def _scripts(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.py"))}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_run_scripts_are_the_same_bytes_for_any_timing(mlp, tmp_path: Path, target: str) -> None:
+    a = _compile(mlp, target, dt="0.1", **{"presentation-time": "40", "tau-refrac": "0"}).emit(tmp_path / "a")
+    b = _compile(mlp, target, dt="0.25", **{"presentation-time": "64", "tau-refrac": "0"}).emit(tmp_path / "b")
+    assert _scripts(a) and _scripts(a) == _scripts(b)
+    assert json.loads((a / "snnc.json").read_text())["spec"]["dt"] != json.loads((b / "snnc.json").read_text())[
+        "spec"]["dt"]  # fmt: skip
+    for script in a.glob("*.py"):
+        assert "{{ " not in script.read_text()
+
+
+@pytest.mark.parametrize("target", [*TARGETS, "nir"])
+@pytest.mark.parametrize("key", ["presentation_time", "dt"])
+def test_string_graph_attribute_is_refused_at_emit(mlp, tmp_path: Path, target: str, key: str) -> None:
+    compiled = _compile(mlp, target)
+    compiled.graph.attrs[key] = PAYLOAD
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(TargetError, match=f"graph attribute {key}="):
+        compiled.target.emit(compiled.graph, out, compiled.manifest())
+    assert not (out / "run.py").exists() or PAYLOAD not in (out / "run.py").read_text()
+
+
+def test_nan_and_hostile_layout_are_refused_at_emit(mlp, tmp_path: Path) -> None:
+    compiled = _compile(mlp, "nest")
+    compiled.graph.attrs["presentation_time"] = float("nan")
+    with pytest.raises(TargetError, match="presentation_time=nan: must be a finite number"):
+        compiled.target.emit(compiled.graph, tmp_path, compiled.manifest())
+    compiled = _compile(mlp, "nest")
+    compiled.graph.attrs["input_layout"] = PAYLOAD
+    with pytest.raises(TargetError, match="input_layout"):
+        compiled.target.emit(compiled.graph, tmp_path, compiled.manifest())
+
+
+def test_readme_refuses_text_that_is_not_a_pipeline(mlp, tmp_path: Path) -> None:
+    compiled = _compile(mlp, "sim")
+    manifest = {**compiled.manifest(), "pipeline": ["canonicalize", "<script>alert(1)</script>"]}
+    with pytest.raises(TargetError, match="pipeline="):
+        compiled.target.emit(compiled.graph, tmp_path, manifest)
+
+
+def _nest_out(mlp, tmp_path: Path) -> Path:
+    return _compile(mlp, "nest").emit(tmp_path / "nest")
+
+
+def _tamper(out: Path, edit) -> None:
+    network = json.loads((out / "network.json").read_text())
+    edit(network)
+    (out / "network.json").write_text(json.dumps(network))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda n: n.update(dt=PAYLOAD), "network.json.dt: must be a finite number"),
+        (lambda n: n.update(presentation_time=-5), "presentation_time: -5 is outside"),
+        (lambda n: n["cells"][1].update(size=10**13), r"cells\[1\].size"),
+        (lambda n: n["cells"][1].update(i_offset="../../etc/passwd"), r"i_offset: must name an array"),
+        (lambda n: n["projections"][0].update(pre=7), r"projections\[0\].pre"),
+        (lambda n: n["cells"][2].update(readout="eval"), r"readout: must be one of"),
+        (lambda n: n.update(input_layout="NHWC;"), "input_layout"),
+    ],
+)
+def test_nest_run_checks_refuse_tampered_network(mlp, tmp_path: Path, edit, message: str) -> None:
+    out = _nest_out(mlp, tmp_path)
+    _tamper(out, edit)
+    network = run_checks.read_json(out / "network.json")
+    with pytest.raises(SystemExit, match=message):
+        run_checks.check_nest(network, run_checks.read_npz(out / "weights.npz"))
+
+
+def test_nest_run_checks_refuse_bad_arrays_and_nan_json(mlp, tmp_path: Path) -> None:
+    out = _nest_out(mlp, tmp_path)
+    network = run_checks.read_json(out / "network.json")
+    arrays = run_checks.read_npz(out / "weights.npz")
+    run_checks.check_nest(network, dict(arrays))  # the emitted files pass
+    bad = dict(arrays, proj1=arrays["proj1"] + np.array([0, 1000, 0]))
+    with pytest.raises(SystemExit, match="column 1 holds indices outside"):
+        run_checks.check_nest(network, bad)
+    bad = dict(arrays, cell1_i_offset=np.full_like(arrays["cell1_i_offset"], np.inf))
+    with pytest.raises(SystemExit, match="NaN or infinite"):
+        run_checks.check_nest(network, bad)
+    (out / "network.json").write_text('{"dt": NaN}')
+    with pytest.raises(SystemExit, match="NaN is not a valid value"):
+        run_checks.read_json(out / "network.json")
+    np.save(out / "w.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with __import__("zipfile").ZipFile(out / "weights.npz", "w") as zf:
+        zf.write(out / "w.npy", "proj0.npy")
+    with pytest.raises(SystemExit, match="not a numeric array"):
+        run_checks.read_npz(out / "weights.npz")
+
+
+def test_spinnaker_run_checks(mlp, tmp_path: Path) -> None:
+    out = _compile(mlp, "spinnaker").emit(tmp_path / "spin")
+    network = run_checks.read_json(out / "network.json")
+    arrays = run_checks.read_npz(out / "weights.npz")
+    run_checks.check_spinnaker(network, dict(arrays))
+    for key, value, message in [("instances", "2; rm -rf", "instances"), ("board", "../x", "board"),
+                                ("time_scale_factor", 0, "time_scale_factor"), ("pause", float("inf"), "pause")]:
+        with pytest.raises(SystemExit, match=message):
+            run_checks.check_spinnaker({**network, key: value}, dict(arrays))
+    cfg = (out / "spynnaker.cfg").read_text()
+    assert "version = 5" in cfg and "time_scale_factor = 1" in cfg
+
+
+def test_run_checks_refuse_bad_data(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    x = np.random.default_rng(0).random((8, 16), dtype=np.float32)
+    cases = [({"x": x, "y": np.full(8, 4)}, "integer labels in"), ({"x": x, "y": np.full(8, -1)}, "integer labels in"),
+             ({"x": x}, "needs arrays x"), ({"x": np.where(x > 0.5, np.nan, x), "y": np.zeros(8, int)}, "NaN"),
+             ({"x": x[:, :3], "y": np.zeros(8, int)}, "samples of 16 values")]  # fmt: skip
+    for arrays, message in cases:
+        np.savez(path, **arrays)
+        with pytest.raises(SystemExit, match=message):
+            run_checks.load_samples(path, None, 16, 4)
+    np.savez(path, x=x, y=np.zeros(8, int))
+    assert run_checks.load_samples(path, 3, 16, 4)[0].shape == (3, 16)
+    with pytest.raises(SystemExit, match=">= 1"):
+        run_checks.load_samples(path, -1, 16, 4)
+
+
+def test_nest_run_py_refuses_tampered_dir_before_importing_nest(mlp, tmp_path: Path) -> None:
+    out = _nest_out(mlp, tmp_path)
+    shutil.copy(mlp[1], out / "data.npz")
+    _tamper(out, lambda n: n.update(presentation_time=PAYLOAD))
+    proc = subprocess.run([sys.executable, str(out / "run.py"), "--data", str(out / "data.npz"), "--no-ann"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("run.py: network.json.presentation_time: must be")
+    assert not (tmp_path / "PWNED").exists() and not (out / "PWNED").exists()
+
+
+def test_target_error_is_an_snnc_error() -> None:
+    assert issubclass(TargetError, SnncError)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import stat
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -65,6 +66,8 @@ class NpzReader:
         if folder is not None:
             _check_inside(self.path, Path(folder))
         try:
+            if not stat.S_ISREG(self.path.stat().st_mode):
+                raise IRError(f"{self.path}: not a regular file")
             self._zip = zipfile.ZipFile(self.path)
             infos = self._zip.infolist()
         except _READ_ERRORS as exc:

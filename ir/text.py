@@ -21,7 +21,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -411,13 +413,19 @@ def load(path: str | Path) -> Graph:
 
 
 def _read_text(path: Path) -> str:
-    """The UTF-8 text of ``path``, its size checked against the budget first."""
+    """The UTF-8 text of ``path`` (a regular file), its size checked against the budget first."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # before opening: a named pipe would block the open
+            raise IRError(f"{path}: not a regular file")
         with path.open("rb") as f:
-            limits.check("bytes", path.stat().st_size, str(path))
-            data = f.read()
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise IRError(f"{path}: not a regular file")
+            limits.check("bytes", info.st_size, str(path))
+            data = f.read(limits.current().bytes + 1)
     except OSError as exc:
         raise IRError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    limits.check("bytes", len(data), str(path))  # a file that grew while it was read
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

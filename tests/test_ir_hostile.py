@@ -374,3 +374,19 @@ def test_every_failure_is_an_snnc_error(tmp_path: Path) -> None:
         load(tmp_path / "missing.snnir")
     with pytest.raises(SnncError):
         load(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_special_files_are_refused_without_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.snnir"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer
+    (tmp_path / "zero.snnir").symlink_to("/dev/zero")  # reading it would never end
+    with pytest.raises(IRError, match="not a regular file"):
+        load(fifo)
+    with pytest.raises(IRError, match="not a regular file"):
+        load(tmp_path / "zero.snnir")
+    model = dense_model(tmp_path)
+    model.with_suffix(".npz").unlink()
+    os.mkfifo(model.with_suffix(".npz"))
+    with pytest.raises(IRError, match="not a regular file"):
+        load(model)

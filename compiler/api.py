@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import secrets
 import shutil
@@ -21,7 +22,7 @@ from snnc.ir import Graph, IRError, limits, save
 from snnc.passes import Diagnostic, Pass, PassContext
 from snnc.pipeline import PassRecord, apply_settings, parse_pipeline, run_pipeline
 from snnc.targets import Target, TargetSpec, get_target
-from snnc.targets.datafiles import check_samples, to_model_layout
+from snnc.targets.datafiles import check_labels, check_samples, to_model_layout
 
 __version__ = "0.1.0"
 MANIFEST = "snnc.json"
@@ -161,11 +162,13 @@ PathLike = Union[str, os.PathLike]
 def check_output_dir(out: PathLike, force: bool, model: Optional[PathLike] = None) -> Path:
     """The resolved directory to write ``out`` into, or CompileError when it may not be written.
 
-    Refused always: ``/``, the home directory, the current directory and its ancestors, the
+    Refused always: a dangling symbolic link, ``/``, the home directory, the current directory and its ancestors, the
     model's folder and its ancestors, and anything that is not a directory. Refused without
     ``force``: a non-empty directory. Refused even with ``force``: a non-empty directory that is
     not snnc's output (see :func:`is_snnc_output`).
     """
+    if Path(out).is_symlink() and not Path(out).exists():
+        raise CompileError(f"{out}: refusing a symbolic link to nothing (snnc makes no directory through a link)")
     target, cwd = _resolved(out), _resolved(Path.cwd())
     protected = {Path(target.anchor): "the file system root"}
     with contextlib.suppress(OSError, RuntimeError, KeyError):  # no home directory: nothing to protect
@@ -241,6 +244,7 @@ def compile(  # noqa: A001 - the public name the design card asks for
     input_shape: Optional[tuple[int, ...]] = None,
     module: Optional[str] = None,
     budget: Optional[Union[limits.Budget, str]] = None,
+    calibration_source: str = "calibration data",
 ) -> Compiled:
     """Compile ``model`` for ``target``.
 
@@ -249,7 +253,8 @@ def compile(  # noqa: A001 - the public name the design card asks for
     ``pipeline`` replaces the target's default pipeline string. ``input_shape`` (one sample)
     and ``module`` (``package.module:Class`` for a state_dict) are for PyTorch models.
     ``budget`` (a :class:`snnc.ir.limits.Budget` or ``"neurons=N,synapses=N,bytes=N"``) bounds
-    the sizes the model may declare; default: the budget in force.
+    the sizes the model may declare; default: the budget in force. ``calibration_source`` names
+    the calibration data in error messages (the CLI passes the file).
     """
     with _budget_scope(budget):
         ann = load(model, input_shape, module)
@@ -265,8 +270,10 @@ def compile(  # noqa: A001 - the public name the design card asks for
             raise CompileError(f"pass {stop_after!r} is not in the {target} pipeline ({names})")
         if calibration is not None:
             if calibration_labels is not None:
-                calibration, calibration_labels = check_samples(calibration, calibration_labels, "calibration data")
-            calibration = _fit_inputs(ann, np.asarray(calibration), "calibration data")
+                calibration, calibration_labels = check_samples(calibration, calibration_labels, calibration_source)
+            calibration = _fit_inputs(ann, np.asarray(calibration), calibration_source)
+            if calibration_labels is not None:
+                check_labels(calibration_labels, _output_size(ann), calibration_source)
         ctx = PassContext(target=spec, calibration=calibration, calibration_labels=calibration_labels, seed=seed)
         if ann.attrs.get("input_layout") == "NHWC":
             ctx.info("the model is channels-last: data and calibration files are read as NHWC, as the model takes "
@@ -281,6 +288,11 @@ def _budget_scope(budget: Optional[Union[limits.Budget, str]]) -> contextlib.Abs
     if budget is None:
         return contextlib.nullcontext()
     return limits.using(limits.parse_budget(budget) if isinstance(budget, str) else budget)
+
+
+def _output_size(graph: Graph) -> int:
+    """The number of values the graph's (first) output has per sample: the classes of a classifier."""
+    return math.prod(graph.shape(graph.outputs[0]))
 
 
 def _fit_inputs(ann: Graph, x: np.ndarray, what: str) -> np.ndarray:

@@ -276,8 +276,8 @@ def _settings(items: list[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- commands
 
 
-def _calibration(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """Calibration (x, y, description) from --calibration, --data, or a file beside the model."""
+def _calibration(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
+    """Calibration (x, y, description, file) from --calibration, --data, or a file beside the model."""
     from snnc.targets.datafiles import load_data
 
     beside = Path(args.model).parent / CALIBRATION_BESIDE_MODEL
@@ -287,20 +287,26 @@ def _calibration(args: argparse.Namespace) -> tuple[Any, Any, str]:
         path = args.data
         note = f"first (up to) {CALIBRATION_SAMPLES} samples of {args.data}"
         print(f"snnc: calibrating on the {note} (no --calibration given)", file=sys.stderr)
-    elif beside.exists():
+    elif beside.is_symlink():
+        raise CliError(f"{beside}: a symbolic link; snnc does not follow links it finds beside the model "
+                       "(pass --calibration FILE)")  # fmt: skip
+    elif beside.is_file():
         path, note = beside, str(beside)
         print(f"snnc: calibrating on {beside}, found beside the model", file=sys.stderr)
     else:
-        return None, None, "none"
-    x, y = load_data(path, at_most=CALIBRATION_SAMPLES)
-    return x, y, note
+        return None, None, "none", "calibration data"
+    # --data is what out/run.py evaluates on by default: it needs labels
+    x, y = load_data(path, at_most=CALIBRATION_SAMPLES, require_y=path == args.data)
+    if args.data is not None and path != args.data:
+        load_data(args.data, at_most=1, require_y=True)
+    return x, y, note, str(path)
 
 
 def _compile(args: argparse.Namespace, stop_after: Optional[str] = None, dump: Optional[set[str]] = None,
              dump_dir: Optional[Path] = None) -> Any:
     import snnc
 
-    x, y, note = _calibration(args)
+    x, y, note, calibration_file = _calibration(args)
     sources = {
         "model": str(Path(args.model)),
         "calibration": note,
@@ -313,7 +319,7 @@ def _compile(args: argparse.Namespace, stop_after: Optional[str] = None, dump: O
     return snnc.compile(
         args.model, args.target, calibration=x, calibration_labels=y, settings=_settings(args.set),
         pipeline=args.pipeline, seed=args.seed, dump_dir=dump_dir, dump=dump, stop_after=stop_after,
-        sources=sources, input_shape=_input_shape(args), module=args.module,
+        sources=sources, input_shape=_input_shape(args), module=args.module, calibration_source=calibration_file,
     )  # fmt: skip
 
 

@@ -167,7 +167,12 @@ def is_named(spec: Union[str, os.PathLike]) -> bool:
     """Whether ``spec`` is ``NAME:SPLIT`` of a known data set (and not an existing file)."""
     text = str(spec)
     name, sep, _ = text.partition(":")
-    return bool(sep) and name in DATASETS and not Path(text).exists()
+    if not sep or name not in DATASETS:
+        return False
+    try:
+        return not Path(text).exists()
+    except OSError:  # a name the file system cannot hold (too long) is no file
+        return True
 
 
 def load(spec: str) -> tuple[np.ndarray, np.ndarray]:

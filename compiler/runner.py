@@ -140,10 +140,10 @@ def default_data(out: Path, manifest: dict[str, Any], data: Optional[Path]) -> P
 
 
 def load_graphs(out: Path) -> tuple[Graph, Graph]:
-    """``out/model.snnir`` (an snn graph with one source) and ``out/ann.snnir`` (an ann graph with
-    one input), both verified."""
+    """``out/model.snnir`` (an snn graph with one source) and ``out/ann.snnir`` (the graph as read:
+    an ann graph with one input, or an snn graph where the model was spiking already), both verified."""
     graphs = []
-    for name, dialect in zip(GRAPHS, ("snn", "ann"), strict=True):
+    for name, dialects in zip(GRAPHS, (("snn",), ("ann", "snn")), strict=True):
         path = Path(out) / name
         if not path.is_file():
             raise OutputDirError(f"{path}: missing; {out} is not a complete snnc output directory")
@@ -152,9 +152,9 @@ def load_graphs(out: Path) -> tuple[Graph, Graph]:
             verify(graph)
         except IRError as exc:
             raise OutputDirError(f"{path}: {exc}") from None
-        if graph.dialect != dialect:
-            raise OutputDirError(f"{path}: a graph of the {graph.dialect} dialect, expected {dialect}")
-        entry = "snn.source" if dialect == "snn" else "ann.input"
+        if graph.dialect not in dialects:
+            raise OutputDirError(f"{path}: a graph of the {graph.dialect} dialect, expected {' or '.join(dialects)}")
+        entry = "snn.source" if graph.dialect == "snn" else "ann.input"
         if len(graph.ops_of(entry)) != 1:
             raise OutputDirError(f"{path}: {len(graph.ops_of(entry))} ops {entry}, expected exactly one")
         graphs.append(graph)
@@ -192,12 +192,15 @@ def check_data(path: Path, x: np.ndarray, y: Optional[np.ndarray], graph: Graph)
         raise DataError(f"{path}: labels from {int(y.min())} to {int(y.max())}, the network has {outputs} outputs")
 
 
-def ann_accuracy(ann: Union[Graph, Path], x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy of the original ANN (a graph, or an output directory's ann.snnir) on the same samples."""
+def ann_accuracy(ann: Union[Graph, Path], x: np.ndarray, y: np.ndarray) -> Optional[float]:
+    """Accuracy of the original ANN (a graph, or an output directory's ann.snnir) on the same
+    samples; None where the model was a spiking network already (NIR, snn .snnir)."""
     from snnc.ann_interpreter import predict
 
     if not isinstance(ann, Graph):
         ann = load_graphs(Path(ann))[1]
+    if ann.dialect != "ann":
+        return None
 
     scores = predict(ann, _fit_inputs(ann, x, "data"))
     return float(np.mean(scores.reshape(len(x), -1).argmax(axis=1) == y))

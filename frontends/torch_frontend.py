@@ -163,6 +163,8 @@ _REFUSED_ENTRIES = {
 # sympy parses shape expressions with eval: only symbols (s0, u1), integers, + - * / , ( ) and these
 _SYMPY_NAMES = {"FloorDiv", "ModularIndexing", "PythonMod", "Mod", "CleanDiv", "CeilDiv", "Max", "Min"}
 _EXPR_TOKENS = re.compile(r"\s*(?:([A-Za-z_]\w*)|(\d{1,18})|([-+*/(),]))")
+# torch.export writes a dynamic dimension as Symbol('s31', positive=True, integer=True)
+_SYMBOL_CALL = re.compile(r"Symbol\('([a-z]{1,4}\d{1,9})'(?:, (?:positive|integer|nonnegative|finite)=True){0,4}\)")
 _MAX_JSON_BYTES = 64 * 2**20
 
 
@@ -265,6 +267,7 @@ def _check_expressions(model: Any, source: str) -> None:
 def _safe_expression(expr: Any) -> bool:
     if not isinstance(expr, str) or len(expr) > 200 or "**" in expr or "//" in expr:
         return False
+    expr = _SYMBOL_CALL.sub(r"\1", expr)  # a dynamic dimension, as torch.export writes it
     pos = 0
     while pos < len(expr.rstrip()):
         m = _EXPR_TOKENS.match(expr, pos)

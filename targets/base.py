@@ -7,8 +7,10 @@ import importlib
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import typing
 from dataclasses import dataclass
@@ -270,15 +272,24 @@ class Target:
         raise NotImplementedError(f"target {self.spec.name} cannot run on this machine")
 
 
-def run_script(out: Path, args: list[str]) -> dict[str, Any]:
-    """Run an emitted ``out/run.py`` with ``args`` in a fresh interpreter (simulators keep global
-    state); return its results.json plus the process time. Paths in ``args`` stay relative to the
-    caller's directory (a script that needs its own folder changes into it itself)."""
+def run_script(target: str, out: Path, args: list[str]) -> dict[str, Any]:
+    """Run ``target``'s run script on the network in ``out`` in a fresh interpreter (simulators
+    keep global state); return its results.json plus the process time.
+
+    ``out`` is untrusted (DESIGN.md): the script that runs is snnc's own copy from this package,
+    put with ``run_checks.py`` into a fresh temporary folder, never the ``run.py`` found in
+    ``out``. Paths in ``args`` stay relative to the caller's directory.
+    """
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(out / "run.py"), *args], capture_output=True, text=True)
+    package = Path(__file__).parent
+    with tempfile.TemporaryDirectory(prefix="snnc-run-") as tmp:
+        shutil.copyfile(package / target / "templates" / "run.py", Path(tmp) / "run.py")
+        shutil.copyfile(package / "run_checks.py", Path(tmp) / "run_checks.py")
+        command = [sys.executable, str(Path(tmp) / "run.py"), "--dir", str(Path(out).resolve()), *args]
+        proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-        raise TargetError(f"{out / 'run.py'} failed: {tail}")
+        raise TargetError(f"{target} run script on {out} failed: {tail}")
     results = json.loads((out / "results.json").read_text())
     results["process_time_s"] = time.perf_counter() - start
     return results

@@ -97,7 +97,11 @@ def load_data(
     path = Path(path)
     _count(samples, str(path))
     _count(at_most, str(path))
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long for the file system
+        raise DataError(f"{str(path)[:80]}: not a usable file name ({exc.strerror})") from None
+    if not is_file:
         raise DataError(f"{path}: no such data file")
     rows = samples if samples is not None else at_most
     try:
@@ -129,7 +133,8 @@ def check_samples(x: np.ndarray, y: Optional[np.ndarray], what: str) -> tuple[np
         raise DataError(f"{what}: x has shape {list(x.shape)}, expected (samples, ...) of rank >= 2")
     if len(x) == 0:
         raise DataError(f"{what}: x holds no samples")
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
+        x = x.astype(np.float32)
     bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     if bad.any():
         raise DataError(f"{what}: x holds NaN or infinite values (sample {int(np.flatnonzero(bad)[0])})")

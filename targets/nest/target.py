@@ -106,10 +106,10 @@ class NestTarget(Target):
         render("nest", "README.md.j2", out / "README.md", context)
 
     def run(self, request: RunRequest) -> dict[str, Any]:
-        """Run ``out/run.py`` in a fresh interpreter (NEST cannot be reset inside one process)."""
+        """Run snnc's NEST script on ``out`` in a fresh interpreter (NEST cannot be reset inside one process)."""
         args = ["--data", str(request.data), "--seed", str(request.seed), "--no-ann"]
         if request.samples is not None:
             args += ["--samples", str(request.samples)]
         if request.presentation_time is not None:
             args += ["--presentation-time", str(request.presentation_time)]
-        return run_script(request.out, args)
+        return run_script("nest", request.out, args)

@@ -199,6 +199,8 @@ class SpinnakerTarget(Target):
         return mapping_report(graph, self.spec, calibration)
 
     def run(self, request: RunRequest) -> dict[str, Any]:
-        """Run ``out/run.py`` (mapping only on a virtual board)."""
+        """Run snnc's sPyNNaker script on ``out`` (mapping only on a virtual board)."""
         args = ["--data", str(request.data), "--no-ann"]
-        return run_script(request.out, args + (["--samples", str(request.samples)] if request.samples else []))
+        if request.samples:
+            args += ["--samples", str(request.samples)]
+        return run_script("spinnaker", request.out, args)

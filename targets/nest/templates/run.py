@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", type=Path, default=HERE, help="the compiled network's folder (default: this script's)")
     p.add_argument("--data", type=Path, help=".npz with x and y (default: recorded in snnc.json)")
     p.add_argument("--samples", type=int, help="number of samples (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of NEST's random numbers (Poisson input)")
@@ -33,7 +34,7 @@ def parse_args():
 
 def load_data(args, network):
     """(path, x (N, inputs), y) of the data file, checked against the network's input and output sizes."""
-    path = run_checks.data_path(HERE, args.data)
+    path = run_checks.data_path(args.dir, args.data)
     readout = next(c for c in network["cells"] if c.get("readout"))
     x, y = run_checks.load_samples(path, args.samples, network["cells"][0]["size"], readout["size"])
     return path, x, y
@@ -151,8 +152,9 @@ def count_spikes(recorder, node_ids, starts, duration, n_samples):
 
 def main():
     args = parse_args()
-    network = run_checks.read_json(HERE / "network.json")
-    arrays = run_checks.read_npz(HERE / "weights.npz")
+    args.dir = args.dir.resolve()
+    network = run_checks.read_json(args.dir / "network.json")
+    arrays = run_checks.read_npz(args.dir / "weights.npz")
     run_checks.check_nest(network, arrays)
     if args.presentation_time is not None:
         run_checks.number(vars(args), "presentation_time", "--presentation-time", 0.0, 1e7, low_open=True)
@@ -217,9 +219,9 @@ def main():
         except ImportError:
             print("run.py: snnc is not installed here, so no ANN reference accuracy")
         else:
-            results["ann_accuracy"] = ann_accuracy(HERE, x, y)
-    np.savez(HERE / "outputs.npz", readout=readout, predictions=predictions, labels=y)
-    (HERE / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+            results["ann_accuracy"] = ann_accuracy(args.dir, x, y)
+    np.savez(args.dir / "outputs.npz", readout=readout, predictions=predictions, labels=y)
+    (args.dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     ann = results["ann_accuracy"]
     print(f"nest: accuracy {results['accuracy']:.4f} (ANN {'n/a' if ann is None else f'{ann:.4f}'}) on {len(x)} "
           f"samples; build {build_time:.1f} s, run {run_time:.1f} s ({results['samples_per_second']:.1f} samples/s)")

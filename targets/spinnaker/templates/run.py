@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", type=Path, default=HERE, help="the compiled network's folder (default: this script's)")
     p.add_argument("--data", type=Path, help=".npz with x and y (default: recorded in snnc.json)")
     p.add_argument("--samples", type=int, help="number of samples (default: all)")
     p.add_argument("--time-scale-factor", type=int, help="slow-down against real time (default: spynnaker.cfg)")
@@ -35,7 +36,7 @@ def parse_args():
 
 def load_data(args, network):
     """(path, x (N, inputs) in the network's C, H, W order, y), checked against the network."""
-    path = run_checks.data_path(HERE, args.data)
+    path = run_checks.data_path(args.dir, args.data)
     source = network["cells"][0]
     readout = next(c for c in network["cells"] if c.get("readout"))
     x, y = run_checks.load_samples(path, args.samples, source["size"], readout["size"])
@@ -177,8 +178,9 @@ def count_spikes(pops, starts, duration):
 
 def main():
     args = parse_args()
-    network = run_checks.read_json(HERE / "network.json")
-    arrays = run_checks.read_npz(HERE / "weights.npz")
+    args.dir = args.dir.resolve()
+    network = run_checks.read_json(args.dir / "network.json")
+    arrays = run_checks.read_npz(args.dir / "weights.npz")
     run_checks.check_spinnaker(network, arrays)
     if args.time_scale_factor is not None:
         run_checks.integer(vars(args), "time_scale_factor", "--time-scale-factor", 1, 10_000)
@@ -191,7 +193,7 @@ def main():
     if not (Path.home() / ".spynnaker.cfg").is_file():  # else sPyNNaker writes a template there and stops
         raise SystemExit(f"run.py: sPyNNaker needs a user config {Path.home() / '.spynnaker.cfg'}; create it with "
                          "'[Machine]' and 'version = 5' (this folder's spynnaker.cfg sets the rest)")
-    os.chdir(HERE)  # sPyNNaker reads ./spynnaker.cfg and writes reports/ here
+    os.chdir(args.dir)  # sPyNNaker reads ./spynnaker.cfg and writes reports/ here
     import pyNN.spiNNaker as sim
     from pyNN.space import Grid2D
 
@@ -222,7 +224,7 @@ def main():
     if not virtual:
         counts = np.concatenate([count_spikes(c.pops[readout], starts, duration) for c in copies])[: len(x)]
     sim.end()
-    (HERE / "placements.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n")
+    (args.dir / "placements.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n")
     results = {
         "target": "spinnaker", "board": network["board"], "virtual_board": virtual, "samples": len(x),
         "instances": instances, "cores": len(mapping["cores"]), "simulated_time_ms": duration, "dt": dt,
@@ -233,15 +235,15 @@ def main():
     if counts is not None:
         predictions = counts.argmax(axis=1)
         results["accuracy"] = float(np.mean(predictions == y))
-        np.savez(HERE / "outputs.npz", readout=counts, predictions=predictions, labels=y)
+        np.savez(args.dir / "outputs.npz", readout=counts, predictions=predictions, labels=y)
     if not args.no_ann:
         try:
             from snnc.runner import ann_accuracy
         except ImportError:
             print("run.py: snnc is not installed here, so no ANN reference accuracy")
         else:
-            results["ann_accuracy"] = ann_accuracy(HERE, x, y)
-    (HERE / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+            results["ann_accuracy"] = ann_accuracy(args.dir, x, y)
+    (args.dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     if virtual:
         print(f"spinnaker: mapped {instances} instance(s) onto {len(mapping['cores'])} cores of a virtual "
               f"{network['board']}; a virtual board does not spike, so no accuracy (see placements.json)")

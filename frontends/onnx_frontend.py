@@ -31,7 +31,7 @@ def load_onnx(model: Union[str, Path, Any]) -> Graph:
     if isinstance(model, (str, Path)):
         try:
             limits.check("bytes", os.stat(model).st_size, source)
-            model = onnx.load(str(model))
+            model = onnx.load(str(model), load_external_data=False)  # external tensors are refused below
         except FileNotFoundError:
             raise FrontendError(f"{source}: no such file") from None
         except SnncError:

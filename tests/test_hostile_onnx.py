@@ -318,3 +318,28 @@ def _mutated_model(draw: st.DrawFn) -> bytes:
 @given(_mutated_model())
 def test_mutated_fields_raise_only_snnc_errors(data: bytes) -> None:
     _load_only_snnc_errors(data)
+
+
+@pytest.mark.parametrize("location", ["w.bin", "../secret.bin"])
+def test_external_data_is_never_read(tmp_path: Path, location: str) -> None:
+    """A tensor stored outside the .onnx file (beside it, or in a file elsewhere) is refused by
+    name, and the bytes of that file never reach the graph."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    secret = np.full((4, 16), 7.0, np.float32)
+    (tmp_path / "secret.bin").write_bytes(secret.tobytes())
+    (folder / "w.bin").write_bytes(secret.tobytes())
+    weight = _t("w", np.zeros((4, 16)))
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(secret.nbytes))):
+        weight.external_data.add(key=key, value=value)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)], "ext",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], [weight],
+    )  # fmt: skip
+    path = folder / "m.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    with pytest.raises(SnncError, match="initializer 'w': external data is not read"):
+        snnc.load(path)

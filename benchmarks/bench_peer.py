@@ -31,7 +31,7 @@ import torch
 from onnx import numpy_helper
 
 import snnc
-from snnc.targets.sim.simulator import simulate
+from snnc.ir.semantics.simulator import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "fashion_mnist"

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 import snnc
-from snnc.ann_interpreter import predict
+from snnc.ir.semantics.ann import predict
+from snnc.ir.semantics.simulator import simulate
 from snnc.passes import PassError
-from snnc.targets.sim.simulator import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "fashion-mnist"

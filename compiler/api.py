@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -18,11 +17,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from snnc.ir import Graph, IRError, limits, save
+from snnc.ir import Graph, limits, save, verify
+from snnc.ir.errors import SnncError
+from snnc.ir.runtime import check_labels, check_samples, to_model_layout
 from snnc.passes import Diagnostic, Pass, PassContext
 from snnc.pipeline import PassRecord, apply_settings, parse_pipeline, run_pipeline
 from snnc.targets import Target, TargetSpec, get_target
-from snnc.targets.datafiles import check_labels, check_samples, to_model_layout
 
 __version__ = "0.1.0"
 MANIFEST = "snnc.json"
@@ -30,7 +30,7 @@ MAX_MANIFEST_BYTES = 16 * 2**20  # a manifest is a few kB; a larger one is not s
 ModelSource = Union[str, os.PathLike, Graph]
 
 
-class CompileError(IRError):
+class CompileError(SnncError):
     """Compilation cannot go on; the message is one line."""
 
 
@@ -40,7 +40,7 @@ def load(model: Any, input_shape: Optional[tuple[int, ...]] = None, module: Opti
     if isinstance(model, Graph):
         return model
     if type(model).__module__.startswith("nir."):
-        from snnc.targets.nir.convert import from_nir
+        from snnc.frontends.nir_frontend import from_nir
 
         return from_nir(model)
     if type(model).__module__.startswith("keras"):
@@ -80,7 +80,7 @@ class Compiled:
             "target": self.spec.name,
             **self.sources,
             "pipeline": [p.spelled() for p in self.passes],
-            "spec": dataclasses.asdict(self.spec),
+            "spec": self.spec.manifest(),
             "inputs": {n: list(self.graph.shape(n)) for n in self.graph.ops_of("snn.source")},
             "outputs": {n: list(self.graph.shape(n)) for n in self.graph.outputs},
             "diagnostics": [str(d) for d in self.diagnostics],
@@ -121,6 +121,7 @@ class Compiled:
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if dump is not None and dump.exists():
             shutil.move(str(dump), staging / "ir")
+        verify(self.graph, emitting=True)
         self.target.emit(self.graph, staging, manifest)
         report = self.target.report(self.graph, self.calibration)
         if report is not None:

@@ -278,7 +278,7 @@ def _settings(items: list[str]) -> dict[str, str]:
 
 def _calibration(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
     """Calibration (x, y, description, file) from --calibration, --data, or a file beside the model."""
-    from snnc.targets.datafiles import load_data
+    from snnc.ir.runtime import load_data
 
     beside = Path(args.model).parent / CALIBRATION_BESIDE_MODEL
     if args.calibration is not None:
@@ -448,10 +448,10 @@ def _cmd_passes(args: argparse.Namespace) -> int:
     from snnc.passes import ALL_PASSES
     from snnc.targets import TARGETS, get_target
 
-    print("Passes (options in braces, e.g. normalize{percentile=99.9}):")
+    print("Passes (options in braces, e.g. normalize{percentile=99.9}; 'target' = the target's setting of that name):")
     for p in ALL_PASSES:
         defaults = p()
-        opts = ", ".join(f"{k}={v}" for k, v in defaults.options().items())
+        opts = ", ".join(f"{k}={_pass_default(p, k, v)}" for k, v in defaults.options().items())
         print(f"  {p.name:<18} [{p.dialect}] {p.summary}" + (f"  {{{opts}}}" if opts else ""))
     print("\nPipelines:")
     for name in TARGETS:
@@ -459,15 +459,47 @@ def _cmd_passes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pass_default(p: Any, option: str, value: Any) -> str:
+    """A pass option's default as ``snnc passes`` shows it: ``target.weight-bits`` for a target setting."""
+    home = p.home(option.replace("-", "_"))
+    if value is None and home is not None:
+        return "target" if home == option.replace("-", "_") else f"target.{home.replace('_', '-')}"
+    return value if isinstance(value, str) else _shown_value(value)
+
+
+def _shown_value(value: Any) -> str:
+    """A setting's value as ``snnc targets`` prints it (``inf`` for no leak)."""
+    return "inf" if value == math.inf else json.dumps(value)
+
+
 def _cmd_targets(args: argparse.Namespace) -> int:
+    from snnc.pipeline import parse_pipeline
     from snnc.targets import TARGETS, get_target
 
+    print("Targets: settings (--set KEY=VALUE) with their defaults and what reads them; a setting nothing reads,")
+    print("or a value the target does not take, is refused.")
     for name in TARGETS:
         spec = get_target(name).spec
-        print(f"{name}: {spec.description}")
-        for f in dataclasses.fields(spec):
-            if f.name not in ("name", "description", "pipeline"):
-                print(f"    {f.name.replace('_', '-'):<18} {json.dumps(getattr(spec, f.name))}")
+        passes = parse_pipeline(spec.pipeline)
+        print(f"\n{name}: {spec.description}")
+        refused = []
+        for part in ("options", "machine"):
+            print(f"  {part}:")  # the facts of a machine without limits are all refused: see the last line
+            for f in dataclasses.fields(getattr(spec, part)):
+                key, value = f.name.replace("_", "-"), getattr(getattr(spec, part), f.name)
+                readers = [p.name for p in passes if f.name in p.reads] + (["target"] * (f.name in spec.reads))
+                values, reason = spec.accepts.get(f.name, (None, ""))
+                if not readers or values == ():
+                    refused.append(key)
+                    continue
+                only = f"; takes {' or '.join(map(str, values))} only ({reason})" if values else ""
+                print(f"    {key:<24} {_shown_value(value):<10} {', '.join(readers)}{only}")
+        for key, (values, reason) in spec.accepts.items():
+            if not values:
+                print(f"  {key.replace('_', '-')} is fixed: {reason}")
+        print(f"  not read by the {name} pipeline or target (refused): {', '.join(sorted(refused)) or 'none'}")
+        energy = {k: v for k, v in dataclasses.asdict(spec.energy).items() if v is not None}
+        print(f"  energy model: {json.dumps(energy) if energy else 'none'}")
     return 0
 
 

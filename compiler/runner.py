@@ -22,14 +22,15 @@ import numpy as np
 
 from snnc.api import MANIFEST, CompileError, _fit_inputs
 from snnc.ir import Graph, IRError, load, verify
+from snnc.ir.graph import MAX_STEPS
+from snnc.ir.runtime import DataError, load_data, to_model_layout
+from snnc.ir.semantics.ann import accuracy
 from snnc.run_report import write_file, write_run_report
 from snnc.targets import TARGETS, RunRequest, TargetError, get_target
-from snnc.targets.datafiles import DataError, load_data, to_model_layout
 
 MAX_JSON_BYTES = 64 * 2**20  # snnc.json and report.json are a few kB
 MAX_ENTRIES = 100_000  # files and folders in an output directory
 MAX_PRESENTATION_MS = 1e6
-MAX_STEPS = 10_000_000  # time steps per sample
 GRAPHS = ("model.snnir", "ann.snnir")
 RUN_OUTPUTS = ("outputs.npz",)  # written by the target's run; a stale one must not reach the report
 
@@ -195,15 +196,11 @@ def check_data(path: Path, x: np.ndarray, y: Optional[np.ndarray], graph: Graph)
 def ann_accuracy(ann: Union[Graph, Path], x: np.ndarray, y: np.ndarray) -> Optional[float]:
     """Accuracy of the original ANN (a graph, or an output directory's ann.snnir) on the same
     samples; None where the model was a spiking network already (NIR, snn .snnir)."""
-    from snnc.ann_interpreter import predict
-
     if not isinstance(ann, Graph):
         ann = load_graphs(Path(ann))[1]
     if ann.dialect != "ann":
         return None
-
-    scores = predict(ann, _fit_inputs(ann, x, "data"))
-    return float(np.mean(scores.reshape(len(x), -1).argmax(axis=1) == y))
+    return accuracy(ann, _fit_inputs(ann, x, "data"), y)
 
 
 def _check_results(results: Any, out: Path, available: int) -> dict[str, Any]:

@@ -71,8 +71,8 @@ def run_point(point: SweepPoint) -> dict[str, Any]:
 
 def _compile_and_run(point: SweepPoint) -> dict[str, Any]:
     import snnc
+    from snnc.ir.runtime import load_data
     from snnc.runner import run_compiled
-    from snnc.targets.datafiles import load_data
 
     x, y = load_data(point.calibration or point.data, at_most=1000)
     compiled = snnc.compile(point.model, point.target, calibration=x, calibration_labels=y,

@@ -33,7 +33,7 @@ def load_model(path: Path, input_shape: Optional[tuple[int, ...]] = None, module
 
         return load_keras(path)
     if path.suffix == ".nir":
-        from snnc.targets.nir.convert import read_nir_file
+        from .nir_frontend import read_nir_file
 
         return read_nir_file(path)
     if path.suffix == ".snnir":

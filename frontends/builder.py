@@ -92,6 +92,10 @@ class HandlerRegistry:
 class GraphBuilder:
     """Builds an ann-dialect graph while a frontend walks a model in topological order."""
 
+    # what a handler raises on a node whose inputs or attributes it did not expect (a hostile or
+    # broken file): turned into one line naming the node
+    MALFORMED: tuple[type[BaseException], ...] = (LookupError, TypeError, ValueError, ArithmeticError, AttributeError)
+
     def __init__(self, source: str) -> None:
         self.source = source
         self.graph = Graph()
@@ -155,10 +159,13 @@ class GraphBuilder:
             listed = ", ".join(f"{n.kind} ({n.name!r})" for n in missing)
             raise FrontendError(f"{self.source}: unsupported {registry.framework} ops: {listed}")
         for node in nodes:
-            try:
-                registry.handlers[node.kind](self, node)
-            except SnncError:
-                raise
-            except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
-                # a node whose inputs or attributes the handler did not expect (a hostile or broken file)
-                raise self.error(node, f"malformed node ({one_line(exc)})") from None
+            self.guarded(node, registry.handlers[node.kind])
+
+    def guarded(self, node: FrontendNode, handler: Handler) -> None:
+        """Run ``handler`` for ``node``; a node of the wrong form ends in one line naming it."""
+        try:
+            handler(self, node)
+        except SnncError:
+            raise
+        except self.MALFORMED as exc:
+            raise self.error(node, f"malformed node ({one_line(exc)})") from None

@@ -50,25 +50,10 @@ class KerasBuilder(GraphBuilder):
         limits.check("neurons", math.prod(self.shape(op_id)), f"{self.source}: layer {node.name!r}")
         return op_id
 
-    def run(self, registry: HandlerRegistry, nodes: list[FrontendNode]) -> None:
-        missing = registry.unsupported(nodes)
-        if missing:
-            listed = ", ".join(f"{n.kind} ({n.name!r})" for n in missing)
-            raise FrontendError(f"{self.source}: unsupported {registry.framework} ops: {listed}")
-        for node in nodes:
-            self.guarded(node, registry.handlers[node.kind])
-
-    def guarded(self, node: FrontendNode, handler: Any) -> None:
-        """Run ``handler`` for ``node``; a config of the wrong form ends in one line naming the layer."""
-        try:
-            handler(self, node)
-        except SnncError:
-            raise
-        except MALFORMED as exc:
-            raise self.error(node, f"malformed layer ({one_line(exc)})") from None
+    # also what reading a lazily loaded weight may raise (h5py, zip and zlib errors)
+    MALFORMED = (IndexError, AttributeError, ZeroDivisionError, OverflowError, RecursionError, *READ_ERRORS)
 
 
-MALFORMED = (IndexError, AttributeError, ZeroDivisionError, OverflowError, RecursionError, *READ_ERRORS)
 MAX_CONFIG_BYTES = 64 * 2**20  # config.json / model_config text read at most
 
 

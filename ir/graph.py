@@ -32,6 +32,9 @@ GRAPH_ATTR_SCHEMA: dict[str, tuple[str, float, float]] = {
     "pause": ("time", 0.0, MAX_TIME),
     "instances": ("count", 1, MAX_INSTANCES),
 }
+MAX_STEPS = 10_000_000  # time steps per sample (presentation_time / dt) and of one delay
+# Formats without a field for a graph attribute (NIR's metadata) carry it as "snnc.<key>".
+METADATA_PREFIX = "snnc"
 
 
 def sanitize_id(name: str) -> str:
@@ -88,6 +91,18 @@ def _check_graph_attr(key: str, value: Any) -> None:
             raise fail("does not fit in 64 bits")
     elif not isinstance(value, bool):
         raise fail("must be a number, a string or a boolean")
+
+
+def graph_number(graph: Graph, key: str, default: Optional[float] = None) -> float:
+    """Graph attribute ``key`` (``dt``, ``presentation_time``, ``pause``, ``instances``) as a plain
+    number checked against GRAPH_ATTR_SCHEMA; a missing one (without ``default``), a string or
+    another value is an IRError naming the key. Graphs can change after the verifier ran: readers
+    of these attributes (the simulator, the targets) take them through here."""
+    if key not in GRAPH_ATTR_SCHEMA:
+        raise KeyError(f"{key!r} is not a numeric graph attribute (see GRAPH_ATTR_SCHEMA)")
+    value = graph.attrs.get(key, default)
+    _check_graph_attr(key, value)
+    return value.item() if isinstance(value, (np.integer, np.floating)) else value
 
 
 def check_shape(shape: Shape, what: str) -> None:

@@ -17,8 +17,10 @@ _SNN_INPUTS = {
 }
 
 
-def verify(graph: Graph) -> None:
-    """Raise IRError with a message naming the op if ``graph`` breaks a rule."""
+def verify(graph: Graph, emitting: bool = False) -> None:
+    """Raise IRError with a message naming the op if ``graph`` breaks a rule. ``emitting``: the
+    graph is about to reach a target (emitted, run or simulated), so it must be a complete snn
+    graph that targets take as it is: no population keeps a bias (targets take currents)."""
     check_graph_attrs(graph.attrs)
     limits.check("nodes", len(graph), "graph")
     if not graph.is_acyclic():
@@ -37,6 +39,16 @@ def verify(graph: Graph) -> None:
             raise IRError(f"%{node_id}: {exc}") from None
     if graph.dialect == "snn":
         _verify_snn(graph)
+    if emitting:
+        _verify_emittable(graph)
+
+
+def _verify_emittable(graph: Graph) -> None:
+    if graph.dialect != "snn":
+        raise IRError(f"a target takes an snn graph, not an {graph.dialect} graph: lower it first (lower-to-snn)")
+    for node_id in graph.ops_of("snn.population"):
+        if graph.op(node_id).bias is not None:
+            raise IRError(f"%{node_id} still has a bias: run bias-to-current or remove-bias before a target takes it")
 
 
 def _verify_node(graph: Graph, node_id: str) -> None:

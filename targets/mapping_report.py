@@ -11,10 +11,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from snnc.ir import Graph
+from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
-from snnc.targets.base import TargetSpec, graph_number
-from snnc.targets.connectivity import projection_matrix
+from snnc.ir.semantics.connectivity import projection_matrix
+from snnc.ir.semantics.rates import rates
+from snnc.targets.base import TargetSpec
 
 
 def slices(shape: tuple[int, ...], per_core: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -38,8 +39,6 @@ def activity(
     """Per node: spikes per inference, and per projection synaptic events per inference,
     from the rate model (rates capped at one spike per step) on calibration samples.
     ``matrices`` are the projections' (post, pre) sparse matrices when the caller has them."""
-    from snnc.snn_rates import rates
-
     x = calibration[:samples]
     dt, duration = float(graph_number(graph, "dt")), float(graph_number(graph, "presentation_time"))
     per_node = {}
@@ -77,12 +76,13 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         })  # fmt: skip
     instances = int(graph_number(graph, "instances", 1))
     per_instance = sum(p["cores"] for p in populations)
-    capacity = spec.application_cores()
+    capacity = spec.machine.application_cores()
     neurons = sum(p["neurons"] for p in populations if p["kind"] == "population")
-    chips = math.ceil(per_instance * instances / spec.cores_per_chip) if spec.cores_per_chip else None
+    cores_per_chip = spec.machine.cores_per_chip
+    chips = math.ceil(per_instance * instances / cores_per_chip) if cores_per_chip else None
     window = float(graph_number(graph, "presentation_time")) + float(graph_number(graph, "pause", 0.0))
     report: dict[str, Any] = {
-        "target": spec.name, "board": spec.board, "chips": spec.chips, "cores_per_chip": spec.cores_per_chip,
+        "target": spec.name, "board": spec.options.board, "chips": spec.machine.chips, "cores_per_chip": cores_per_chip,
         "application_cores": capacity, "cores_per_instance": per_instance, "instances": instances,
         "cores": per_instance * instances,
         "chips_used_at_least": chips,
@@ -90,38 +90,39 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         "instances_arithmetic": _arithmetic(spec, per_instance, instances),
         "presentation_ms": float(graph_number(graph, "presentation_time")),
         "pause_ms": float(graph_number(graph, "pause", 0.0)),
-        "time_scale_factor": spec.time_scale_factor,
-        "wall_ms_per_inference": window * spec.time_scale_factor / instances,
+        "time_scale_factor": spec.options.time_scale_factor,
+        "wall_ms_per_inference": window * spec.options.time_scale_factor / instances,
         "populations": populations,
     }  # fmt: skip
-    if calibration is not None and spec.energy_per_synaptic_event_nj is not None:
+    energy = spec.energy
+    if calibration is not None and energy.per_synaptic_event_nj is not None:
         act = activity(graph, calibration, matrices=matrices)
         events = sum(act["synaptic_events"].values())
         presentation = float(graph_number(graph, "presentation_time"))
         for pop in populations:  # the load a core carries while a sample is shown
             into = sum(act["synaptic_events"][p] for p in graph.inputs(pop["id"]))
             pop["synaptic_events_per_ms_per_core"] = into / presentation / pop["cores"]
-        e_syn = events * spec.energy_per_synaptic_event_nj * 1e-6  # mJ
-        e_neuron = neurons * window * (spec.energy_per_neuron_ms_nj or 0.0) * 1e-6
-        e_idle = (spec.idle_watts or 0.0) * report["wall_ms_per_inference"]  # W x ms = mJ
+        e_syn = events * energy.per_synaptic_event_nj * 1e-6  # mJ
+        e_neuron = neurons * window * (energy.per_neuron_ms_nj or 0.0) * 1e-6
+        e_idle = (energy.idle_watts or 0.0) * report["wall_ms_per_inference"]  # W x ms = mJ
         report["energy"] = {
             "synaptic_events_per_inference": events,
             "spikes_per_inference": sum(v for k, v in act["spikes"].items() if isinstance(graph.op(k), ir.Population)),
             "synaptic_mj": e_syn, "neuron_mj": e_neuron, "idle_mj": e_idle, "mj_per_inference": e_syn + e_neuron,
             "mj_per_inference_with_idle": e_syn + e_neuron + e_idle,
-            "model": f"{spec.energy_per_synaptic_event_nj} nJ per synaptic event + {spec.energy_per_neuron_ms_nj} nJ "
+            "model": f"{energy.per_synaptic_event_nj} nJ per synaptic event + {energy.per_neuron_ms_nj} nJ "
                      f"per neuron per ms of presentation and pause; activity from the rate model on "
-                     f"{min(len(calibration), 1000)} calibration samples; idle: {spec.idle_watts} W for the whole "
+                     f"{min(len(calibration), 1000)} calibration samples; idle: {energy.idle_watts} W for the whole "
                      "machine times the wall time of one inference (shared by the instances)",
-            "source": spec.energy_source,
+            "source": energy.source,
         }  # fmt: skip
     return report
 
 
 def _arithmetic(spec: TargetSpec, per_instance: int, instances: int) -> str:
-    capacity = spec.application_cores()
+    capacity = spec.machine.application_cores()
     if capacity is None:
         return f"{instances} instance(s) x {per_instance} cores; machine size unknown"
     most = capacity // per_instance
-    return (f"{spec.machine()}: floor({capacity} / {per_instance} cores per instance) = {most} instances fit; "
+    return (f"{spec.machine_text()}: floor({capacity} / {per_instance} cores per instance) = {most} instances fit; "
             f"using {instances} ({instances * per_instance} cores)")  # fmt: skip

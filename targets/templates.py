@@ -1,10 +1,11 @@
-"""Files a target writes beside its network: static scripts, copied verbatim, and READMEs
-rendered from jinja2 templates (``targets/<name>/templates``).
+"""Files a target writes beside its network: its run script, copied verbatim, and READMEs (and
+configuration files) rendered from jinja2 templates (``targets/<name>/templates``).
 
-Run scripts carry no value from the IR or the model: they are the same bytes for every
-network and read everything from ``network.json`` and ``weights.npz``, which ``run_checks.py``
-(copied beside them) checks. README templates get only plain numbers and a few names checked
-here, with autoescaping on.
+Run scripts are modules of the package (``targets/<name>/run_<name>.py``, copied as ``run.py``
+beside ``snnc_runtime.py``, a copy of ``snnc.ir.runtime``). They carry no value from the IR or the
+model: they are the same bytes for every network and read everything from ``network.json`` and
+``weights.npz``, which they check. Templates get only plain numbers and a few names checked here,
+with autoescaping on.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from snnc.targets.base import TargetError
+from snnc.targets.base import TargetError, run_script_files
 
 _HERE = Path(__file__).parent
 # Names a template may show, and what they may hold (pipeline: pass names and validated options).
@@ -56,11 +57,8 @@ def render(target: str, template: str, path: Path, context: dict[str, Any]) -> N
     path.write_text(_environment(target).get_template(template).render(**values))
 
 
-def copy_script(target: str, name: str, path: Path) -> None:
-    """Copy the static file ``name`` of ``target``'s templates to ``path`` (byte for byte)."""
-    shutil.copyfile(_HERE / target / "templates" / name, path)
-
-
-def copy_run_checks(out: Path) -> None:
-    """Put ``run_checks.py`` (the checks run scripts make on what they read) into ``out``."""
-    shutil.copyfile(_HERE / "run_checks.py", out / "run_checks.py")
+def copy_run_script(target: str, out: Path) -> None:
+    """Copy ``target``'s run script into ``out`` byte for byte: ``run.py`` and the
+    ``snnc_runtime.py`` it imports (see run_script_files)."""
+    for name, source in run_script_files(target).items():
+        shutil.copyfile(source, out / name)

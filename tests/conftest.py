@@ -44,7 +44,7 @@ def make_mlp_onnx(path: Path, names: dict[str, str] | None = None, seed: int = 0
 def make_data(path: Path, model: Path, n: int = 64, seed: int = 1) -> Path:
     """Inputs in [0, 1] labelled by the ANN's own predictions (so the ANN scores 100%)."""
     import snnc
-    from snnc.ann_interpreter import predict
+    from snnc.ir.semantics.ann import predict
 
     x = np.random.default_rng(seed).random((n, 16), dtype=np.float32)
     y = predict(snnc.load(model), x).argmax(axis=1)
@@ -73,3 +73,21 @@ def make_cnn_onnx(folder: Path, samples: int) -> tuple[Path, Path]:
 def mlp(tmp_path: Path) -> tuple[Path, Path]:
     model = make_mlp_onnx(tmp_path / "mlp.onnx")
     return model, make_data(tmp_path / "data.npz", model)
+
+
+def load_mutated(data: bytes, edits: list[tuple[int, int]], path: Path, budget) -> None:
+    """Write ``data`` with ``edits`` (offset modulo the length, new byte) to ``path`` and load it
+    under ``budget``: only snnc's own one-line errors may come out."""
+    import snnc
+    from snnc.ir import limits
+    from snnc.ir.errors import SnncError
+
+    mutated = bytearray(data)
+    for at, value in edits:
+        mutated[at % len(mutated)] = value
+    path.write_bytes(bytes(mutated))
+    with limits.using(budget):
+        try:
+            snnc.load(path)
+        except SnncError as exc:
+            assert "\n" not in str(exc)

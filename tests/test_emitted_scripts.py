@@ -14,9 +14,10 @@ import pytest
 from conftest import make_data, make_mlp_onnx
 
 import snnc
-from snnc.ir import SnncError
-from snnc.targets import run_checks
+from snnc.ir import IRError, SnncError, runtime
 from snnc.targets.base import TargetError
+from snnc.targets.nest import run_nest
+from snnc.targets.spinnaker import run_spinnaker
 
 PAYLOAD = '"""\nimport pathlib; pathlib.Path("PWNED").write_text("x")\n"""'
 TARGETS = ["sim", "nest", "spinnaker"]
@@ -45,8 +46,8 @@ def test_run_scripts_are_the_same_bytes_for_any_timing(mlp, tmp_path: Path, targ
     a = _compile(mlp, target, dt="0.1", **{"presentation-time": "40", "tau-refrac": "0"}).emit(tmp_path / "a")
     b = _compile(mlp, target, dt="0.25", **{"presentation-time": "64", "tau-refrac": "0"}).emit(tmp_path / "b")
     assert _scripts(a) and _scripts(a) == _scripts(b)
-    assert json.loads((a / "snnc.json").read_text())["spec"]["dt"] != json.loads((b / "snnc.json").read_text())[
-        "spec"]["dt"]  # fmt: skip
+    dts = [json.loads((d / "snnc.json").read_text())["spec"]["options"]["dt"] for d in (a, b)]
+    assert dts == [0.1, 0.25]
     for script in a.glob("*.py"):
         assert "{{ " not in script.read_text()
 
@@ -58,7 +59,7 @@ def test_string_graph_attribute_is_refused_at_emit(mlp, tmp_path: Path, target: 
     compiled.graph.attrs[key] = PAYLOAD
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(TargetError, match=f"graph attribute {key}="):
+    with pytest.raises(IRError, match=f"graph attribute {key} = "):
         compiled.target.emit(compiled.graph, out, compiled.manifest())
     assert not (out / "run.py").exists() or PAYLOAD not in (out / "run.py").read_text()
 
@@ -66,7 +67,7 @@ def test_string_graph_attribute_is_refused_at_emit(mlp, tmp_path: Path, target: 
 def test_nan_and_hostile_layout_are_refused_at_emit(mlp, tmp_path: Path) -> None:
     compiled = _compile(mlp, "nest")
     compiled.graph.attrs["presentation_time"] = float("nan")
-    with pytest.raises(TargetError, match="presentation_time=nan: must be a finite number"):
+    with pytest.raises(IRError, match="presentation_time = nan: must be a finite number"):
         compiled.target.emit(compiled.graph, tmp_path, compiled.manifest())
     compiled = _compile(mlp, "nest")
     compiled.graph.attrs["input_layout"] = PAYLOAD
@@ -106,41 +107,41 @@ def _tamper(out: Path, edit) -> None:
 def test_nest_run_checks_refuse_tampered_network(mlp, tmp_path: Path, edit, message: str) -> None:
     out = _nest_out(mlp, tmp_path)
     _tamper(out, edit)
-    network = run_checks.read_json(out / "network.json")
+    network = runtime.read_json(out / "network.json")
     with pytest.raises(SystemExit, match=message):
-        run_checks.check_nest(network, run_checks.read_npz(out / "weights.npz"))
+        run_nest.check_network(network, runtime.read_npz(out / "weights.npz"))
 
 
 def test_nest_run_checks_refuse_bad_arrays_and_nan_json(mlp, tmp_path: Path) -> None:
     out = _nest_out(mlp, tmp_path)
-    network = run_checks.read_json(out / "network.json")
-    arrays = run_checks.read_npz(out / "weights.npz")
-    run_checks.check_nest(network, dict(arrays))  # the emitted files pass
+    network = runtime.read_json(out / "network.json")
+    arrays = runtime.read_npz(out / "weights.npz")
+    run_nest.check_network(network, dict(arrays))  # the emitted files pass
     bad = dict(arrays, proj1=arrays["proj1"] + np.array([0, 1000, 0]))
     with pytest.raises(SystemExit, match="column 1 holds indices outside"):
-        run_checks.check_nest(network, bad)
+        run_nest.check_network(network, bad)
     bad = dict(arrays, cell1_i_offset=np.full_like(arrays["cell1_i_offset"], np.inf))
     with pytest.raises(SystemExit, match="NaN or infinite"):
-        run_checks.check_nest(network, bad)
+        run_nest.check_network(network, bad)
     (out / "network.json").write_text('{"dt": NaN}')
     with pytest.raises(SystemExit, match="NaN is not a valid value"):
-        run_checks.read_json(out / "network.json")
+        runtime.read_json(out / "network.json")
     np.save(out / "w.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with __import__("zipfile").ZipFile(out / "weights.npz", "w") as zf:
         zf.write(out / "w.npy", "proj0.npy")
-    with pytest.raises(SystemExit, match="not a numeric array"):
-        run_checks.read_npz(out / "weights.npz")
+    with pytest.raises(SystemExit, match="not a plain numeric type"):
+        runtime.read_npz(out / "weights.npz")
 
 
 def test_spinnaker_run_checks(mlp, tmp_path: Path) -> None:
     out = _compile(mlp, "spinnaker").emit(tmp_path / "spin")
-    network = run_checks.read_json(out / "network.json")
-    arrays = run_checks.read_npz(out / "weights.npz")
-    run_checks.check_spinnaker(network, dict(arrays))
+    network = runtime.read_json(out / "network.json")
+    arrays = runtime.read_npz(out / "weights.npz")
+    run_spinnaker.check_network(network, dict(arrays))
     for key, value, message in [("instances", "2; rm -rf", "instances"), ("board", "../x", "board"),
                                 ("time_scale_factor", 0, "time_scale_factor"), ("pause", float("inf"), "pause")]:
         with pytest.raises(SystemExit, match=message):
-            run_checks.check_spinnaker({**network, key: value}, dict(arrays))
+            run_spinnaker.check_network({**network, key: value}, dict(arrays))
     cfg = (out / "spynnaker.cfg").read_text()
     assert "version = 5" in cfg and "time_scale_factor = 1" in cfg
 
@@ -148,17 +149,17 @@ def test_spinnaker_run_checks(mlp, tmp_path: Path) -> None:
 def test_run_checks_refuse_bad_data(tmp_path: Path) -> None:
     path = tmp_path / "d.npz"
     x = np.random.default_rng(0).random((8, 16), dtype=np.float32)
-    cases = [({"x": x, "y": np.full(8, 4)}, "integer labels in"), ({"x": x, "y": np.full(8, -1)}, "integer labels in"),
-             ({"x": x}, "needs arrays x"), ({"x": np.where(x > 0.5, np.nan, x), "y": np.zeros(8, int)}, "NaN"),
-             ({"x": x[:, :3], "y": np.zeros(8, int)}, "samples of 16 values")]  # fmt: skip
+    cases = [({"x": x, "y": np.full(8, 4)}, r"label 4, outside \[0, 4\)"), ({"x": x, "y": np.full(8, -1)}, "label -1"),
+             ({"x": x}, "no labels 'y'"), ({"x": np.where(x > 0.5, np.nan, x), "y": np.zeros(8, int)}, "NaN"),
+             ({"x": x[:, :3], "y": np.zeros(8, int)}, r"the network takes \[16\]")]  # fmt: skip
     for arrays, message in cases:
         np.savez(path, **arrays)
         with pytest.raises(SystemExit, match=message):
-            run_checks.load_samples(path, None, 16, 4)
+            runtime.load_samples(path, None, (16,), 4)
     np.savez(path, x=x, y=np.zeros(8, int))
-    assert run_checks.load_samples(path, 3, 16, 4)[0].shape == (3, 16)
-    with pytest.raises(SystemExit, match=">= 1"):
-        run_checks.load_samples(path, -1, 16, 4)
+    assert runtime.load_samples(path, 3, (16,), 4)[0].shape == (3, 16)
+    with pytest.raises(SystemExit, match="must be a positive integer"):
+        runtime.load_samples(path, -1, (16,), 4)
 
 
 def test_nest_run_py_refuses_tampered_dir_before_importing_nest(mlp, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from snnc.ir.errors import SnncError
-from snnc.targets.datafiles import load_data
+from snnc.ir.runtime import load_data
 
 FUZZ = settings(max_examples=50, derandomize=True, deadline=None, database=None,
                 phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure prints its example

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_mutated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -415,13 +416,4 @@ def test_mutated_configs_raise_only_snnc_errors(data: st.DataObject, saved, tmp_
 @settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255)), min_size=1, max_size=8))
 def test_mutated_h5_bytes_raise_only_snnc_errors(edits: list[tuple[int, int]], saved, tmp_path: Path) -> None:
-    data = bytearray(saved["h5"].read_bytes())
-    for at, value in edits:
-        data[at % len(data)] = value
-    path = tmp_path / "fuzz.h5"
-    path.write_bytes(bytes(data))
-    with limits.using(SMALL):
-        try:
-            snnc.load(path)
-        except SnncError as exc:
-            assert "\n" not in str(exc)
+    load_mutated(saved["h5"].read_bytes(), edits, tmp_path / "fuzz.h5", SMALL)

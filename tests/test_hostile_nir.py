@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_mutated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -209,13 +210,4 @@ def test_mutated_nir_bytes_raise_only_snnc_errors(edits: list[tuple[int, int]], 
     base = tmp_path / "base.nir"
     if not base.exists():
         _write(base)
-    data = bytearray(base.read_bytes())
-    for at, value in edits:
-        data[at % len(data)] = value
-    path = tmp_path / "fuzz.nir"
-    path.write_bytes(bytes(data))
-    with limits.using(SMALL):
-        try:
-            snnc.load(path)
-        except SnncError as exc:
-            assert "\n" not in str(exc)
+    load_mutated(base.read_bytes(), edits, tmp_path / "fuzz.nir", SMALL)

@@ -12,7 +12,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 import snnc  # noqa: E402
-from snnc.ann_interpreter import predict  # noqa: E402
+from snnc.ir.semantics.ann import predict  # noqa: E402
 from snnc.api import _fit_inputs  # noqa: E402
 from snnc.frontends import FrontendError  # noqa: E402
 

@@ -13,7 +13,7 @@ from conftest import make_cnn_onnx
 
 from snnc.cli import main
 from snnc.ir import load
-from snnc.targets.sim.simulator import simulate
+from snnc.ir.semantics.simulator import simulate
 
 pytestmark = pytest.mark.nest
 pytest.importorskip("pyNN.nest", reason="install the [nest] extra")

@@ -11,8 +11,8 @@ from torch import nn
 
 import snnc
 from snnc.ir import load
-from snnc.snn_rates import rates as rate_model
-from snnc.targets.sim.simulator import simulate
+from snnc.ir.semantics.rates import rates as rate_model
+from snnc.ir.semantics.simulator import simulate
 
 nir = pytest.importorskip("nir")
 

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 import snnc
-from snnc.ann_interpreter import predict
+from snnc.ir.semantics.ann import predict
 from snnc.frontends import FrontendError
 from snnc.ir import parse_graph, print_graph, verify
 

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 import snnc
-from snnc.ann_interpreter import predict
+from snnc.ir.semantics.ann import predict
 from snnc.ir import Graph
 from snnc.ir import ops as ir
+from snnc.ir.semantics.rates import rates, readout_scores
 from snnc.passes import PassContext, PassError
 from snnc.pipeline import apply_settings, parse_pipeline, run_pipeline
-from snnc.snn_rates import rates, readout_scores
 from snnc.targets import get_target
 
 ANN_PASSES = "canonicalize,fold-batchnorm,remove-softmax"
@@ -163,7 +163,7 @@ def test_pipeline_strings_and_settings() -> None:
         "lower-to-snn{reset=zero,readout=spike_count}",
     ]  # fmt: skip
     passes, spec = apply_settings(passes, get_target("sim").spec, {"percentile": "99", "dt": "0.5"})
-    assert passes[1].percentile == 99.0 and spec.dt == 0.5
+    assert passes[1].percentile == 99.0 and spec.options.dt == 0.5
     for bad in ("nosuch", "normalize{x=1}", "normalize{percentile=high}", "lower-to-snn{reset=sideways}"):
         with pytest.raises(PassError):
             parse_pipeline(bad)

@@ -10,8 +10,8 @@ import torch
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
-from snnc.snn_rates import rates
-from snnc.targets.sim.simulator import simulate
+from snnc.ir.semantics.rates import rates
+from snnc.ir.semantics.simulator import simulate
 
 
 def one_neuron(i_offset: float, steps: int, **params) -> Graph:
@@ -118,7 +118,7 @@ def test_v_min_floors_the_membrane() -> None:
     """A neuron driven below its floor comes back from the floor, not from far below."""
     from snnc.ir import Graph
     from snnc.ir import ops as ir
-    from snnc.targets.sim.simulator import simulate
+    from snnc.ir.semantics.simulator import simulate
 
     def network(v_min):
         g = Graph({"dt": 1.0, "presentation_time": 20.0, "instances": 1})

@@ -129,7 +129,7 @@ def test_limits_fail_with_the_population_and_the_number(mlp, tmp_path: Path, cap
 def test_back_to_back_samples_carry_state(mlp) -> None:
     """With a pause the simulator runs samples in chains without resets; one sample per chain
     is exactly the reset model, and a long pause with a leak forgets the previous sample."""
-    from snnc.targets.sim.simulator import simulate
+    from snnc.ir.semantics.simulator import simulate
 
     model, data = mlp
     x = np.load(data)["x"][:12]

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import snnc
-from snnc.ann_interpreter import predict
+from snnc.ir.semantics.ann import predict
 from snnc.frontends import FrontendError
 from snnc.ir import print_graph, verify
 

@@ -16,12 +16,12 @@ from conftest import make_data, make_mlp_onnx
 import snnc
 from snnc.ir import limits
 from snnc.ir.errors import BudgetError, SnncError
+from snnc.ir.options import OptionError
+from snnc.ir.runtime import DataError, check_labels, load_data
+from snnc.ir.semantics.connectivity import connections
 from snnc.passes import PASSES, PassError
 from snnc.pipeline import apply_settings, parse_pipeline, parse_value
 from snnc.targets import get_target
-from snnc.targets.base import OptionError
-from snnc.targets.connectivity import connections
-from snnc.targets.datafiles import DataError, check_labels, load_data
 
 # --------------------------------------------------------------------------- options
 
@@ -60,11 +60,11 @@ def test_bad_settings_are_refused_naming_the_key(key: str, value: str, message: 
 
 def test_good_settings_still_work() -> None:
     passes, spec = _set("sim", "tau-m", "inf")
-    assert spec.tau_m == float("inf")
+    assert spec.options.tau_m == float("inf")
     _, spec = _set("sim", "dt", "0.5")
-    assert spec.dt == 0.5
+    assert spec.options.dt == 0.5
     _, spec = _set("spinnaker", "instances", "auto")
-    assert spec.instances == "auto"
+    assert spec.options.instances == "auto"
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_bad_pass_options_are_refused(pipeline: str, message: str) -> None:
 
 
 def test_option_checks_are_declarative_on_construction() -> None:
-    spec = get_target("sim").spec
+    spec = get_target("sim").spec.options
     with pytest.raises(OptionError, match="dt: must be a number"):
         dataclasses.replace(spec, dt="0.1")  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="presentation_time: must be > 0"):
@@ -94,8 +94,8 @@ def test_option_checks_are_declarative_on_construction() -> None:
         dataclasses.replace(spec, reset="none")  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="percentile"):
         PASSES["normalize"](percentile=float("nan"))
-    with pytest.raises(OptionError, match="split_signs: must be true or false"):
-        dataclasses.replace(spec, split_signs=1)  # type: ignore[arg-type]
+    with pytest.raises(OptionError, match="grid_populations: must be true or false"):
+        dataclasses.replace(get_target("sim").spec.machine, grid_populations=1)  # type: ignore[arg-type]
     for name in PASSES:  # every pass's defaults pass its own checks
         PASSES[name]()
     assert isinstance(OptionError("dt", "x"), SnncError)
@@ -247,7 +247,7 @@ def test_sim_run_refuses_labels_outside_the_outputs(mlp, tmp_path: Path) -> None
 
 
 def test_connections_and_simulator_check_budgets(mlp) -> None:
-    from snnc.targets.sim.simulator import simulate
+    from snnc.ir.semantics.simulator import simulate
 
     graph = snnc.compile(mlp[0], "sim", calibration=X).graph
     proj = graph.ops_of("snn.projection")[0]

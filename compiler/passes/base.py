@@ -3,25 +3,26 @@
 A pass is a small dataclass: its fields are its options (``normalize{percentile=99.9}`` on
 the command line, kebab-case there, snake_case here) and ``run(graph, ctx)`` returns a new
 graph. The pass manager hands every pass its own copy of the graph, so passes may edit it.
+
+A pass reads a target setting (a compile option or a machine fact) only through
+``Pass.setting``, and lists it in ``reads``; see ``snnc.ir.options`` for the rule.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from snnc.ir import Graph, IRError
-from snnc.targets.base import check_fields
-
-if TYPE_CHECKING:
-    from snnc.targets.base import TargetSpec
+from snnc.ir import Graph
+from snnc.ir.errors import SnncError
+from snnc.ir.options import TargetSpec, check_fields
 
 
-class PassError(IRError):
-    """A pass cannot transform this graph (message names the op)."""
+class PassError(SnncError):
+    """A pass cannot transform this graph, or an option is wrong (message names the op or key)."""
 
 
 @dataclass
@@ -64,6 +65,8 @@ class Pass:
     name: ClassVar[str] = ""
     dialect: ClassVar[str] = "ann"  # the dialect the pass takes
     summary: ClassVar[str] = ""
+    reads: ClassVar[tuple[str, ...]] = ()  # the target settings run() reads (through setting())
+    homes: ClassVar[dict[str, str]] = {}  # option -> the target setting it overrides, where names differ
 
     def __post_init__(self) -> None:
         """Options are checked on construction (type, finiteness, range): see ``OPTION_RULES``."""
@@ -71,6 +74,20 @@ class Pass:
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         raise NotImplementedError
+
+    def setting(self, ctx: PassContext, key: str) -> Any:
+        """Target setting ``key`` as this pass sees it: the pass's own option for it (the field
+        ``key``, or the one ``homes`` maps to it) where given, else the target's value. The one
+        place a pass option and a target setting meet."""
+        own = next((name for name, home in self.homes.items() if home == key), key)
+        value = getattr(self, own, None)
+        return ctx.target.get(key) if value is None else value
+
+    @classmethod
+    def home(cls, option: str) -> Optional[str]:
+        """The target setting that option ``option`` (snake case) overrides (None: its own)."""
+        home = cls.homes.get(option, option)
+        return home if home in cls.reads else None
 
     @classmethod
     def option_names(cls) -> list[str]:

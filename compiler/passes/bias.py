@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from snnc.ir import Graph
-from snnc.snn_rates import readout_scores
+from snnc.ir.semantics.rates import readout_scores
 
 from .base import Pass, PassContext
 

@@ -9,7 +9,7 @@ Every ANN value becomes one of two things while walking the graph in order:
 A ReLU (or a clip at 0) turns a linear value into a population; dense, conv and pooling turn
 a spiking value into a linear one. The graph output becomes a population with a readout.
 Weights out of spike-encoded sources are divided by their rate factor, so that the un-
-normalized graph's rates reproduce the ANN activations exactly (see ``snnc.snn_rates``).
+normalized graph's rates reproduce the ANN activations exactly (see ``snnc.ir.semantics.rates``).
 """
 
 from __future__ import annotations
@@ -58,40 +58,29 @@ class LowerToSnn(Pass):
     name = "lower-to-snn"
     dialect = "ann"
     summary = "ann -> snn: sources, projections, IF populations and a readout"
+    # Overrides of the target's compile options (None: the target's value; see Pass.setting).
     reset: Optional[Literal["subtract", "zero"]] = None
     encoding: Optional[Literal["current", "poisson", "regular"]] = None
     max_rate: Optional[float] = None
-    readout: Literal["spike_count", "membrane"] = "spike_count"
+    readout: Literal["spike_count", "membrane"] = "spike_count"  # the pass's own option
     dt: Optional[float] = None
     presentation_time: Optional[float] = None
     tau_refrac: Optional[float] = None
     tau_m: Optional[float] = None
     v_min: Optional[float] = None
     pause: Optional[float] = None
-    delay: Optional[float] = None
+    min_delay: Optional[float] = None
+    reads = ("reset", "encoding", "max_rate", "dt", "presentation_time", "tau_refrac", "tau_m", "v_min", "pause",
+             "min_delay")
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
-        spec = ctx.target
-        self._cfg = {
-            "reset": self.reset or spec.reset,
-            "encoding": self.encoding or spec.encoding,
-            "max_rate": self.max_rate or spec.max_rate,
-            "tau_refrac": self.tau_refrac if self.tau_refrac is not None else spec.tau_refrac,
-            "tau_m": self.tau_m if self.tau_m is not None else spec.tau_m,
-            "v_min": self.v_min if self.v_min is not None else spec.v_min,
-            "delay": self.delay if self.delay is not None else spec.min_delay,
-        }
-        dt = self.dt or spec.dt
+        self._cfg = {key: self.setting(ctx, key) for key in self.reads}
         self._ctx = ctx
         self._ann = graph
-        self._snn = Graph(
-            {"dt": dt, "presentation_time": self.presentation_time or spec.presentation_time, "instances": 1}
-        )
-        pause = self.pause if self.pause is not None else spec.pause
-        if pause is not None:  # samples run back to back, membranes are not reset (see snn-semantics)
-            if pause < 0:
-                raise PassError(f"pause must be >= 0 ms, got {pause}")
-            self._snn.attrs["pause"] = float(pause)
+        attrs = {"dt": self._cfg["dt"], "presentation_time": self._cfg["presentation_time"], "instances": 1}
+        self._snn = Graph(attrs)
+        if self._cfg["pause"] is not None:  # samples run back to back, membranes are not reset (see snn-semantics)
+            self._snn.attrs["pause"] = float(self._cfg["pause"])
         if "input_layout" in graph.attrs:  # the layout data files come in (see frontends)
             self._snn.attrs["input_layout"] = graph.attrs["input_layout"]
         values: dict[str, Value] = {}
@@ -238,7 +227,7 @@ class LowerToSnn(Pass):
             fields = dict(term.fields)
             pre_op = snn.op(term.pre)
             current = isinstance(pre_op, ir.Source) and pre_op.encoding == "current"
-            fields["delay"] = 0.0 if current else self._cfg["delay"]
+            fields["delay"] = 0.0 if current else self._cfg["min_delay"]
             weight = term.weight
             if isinstance(pre_op, ir.Source) and not current:  # spikes arrive at rate x * R
                 rate = pre_op.rate_per_ms

@@ -17,7 +17,7 @@ import numpy as np
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
-from snnc.snn_rates import rates
+from snnc.ir.semantics.rates import rates
 
 from .base import Pass, PassContext, PassError
 

@@ -1,6 +1,6 @@
 """quantize: round weights to the target's fixed-point resolution, as its software will.
 
-Two schemes, chosen by the TargetSpec (``weight_scheme``, ``weight_bits``):
+Two schemes, chosen by the target's machine (``weight_scheme``, ``weight_bits``):
 
 * ``shift`` (SpiNNaker): per population and receptor, weights are unsigned ``bits``-bit
   integers times 2^(e + 1 - bits). sPyNNaker picks the exponent e (the ring-buffer left
@@ -23,8 +23,9 @@ from typing import Literal, Optional
 import numpy as np
 
 from snnc.ir import Graph
-from snnc.snn_rates import readout_scores
-from snnc.targets.connectivity import from_current_source, projection_matrix
+from snnc.ir.semantics.connectivity import from_current_source, projection_matrix
+from snnc.ir.semantics.rates import readout_scores
+from snnc.ir.semantics.simulator import simulate
 
 from .base import Pass, PassContext, PassError
 
@@ -48,18 +49,18 @@ class Quantize(Pass):
     name = "quantize"
     dialect = "snn"
     summary = "round weights to the target's fixed-point resolution and report the accuracy effect"
-    bits: Optional[int] = None
-    scheme: Optional[Literal["shift", "linear"]] = None
+    bits: Optional[int] = None  # None: the machine's weight_bits (see Pass.setting)
+    scheme: Optional[Literal["shift", "linear"]] = None  # None: the machine's weight_scheme
     measure: Literal["sim", "rates", "none"] = "sim"
     measure_samples: int = 128
+    reads = ("weight_bits", "weight_scheme")
+    homes = {"bits": "weight_bits", "scheme": "weight_scheme"}
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
-        bits = self.bits or ctx.target.weight_bits
+        bits = self.setting(ctx, "weight_bits")
         if bits is None:
             raise PassError(f"target {ctx.target.name} has floating-point weights; give bits=N to quantize")
-        if not 2 <= bits <= 32:
-            raise PassError(f"bits={bits}: give 2 to 32")
-        scheme = self.scheme or ctx.target.weight_scheme
+        scheme = self.setting(ctx, "weight_scheme")
         x = None if ctx.calibration is None or self.measure == "none" else ctx.calibration[: self.measure_samples]
         original = graph.copy()
         changed = self._shift(graph, bits) if scheme == "shift" else self._linear(graph, bits)
@@ -82,8 +83,6 @@ class Quantize(Pass):
     def _predict(self, graph: Graph, x: np.ndarray) -> np.ndarray:
         if self.measure == "rates":
             return readout_scores(graph, x).argmax(axis=1)
-        from snnc.targets.sim.simulator import simulate
-
         return simulate(graph, x, chains=len(x)).predictions  # one sample per chain: no carried-over state
 
     def _shift(self, graph: Graph, bits: int) -> float:

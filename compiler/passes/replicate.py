@@ -33,19 +33,20 @@ class Replicate(Pass):
     name = "replicate"
     dialect = "snn"
     summary = "N parallel copies of the network on one machine ('auto': as many as fit)"
-    instances: Optional[str] = None
+    instances: Optional[str] = None  # None: the target's value (see Pass.setting)
+    reads = ("instances", "chips", "cores_per_chip", "reserved_cores")
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         spec = ctx.target
-        wanted = (self.instances or spec.instances).strip().lower()
+        wanted = self.setting(ctx, "instances").strip().lower()
         per_instance = instance_cores(graph)
-        capacity = spec.application_cores()
+        capacity = spec.machine.application_cores()
         if wanted == "auto":
             if capacity is None:
                 raise PassError(f"instances=auto needs the machine size, which target {spec.name} does not give")
             n = capacity // per_instance
             if n < 1:
-                raise PassError(f"one instance needs {per_instance} cores; {spec.machine()} has fewer")
+                raise PassError(f"one instance needs {per_instance} cores; {spec.machine_text()} has fewer")
         else:
             try:
                 n = int(wanted)
@@ -55,9 +56,9 @@ class Replicate(Pass):
                 raise PassError(f"instances={n}: give a positive number or 'auto'")
             if capacity is not None and n * per_instance > capacity:
                 most = capacity // per_instance
-                raise PassError(f"{n} instances x {per_instance} cores = {n * per_instance} cores; {spec.machine()} "
-                                f"holds at most {most}")  # fmt: skip
+                used = f"{n} instances x {per_instance} cores = {n * per_instance} cores"
+                raise PassError(f"{used}; {spec.machine_text()} holds at most {most}")
         graph.attrs["instances"] = n
         used = f"{n} x {per_instance} = {n * per_instance} cores"
-        ctx.info(f"{n} instances: {used}" + (f" of {spec.machine()}" if capacity is not None else ""))
+        ctx.info(f"{n} instances: {used}" + (f" of {spec.machine_text()}" if capacity is not None else ""))
         return graph

@@ -4,7 +4,7 @@ The plan is the ``per_core`` attribute of each op (see ``snn.population``): one 
 consecutive slices, or, where the target lays out (C, H, W) populations that convolutions or
 pooling connect as C two-dimensional grids (``grid_populations``), a tile ``[1, rows, cols]``
 whose rows and columns divide H and W, as sPyNNaker requires. Limits come from the
-TargetSpec; a network that cannot fit fails here, naming the population and the limit.
+target's machine and compile options; a network that cannot fit fails here, naming the population and the limit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
-from snnc.targets.connectivity import from_current_source, projection_matrix
+from snnc.ir.options import TargetSpec
+from snnc.ir.semantics.connectivity import from_current_source, projection_matrix
 
 from .base import Pass, PassContext, PassError
 
@@ -66,17 +67,20 @@ class SplitPopulations(Pass):
     name = "split-populations"
     dialect = "snn"
     summary = "slice every population into cores from the target's limits; fail if it cannot fit"
-    neurons_per_core: Optional[int] = None
+    neurons_per_core: Optional[int] = None  # None: the target's value (see Pass.setting)
     source_neurons_per_core: Optional[int] = None
+    reads = ("neurons_per_core", "source_neurons_per_core", "max_neurons_per_core", "grid_populations", "max_fan_in",
+             "max_synapses_per_core", "chips", "cores_per_chip", "reserved_cores")
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
-        spec = ctx.target
-        limit = self.neurons_per_core or spec.neurons_per_core
+        spec, machine = ctx.target, ctx.target.machine
+        most = machine.max_neurons_per_core
+        limit = self.setting(ctx, "neurons_per_core") or most
         if limit is None:
             raise PassError(f"target {spec.name} has no neurons-per-core limit; give one (--set neurons-per-core=N)")
-        if limit < 1 or (spec.max_neurons_per_core is not None and limit > spec.max_neurons_per_core):
-            raise PassError(f"neurons-per-core={limit}: {spec.name} takes 1 to {spec.max_neurons_per_core}")
-        source_limit = self.source_neurons_per_core or spec.source_neurons_per_core or limit
+        if most is not None and limit > most:
+            raise PassError(f"neurons-per-core={limit}: {spec.name} takes 1 to {most}")
+        source_limit = self.setting(ctx, "source_neurons_per_core") or limit
         total = 0
         for node in graph.topo():
             op = graph.op(node)
@@ -84,29 +88,32 @@ class SplitPopulations(Pass):
                 continue
             shape = graph.shape(node)
             n_max = source_limit if isinstance(op, ir.Source) else limit
-            grid = spec.grid_populations and len(shape) == 3 and _kernel_connected(graph, node)
+            grid = machine.grid_populations and len(shape) == 3 and _kernel_connected(graph, node)
             per_core = grid_tile(shape, n_max) if grid else (n_max,)
             op = replace(op, per_core=per_core)
             graph.set_op(node, op)
             total += ir.cores_of(op, shape)
             if isinstance(op, ir.Population):
                 self._check_synapses(graph, node, shape, per_core, spec)
-        capacity = spec.application_cores()
+        capacity = machine.application_cores()
         if capacity is not None and total > capacity:
-            raise PassError(f"the network needs {total} cores; {spec.machine()} has too few "
+            raise PassError(f"the network needs {total} cores; {spec.machine_text()} has too few "
                             "(fewer neurons per core cannot help; choose a larger board)")  # fmt: skip
         ctx.info(f"{total} cores for one instance of the network at {limit} neurons per core")
         return graph
 
     @staticmethod
-    def _check_synapses(graph: Graph, pop: str, shape: tuple[int, ...], per_core: tuple[int, ...], spec) -> None:
-        if spec.max_fan_in is None and spec.max_synapses_per_core is None:
+    def _check_synapses(graph: Graph, pop: str, shape: tuple[int, ...], per_core: tuple[int, ...],
+                        spec: TargetSpec) -> None:  # fmt: skip
+        machine = spec.machine
+        if machine.max_fan_in is None and machine.max_synapses_per_core is None:
             return
         counts = fan_in(graph, pop)
-        if spec.max_fan_in is not None and counts.max(initial=0) > spec.max_fan_in:
-            raise PassError(f"%{pop}: a neuron has {counts.max()} input synapses; {spec.name} allows {spec.max_fan_in}")
-        if spec.max_synapses_per_core is not None:
+        if machine.max_fan_in is not None and counts.max(initial=0) > machine.max_fan_in:
+            most = f"{spec.name} allows {machine.max_fan_in} (max-fan-in)"
+            raise PassError(f"%{pop}: a neuron has {counts.max()} input synapses; {most}")
+        if machine.max_synapses_per_core is not None:
             worst = per_core_sums(counts, shape, per_core).max(initial=0)
-            if worst > spec.max_synapses_per_core:
-                raise PassError(f"%{pop}: a core would hold {worst} synapses; {spec.name} allows "
-                                f"{spec.max_synapses_per_core} (set fewer neurons-per-core)")  # fmt: skip
+            if worst > machine.max_synapses_per_core:
+                most = f"{spec.name} allows {machine.max_synapses_per_core} (max-synapses-per-core)"
+                raise PassError(f"%{pop}: a core would hold {worst} synapses; {most}; set fewer neurons-per-core")

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 import snnc
-from snnc.ann_interpreter import predict
+from snnc.ir.semantics.ann import predict
 from snnc.datasets import resolve
+from snnc.ir.semantics.simulator import simulate
 from snnc.passes import PassError
-from snnc.targets.sim.simulator import simulate
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

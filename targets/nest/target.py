@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from snnc.ir import Graph, limits, write_npz
+from snnc.ir import Graph, graph_number, limits, write_npz
 from snnc.ir import ops as ir
-from snnc.targets.base import RunRequest, Target, TargetError, graph_number, run_script, write_network_json
-from snnc.targets.connectivity import connections
-from snnc.targets.templates import copy_run_checks, copy_script, render
+from snnc.ir.semantics.connectivity import connections
+from snnc.targets.base import RunRequest, Target, TargetError, run_script, write_network_json
+from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
 
@@ -56,8 +56,6 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             cells.append({"id": n, "kind": "source", "size": size, "shape": list(op.shape), "encoding": op.encoding,
                           "gain": op.gain, "max_rate": op.max_rate})  # fmt: skip
             continue
-        if op.bias is not None:
-            raise TargetError(f"%{n} still has a bias: run bias-to-current or remove-bias first")
         if op.model != "if":
             raise TargetError(f"%{n}: neuron model {op.model!r} has no NEST mapping")
         key = f"cell{index[n]}_i_offset"
@@ -101,8 +99,7 @@ class NestTarget(Target):
             "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
             "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj")),
         }  # fmt: skip
-        copy_script("nest", "run.py", out / "run.py")
-        copy_run_checks(out)
+        copy_run_script("nest", out)
         render("nest", "README.md.j2", out / "README.md", context)
 
     def run(self, request: RunRequest) -> dict[str, Any]:

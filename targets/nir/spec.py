@@ -1,15 +1,20 @@
-"""NIR (the Neuromorphic Intermediate Representation) as an output format: limits and defaults."""
+"""NIR (the Neuromorphic Intermediate Representation) as an output format: its options and defaults."""
 
-from snnc.targets.base import CONVERSION_PIPELINE, TargetSpec
+import math
+
+from snnc.ir.options import CompileOptions, Machine, TargetSpec
+from snnc.targets.base import CONVERSION_PIPELINE
 
 SPEC = TargetSpec(
     name="nir",
     description="a NIR graph file (network.nir) that NIR tools (snnTorch, Norse, Sinabs, ...) read",
     pipeline=CONVERSION_PIPELINE,
-    dt=1.0,
-    presentation_time=100.0,
-    reset="subtract",
-    tau_refrac=0.0,
-    min_delay=0.0,
-    encoding="current",
+    machine=Machine(),
+    options=CompileOptions(min_delay=0.0),
+    accepts={
+        "tau_m": ((math.inf,), "snnc writes NIR IF nodes, which have no leak"),
+        "tau_refrac": ((0.0,), "NIR IF nodes have no refractory period"),
+        "encoding": (("current",), "NIR inputs are values; spike-encoded input has no NIR form"),
+        "split_signs": ((), "a NIR Affine node takes weights of both signs; add split-signs to --pipeline"),
+    },
 )

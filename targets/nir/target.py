@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from snnc.ir import Graph
-from snnc.targets.base import Target, graph_number
+from snnc.ir import Graph, graph_number
+from snnc.targets.base import Target
 
 from .convert import to_nir
 from .spec import SPEC

@@ -1,15 +1,13 @@
-"""The built-in reference simulator: limits and defaults."""
+"""The built-in reference simulator: its machine (no limits), options and defaults."""
 
-from snnc.targets.base import CONVERSION_PIPELINE, TargetSpec
+from snnc.ir.options import CompileOptions, Machine, TargetSpec
+from snnc.targets.base import CONVERSION_PIPELINE
 
 SPEC = TargetSpec(
     name="sim",
     description="snnc's numpy reference simulator (IF neurons, reset by subtraction, exact semantics)",
     pipeline=CONVERSION_PIPELINE,
-    dt=1.0,
-    presentation_time=100.0,
-    reset="subtract",
-    tau_refrac=0.0,
-    min_delay=0.0,  # spikes reach the next layer in the same step (no latency per layer)
-    encoding="current",
+    machine=Machine(),
+    options=CompileOptions(min_delay=0.0),  # spikes reach the next layer in the same step (no latency per layer)
+    accepts={"split_signs": ((), "the simulator takes both signs on one synapse; add split-signs to --pipeline")},
 )

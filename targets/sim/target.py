@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from snnc.ir import Graph, load
-from snnc.targets.base import RunRequest, Target, graph_number
-from snnc.targets.datafiles import load_data, to_model_layout
-from snnc.targets.templates import copy_script, render
+from snnc.ir import Graph, graph_number, load
+from snnc.ir.runtime import load_data, to_model_layout
+from snnc.ir.semantics.simulator import simulate
+from snnc.targets.base import RunRequest, Target
+from snnc.targets.templates import copy_run_script, render
 
-from .simulator import simulate
 from .spec import SPEC
 
 RASTER_SAMPLES = 4  # samples whose output spikes are kept with their times
@@ -28,7 +28,7 @@ class SimTarget(Target):
             "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
             "dt": graph_number(graph, "dt"), "presentation_time": graph_number(graph, "presentation_time"),
         }  # fmt: skip
-        copy_script("sim", "run.py", out / "run.py")
+        copy_run_script("sim", out)
         render("sim", "README.md.j2", out / "README.md", context)
 
     def run(self, request: RunRequest) -> dict[str, Any]:

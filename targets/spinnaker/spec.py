@@ -1,4 +1,4 @@
-"""SpiNNaker through sPyNNaker 7 (pyNN.spiNNaker): limits, boards and defaults.
+"""SpiNNaker through sPyNNaker 7 (pyNN.spiNNaker): its machine, boards, options and energy model.
 
 A chip has 18 ARM cores: one runs the monitor (SCAMP) and one sPyNNaker's extra monitor,
 leaving 16 for networks; the Ethernet chip of a board gives one more to the data gatherer.
@@ -11,7 +11,8 @@ model on a core (its default). Idle power per board is the figure spinn_machine 
 platform").
 """
 
-from snnc.targets.base import CONVERSION_PIPELINE, TargetSpec
+from snnc.ir.options import CompileOptions, EnergyModel, Machine, TargetSpec
+from snnc.targets.base import CONVERSION_PIPELINE
 
 # board name -> sPyNNaker machine version, chips, application cores lost (17-core chips and the
 # gatherer), idle watts
@@ -19,35 +20,47 @@ BOARDS = {
     "spinn3": {"version": 3, "chips": 4, "reserved_cores": 1, "idle_watts": 3.56},
     "spinn5": {"version": 5, "chips": 48, "reserved_cores": 8 + 1, "idle_watts": 26.84},
 }
+DEFAULT_BOARD = "spinn5"
+_BOARD_FACT = "comes from the board; choose one with --set board=" + "|".join(BOARDS)
 
 SPEC = TargetSpec(
     name="spinnaker",
     description="SpiNNaker (SpiNN3/SpiNN5) through sPyNNaker 7; IF_curr_delta, 16-bit weights, core slicing, instances",
     pipeline=CONVERSION_PIPELINE + ",quantize,split-populations,split-signs{shared-kernels=true},replicate",
-    dt=1.0,  # real time: 1 ms of model time per ms
-    presentation_time=200.0,  # as Ostrau et al.
-    reset="zero",  # PyNN cells reset to v_reset
-    tau_m=50.0,  # a leak lets membranes settle in the pause (a board cannot reset between samples)
-    tau_refrac=0.0,
-    pause=100.0,  # ms of silence after each sample: two membrane time constants
-    min_delay=1.0,
-    encoding="regular",  # SpikeSourceArray spike trains; a board cannot change currents per sample
-    max_rate=1000.0,
-    neurons_per_core=256,
-    source_neurons_per_core=256,
-    max_neurons_per_core=256,
-    grid_populations=True,  # convolutions use sPyNNaker's ConvolutionConnector on Grid2D populations
-    weight_bits=16,
-    weight_scheme="shift",
-    split_signs=True,
-    board="spinn5",
-    chips=48,
-    cores_per_chip=16,
-    reserved_cores=9,
-    idle_watts=26.84,
+    machine=Machine(
+        max_neurons_per_core=256,
+        grid_populations=True,  # convolutions use sPyNNaker's ConvolutionConnector on Grid2D populations
+        weight_bits=16,
+        weight_scheme="shift",
+        chips=BOARDS[DEFAULT_BOARD]["chips"],
+        cores_per_chip=16,
+        reserved_cores=BOARDS[DEFAULT_BOARD]["reserved_cores"],
+    ),
+    options=CompileOptions(
+        dt=1.0,  # real time: 1 ms of model time per ms
+        presentation_time=200.0,  # as Ostrau et al.
+        reset="zero",  # PyNN cells reset to v_reset
+        tau_m=50.0,  # a leak lets membranes settle in the pause (a board cannot reset between samples)
+        pause=100.0,  # ms of silence after each sample: two membrane time constants
+        min_delay=1.0,
+        encoding="regular",  # SpikeSourceArray spike trains; a board cannot change currents per sample
+        board=DEFAULT_BOARD,
+    ),
     # Sharp et al. 2012, J. Neurosci. Methods 210:110-118, measured on SpiNNaker chips: 100 nJ per
     # neuron per ms and 43 nJ per postsynaptic potential (synaptic event); idle power excluded.
-    energy_per_synaptic_event_nj=43.0,
-    energy_per_neuron_ms_nj=100.0,
-    energy_source="Sharp et al. 2012, J. Neurosci. Methods 210:110-118 (100 nJ/neuron/ms, 43 nJ/synaptic event)",
+    energy=EnergyModel(
+        per_synaptic_event_nj=43.0,
+        per_neuron_ms_nj=100.0,
+        idle_watts=BOARDS[DEFAULT_BOARD]["idle_watts"],
+        source="Sharp et al. 2012, J. Neurosci. Methods 210:110-118 (100 nJ/neuron/ms, 43 nJ/synaptic event)",
+    ),
+    reads=frozenset({"board", "time_scale_factor", "chips", "cores_per_chip", "reserved_cores"}),
+    accepts={
+        "board": (tuple(BOARDS), "the boards sPyNNaker models"),
+        "chips": ((), _BOARD_FACT),
+        "reserved_cores": ((), _BOARD_FACT),
+        "reset": (("zero",), "sPyNNaker's IF cells reset to v_reset"),
+        "encoding": (("regular",), "a board takes input as spike trains (SpikeSourceArray), not currents"),
+        "split_signs": ((), "sPyNNaker's synapse lists have one receptor each: the pipeline's split-signs splits them"),
+    },
 )

@@ -39,12 +39,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from snnc.ir import Graph, limits, write_npz
+from snnc.ir import Graph, graph_number, limits, write_npz
 from snnc.ir import ops as ir
-from snnc.targets.base import RunRequest, Target, TargetError, TargetSpec, graph_number, run_script, write_network_json
-from snnc.targets.connectivity import connections
+from snnc.ir.semantics.connectivity import connections
+from snnc.targets.base import RunRequest, Target, TargetError, TargetSpec, run_script, write_network_json
 from snnc.targets.mapping_report import mapping_report
-from snnc.targets.templates import copy_run_checks, copy_script, render
+from snnc.targets.templates import copy_run_script, render
 
 from .spec import BOARDS, SPEC
 
@@ -91,8 +91,6 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
                 raise TargetError(f"%{n}: SpiNNaker input here is spike trains; compile with encoding=regular")
             cell.update(kind="source", gain=op.gain, max_rate=op.max_rate)
         else:
-            if op.bias is not None:
-                raise TargetError(f"%{n} still has a bias: run bias-to-current or remove-bias first")
             if op.reset != "zero" or op.model != "if":
                 raise TargetError(f"%{n}: sPyNNaker's IF cells reset to v_reset; compile with reset=zero")
             if op.v_min is not None:  # IF_trunc_delta: no leak, v held at or above v_reset
@@ -126,7 +124,7 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
     network = {
         "dt": dt, "presentation_time": float(graph_number(graph, "presentation_time")),
         "pause": float(graph_number(graph, "pause", 0.0)), "instances": int(graph_number(graph, "instances", 1)),
-        "time_scale_factor": spec.time_scale_factor, "board": spec.board, "cells": cells,
+        "time_scale_factor": spec.options.time_scale_factor, "board": spec.options.board, "cells": cells,
         "projections": projections, "input_layout": graph.attrs.get("input_layout", "NCHW"),
     }  # fmt: skip
     return network, arrays
@@ -174,11 +172,10 @@ class SpinnakerTarget(Target):
     spec = SPEC
 
     def configure(self, spec: TargetSpec) -> TargetSpec:
-        if spec.board not in BOARDS:
-            raise TargetError(f"board={spec.board}: known boards are {', '.join(BOARDS)}")
-        board = BOARDS[spec.board]
-        return dataclasses.replace(spec, chips=board["chips"], reserved_cores=board["reserved_cores"],
-                                   idle_watts=board["idle_watts"])  # fmt: skip
+        board = BOARDS[spec.options.board]  # the pass manager accepts known boards only (spec.accepts)
+        machine = dataclasses.replace(spec.machine, chips=board["chips"], reserved_cores=board["reserved_cores"])
+        return dataclasses.replace(spec, machine=machine, energy=dataclasses.replace(spec.energy,
+                                   idle_watts=board["idle_watts"]))  # fmt: skip
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         network, arrays = describe(graph, self.spec)
@@ -186,12 +183,11 @@ class SpinnakerTarget(Target):
         write_npz(out / "weights.npz", arrays)
         context = {
             "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
-            "board": self.spec.board, "machine_version": BOARDS[self.spec.board]["version"],
-            "time_scale_factor": self.spec.time_scale_factor, "instances": network["instances"],
+            "board": self.spec.options.board, "machine_version": BOARDS[self.spec.options.board]["version"],
+            "time_scale_factor": self.spec.options.time_scale_factor, "instances": network["instances"],
             "dt": network["dt"], "presentation_time": network["presentation_time"], "pause": network["pause"],
         }  # fmt: skip
-        copy_script("spinnaker", "run.py", out / "run.py")
-        copy_run_checks(out)
+        copy_run_script("spinnaker", out)
         render("spinnaker", "spynnaker.cfg.j2", out / "spynnaker.cfg", context)
         render("spinnaker", "README.md.j2", out / "README.md", context)
 
@@ -203,4 +199,6 @@ class SpinnakerTarget(Target):
         args = ["--data", str(request.data), "--no-ann"]
         if request.samples:
             args += ["--samples", str(request.samples)]
+        if request.presentation_time is not None:
+            args += ["--presentation-time", str(request.presentation_time)]
         return run_script("spinnaker", request.out, args)

@@ -143,3 +143,15 @@ def evaluate(
 def predict(graph: Graph, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """The first graph output for inputs ``x``."""
     return evaluate(graph, x, [graph.outputs[0]], batch_size)[graph.outputs[0]]
+
+
+def accuracy(graph: Graph, x: np.ndarray, y: np.ndarray) -> Optional[float]:
+    """Top-1 accuracy of an ann graph on samples ``x`` (in the IR's channel-first order, any
+    per-sample shape of the input's size) against labels ``y``; None for a graph of another
+    dialect (a model that was spiking already has no ANN reference)."""
+    if graph.dialect != "ann":
+        return None
+    (entry,) = graph.ops_of("ann.input")
+    x = np.asarray(x, np.float32).reshape((len(x), *graph.shape(entry)))
+    scores = predict(graph, x)
+    return float(np.mean(scores.reshape(len(x), -1).argmax(axis=1) == np.asarray(y)))

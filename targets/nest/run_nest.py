@@ -3,47 +3,83 @@
     python run.py --data test.npz --samples 500
 
 The network is described by network.json and weights.npz beside this file (README.md gives its
-size, time step and presentation time); run_checks.py checks both, and the data file, before
-anything is built. Membranes are reset between samples. Prints the accuracy and writes
+size, time step and presentation time); both, and the data file, are checked (snnc_runtime.py)
+before anything is built. Membranes are reset between samples. Prints the accuracy and writes
 results.json. Needs pyNN 0.13 and NEST 3 (pip install nest-simulator pyNN), and numpy.
 """
 
+from __future__ import annotations
+
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
-import run_checks
+
+if __package__:  # imported from snnc (snnc.targets.nest.run_nest)
+    from snnc.ir import runtime
+else:  # run as out/run.py, with snnc_runtime.py beside it
+    import snnc_runtime as runtime
 
 HERE = Path(__file__).resolve().parent
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", type=Path, default=HERE, help="the compiled network's folder (default: this script's)")
-    p.add_argument("--data", type=Path, help=".npz with x and y (default: recorded in snnc.json)")
-    p.add_argument("--samples", type=int, help="number of samples (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of NEST's random numbers (Poisson input)")
-    p.add_argument("--presentation-time", type=float, help="ms per sample")
-    p.add_argument("--threads", type=int, default=1, help="NEST threads (spike counts do not depend on it)")
-    p.add_argument("--no-ann", action="store_true", help="skip the ANN reference accuracy")
-    return p.parse_args()
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """The command line: the common run-script arguments plus --threads."""
+    p = runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True)
+    p.add_argument(
+        "--threads",
+        type=runtime.bounded(int, 1, 1024),
+        default=1,
+        help="NEST threads (spike counts do not depend on it)",
+    )
+    args = p.parse_args(argv)
+    args.dir = args.dir.resolve()
+    return args
 
 
-def load_data(args, network):
-    """(path, x (N, inputs), y) of the data file, checked against the network's input and output sizes."""
-    path = run_checks.data_path(args.dir, args.data)
+def check_network(network: Any, arrays: dict) -> None:
+    """network.json and weights.npz of the nest target (see targets/nest/target.py)."""
+    cells = runtime.check_cells(network)
+    for i, cell in enumerate(cells[1:], start=1):
+        where = f"network.json: cells[{i}]"
+        runtime.array(arrays, cell, "i_offset", where, (cell["size"],))
+        runtime.number(cell, "v_thresh", where)
+        runtime.number(cell, "v_reset", where)
+        runtime.choice(cell, "reset", where, ("zero", "subtract"))
+        runtime.number(cell, "tau_m", where, 0.0, 1e12, low_open=True)
+        runtime.number(cell, "tau_refrac", where, 0.0, 1e6)
+        runtime.number(cell, "v_min", where, optional=True)
+        runtime.choice(cell, "readout", where, (None, "spike_count", "membrane"))
+    if cells[0]["encoding"] not in ("current", "poisson", "regular"):
+        raise runtime.Invalid("network.json: cells[0].encoding", "must be current, poisson or regular")
+    for j, proj in enumerate(runtime.entries(network, "projections", "network.json", dict, 1)):
+        where = f"network.json: projections[{j}]"
+        pre, post = runtime.projection_ends(proj, cells, where)
+        runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory", "mixed"))
+        conn = runtime.array(arrays, proj, "connections", where, (None, 3))
+        runtime.index_column(conn, 0, pre["size"], f"{where}.connections")
+        runtime.index_column(conn, 1, post["size"], f"{where}.connections")
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray, np.ndarray]:
+    """(network, arrays, data path, x (N, inputs) in the network's C, H, W order, y), all checked."""
+    network = runtime.read_json(args.dir / "network.json")
+    arrays = runtime.read_npz(args.dir / "weights.npz")
+    check_network(network, arrays)
+    path = runtime.data_path(args.dir, args.data)
+    source = network["cells"][0]
     readout = next(c for c in network["cells"] if c.get("readout"))
-    x, y = run_checks.load_samples(path, args.samples, network["cells"][0]["size"], readout["size"])
-    return path, x, y
+    x, y = runtime.load_samples(path, args.samples, tuple(source["shape"]), readout["size"], network["input_layout"])
+    return network, arrays, path, x.reshape(len(x), -1), y
 
 
 class Network:
     """The PyNN populations and projections of network.json."""
 
-    def __init__(self, sim, nest, network, arrays):
+    def __init__(self, sim: Any, nest: Any, network: dict, arrays: dict) -> None:
         self.sim = sim
         self.cells = network["cells"]
         self.pops = []
@@ -57,7 +93,7 @@ class Network:
                 self.current_inputs.append((proj["pre"], proj["post"], conn))
                 continue
             if proj["receptor"] == "mixed":
-                raise SystemExit("run.py: mixed-sign projection; compile with the split-signs pass")
+                raise runtime.Invalid("mixed-sign projection; compile with the split-signs pass")
             # nest.Connect with arrays builds millions of synapses in C++; PyNN's FromListConnector
             # loops in Python. A delta synapse has one receptor: inhibition is the negative weight.
             pre_ids = np.asarray(self.pops[proj["pre"]].all_cells, dtype=np.int64)[conn[:, 0].astype(np.int64)]
@@ -73,7 +109,7 @@ class Network:
         self.offsets = np.cumsum([0] + [self.cells[i]["size"] for i in self.neurons])
         self.base_current = np.concatenate([arrays[self.cells[i]["i_offset"]] for i in self.neurons])
 
-    def _population(self, cell, arrays):
+    def _population(self, cell: dict, arrays: dict) -> Any:
         sim = self.sim
         if cell["kind"] == "source":
             if cell["encoding"] == "current":
@@ -83,26 +119,34 @@ class Network:
             return sim.Population(cell["size"], sim.SpikeSourceArray(spike_times=[]))
         membrane = cell["readout"] == "membrane"
         params = {
-            "v_rest": 0.0, "v_reset": cell["v_reset"], "cm": 1.0, "tau_m": cell["tau_m"],
-            "v_thresh": 1e12 if membrane else cell["v_thresh"], "tau_refrac": cell["tau_refrac"],
+            "v_rest": 0.0,
+            "v_reset": cell["v_reset"],
+            "cm": 1.0,
+            "tau_m": cell["tau_m"],
+            "v_thresh": 1e12 if membrane else cell["v_thresh"],
+            "tau_refrac": cell["tau_refrac"],
             "i_offset": arrays[cell["i_offset"]],
         }
         if cell["reset"] != "zero":
-            raise SystemExit("run.py: PyNN cells reset to v_reset; compile with reset=zero")
+            raise runtime.Invalid("PyNN cells reset to v_reset; compile with reset=zero")
         pop = sim.Population(cell["size"], sim.IF_curr_delta(**params))
         if cell.get("v_min") is not None:  # a floor: iaf_psc_delta's V_min, which PyNN does not map
             pop.node_collection.set(V_min=cell["v_min"])
         return pop
 
-    def present(self, sample, start, duration, dt):
+    def present(self, sample: np.ndarray, start: float, duration: float, dt: float) -> None:
         """Reset membranes and set this sample's input currents, rates or spike times."""
+        from pyNN.parameters import Sequence
+
         current = self.base_current.copy()  # nA, in the order of self.neurons
         for src, post, conn in self.current_inputs:
             value = sample * self.cells[src]["gain"]
             first = self.offsets[self.neurons.index(post)]
             current[first : first + self.cells[post]["size"]] += np.bincount(
-                conn[:, 1].astype(np.int64), conn[:, 2] * value[conn[:, 0].astype(np.int64)],
-                minlength=self.cells[post]["size"])
+                conn[:, 1].astype(np.int64),
+                conn[:, 2] * value[conn[:, 0].astype(np.int64)],
+                minlength=self.cells[post]["size"],
+            )
         self.all_neurons.set(V_m=[0.0] * len(current), I_e=(current[self.order] * 1000.0).tolist())  # nA -> pA
         for i, cell in enumerate(self.cells):
             if cell["kind"] != "source" or cell["encoding"] == "current":
@@ -111,9 +155,11 @@ class Network:
             if cell["encoding"] == "poisson":
                 self.pops[i].set(rate=rate)
             else:
-                self.pops[i].set(spike_times=regular_spike_times(rate, start, duration, dt))
+                steps = int(round(duration / dt))
+                trains = runtime.regular_spike_times((rate / 1000.0 * dt)[None], np.array([start]), steps, dt, 1)
+                self.pops[i].set(spike_times=[Sequence(t) for t in trains])
 
-    def silence(self):
+    def silence(self) -> None:
         """No input at all: spikes still in flight arrive, nothing new starts."""
         self.all_neurons.set(I_e=0.0)
         for i, cell in enumerate(self.cells):
@@ -121,24 +167,9 @@ class Network:
                 self.pops[i].set(rate=0.0)
 
 
-def regular_spike_times(rate_hz, start, duration, dt):
-    """Evenly spaced spikes on the time grid, as snnc's reference simulator makes them."""
-    sim_steps = int(round(duration / dt))
-    phase = np.outer(np.arange(1, sim_steps + 1), rate_hz / 1000.0 * dt)  # (steps, n)
-    counts = np.floor(phase + 1e-9)
-    fired = np.diff(np.vstack([np.zeros((1, len(rate_hz))), counts]), axis=0) > 0
-    import pyNN.parameters
-
-    return [pyNN.parameters.Sequence(start + dt * (np.flatnonzero(fired[:, j]) + 1)) for j in range(len(rate_hz))]
-
-
-def x_shape_nhwc(network):
-    """(H, W, C) of the source, from its (C, H, W) shape."""
-    c, h, w = next(cell["shape"] for cell in network["cells"] if cell["kind"] == "source")
-    return h, w, c
-
-
-def count_spikes(recorder, node_ids, starts, duration, n_samples):
+def count_spikes(
+    recorder: Any, node_ids: np.ndarray, starts: np.ndarray, duration: float, n_samples: int
+) -> np.ndarray:
     """(samples, neurons) spike counts in each presentation window (start, start + duration]."""
     events = recorder.get("events")
     senders, times = np.asarray(events["senders"]), np.asarray(events["times"])
@@ -150,19 +181,23 @@ def count_spikes(recorder, node_ids, starts, duration, n_samples):
     return counts
 
 
-def main():
-    args = parse_args()
-    args.dir = args.dir.resolve()
-    network = run_checks.read_json(args.dir / "network.json")
-    arrays = run_checks.read_npz(args.dir / "weights.npz")
-    run_checks.check_nest(network, arrays)
-    if args.presentation_time is not None:
-        run_checks.number(vars(args), "presentation_time", "--presentation-time", 0.0, 1e7, low_open=True)
-    data_path, x, y = load_data(args, network)
-    if network["input_layout"] == "NHWC":  # a channels-last model's data: the network is C, H, W
-        x = x.reshape(len(x), *x_shape_nhwc(network)).transpose(0, 3, 1, 2).reshape(len(x), -1)
+def ann_reference(folder: Path, x: np.ndarray, y: np.ndarray) -> Optional[float]:
+    """The original ANN's accuracy on the same samples, where snnc is installed here."""
+    try:
+        from snnc.ir import load
+        from snnc.ir.semantics.ann import accuracy
+    except ImportError:
+        print("run.py: snnc is not installed here, so no ANN reference accuracy")
+        return None
+    return accuracy(load(folder / "ann.snnir"), x, y)
+
+
+def simulate(
+    network: dict, arrays: dict, x: np.ndarray, duration: float, seed: int, threads: int
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Show the samples ``x`` one after another for ``duration`` ms each, membranes reset between
+    them; return (readout (samples, outputs), spikes per sample, build seconds, run seconds)."""
     dt = network["dt"]
-    duration = args.presentation_time or network["presentation_time"]
     max_delay = max([p["delay"] for p in network["projections"]] + [dt])
     flush = (len(network["cells"]) + 1) * max_delay + max(c.get("tau_refrac", 0.0) for c in network["cells"])
 
@@ -171,8 +206,14 @@ def main():
     import pyNN.nest as sim
 
     start_build = time.perf_counter()
-    sim.setup(timestep=dt, min_delay=dt, max_delay=max(max_delay, dt), spike_precision="on_grid",
-              rng_seed=args.seed + 1, threads=args.threads)
+    sim.setup(
+        timestep=dt,
+        min_delay=dt,
+        max_delay=max(max_delay, dt),
+        spike_precision="on_grid",
+        rng_seed=seed + 1,
+        threads=threads,
+    )
     net = Network(sim, nest, network, arrays)
     recorders = {}
     for i in net.neurons:
@@ -194,37 +235,48 @@ def main():
         nest.Simulate(flush)
         t += duration + flush
     run_time = time.perf_counter() - start_run
-    starts = np.asarray(starts)
 
     totals = np.zeros(len(x))
     readout = None
     for i in net.neurons:
         ids = np.asarray(net.pops[i].node_collection.tolist())
-        counts = count_spikes(recorders[i], ids, starts, duration, len(x))
+        counts = count_spikes(recorders[i], ids, np.asarray(starts), duration, len(x))
         totals += counts.sum(axis=1)
         if net.cells[i]["readout"] is not None and readout is None:
             readout = np.asarray(membrane[i]) if i in membrane else counts
     sim.end()
+    return readout, totals, build_time, run_time
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    """Run the network on NEST; write outputs.npz and results.json into --dir and return the results."""
+    args = parse_args(argv)
+    network, arrays, data_path, x, y = load_inputs(args)
+    duration = args.presentation_time or network["presentation_time"]
+    readout, totals, build_time, run_time = simulate(network, arrays, x, duration, args.seed, args.threads)
     predictions = readout.argmax(axis=1)
     results = {
-        "target": "nest", "samples": len(x), "accuracy": float(np.mean(predictions == y)),
-        "ann_accuracy": None, "spikes_per_sample": float(totals.mean()),
-        "simulated_time_ms": duration, "dt": dt, "wall_time_s": build_time + run_time,
-        "build_time_s": build_time, "run_time_s": run_time,
-        "samples_per_second": len(x) / run_time if run_time > 0 else None, "data": str(data_path),
+        "target": "nest",
+        "samples": len(x),
+        "accuracy": float(np.mean(predictions == y)),
+        "ann_accuracy": None if args.no_ann else ann_reference(args.dir, x, y),
+        "spikes_per_sample": float(totals.mean()),
+        "simulated_time_ms": duration,
+        "dt": network["dt"],
+        "wall_time_s": build_time + run_time,
+        "build_time_s": build_time,
+        "run_time_s": run_time,
+        "samples_per_second": len(x) / run_time if run_time > 0 else None,
+        "data": str(data_path),
     }
-    if not args.no_ann:
-        try:
-            from snnc.runner import ann_accuracy
-        except ImportError:
-            print("run.py: snnc is not installed here, so no ANN reference accuracy")
-        else:
-            results["ann_accuracy"] = ann_accuracy(args.dir, x, y)
     np.savez(args.dir / "outputs.npz", readout=readout, predictions=predictions, labels=y)
-    (args.dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    runtime.write_results(args.dir, results)
     ann = results["ann_accuracy"]
-    print(f"nest: accuracy {results['accuracy']:.4f} (ANN {'n/a' if ann is None else f'{ann:.4f}'}) on {len(x)} "
-          f"samples; build {build_time:.1f} s, run {run_time:.1f} s ({results['samples_per_second']:.1f} samples/s)")
+    print(
+        f"nest: accuracy {results['accuracy']:.4f} (ANN {'n/a' if ann is None else f'{ann:.4f}'}) on {len(x)} "
+        f"samples; build {build_time:.1f} s, run {run_time:.1f} s ({results['samples_per_second']:.1f} samples/s)"
+    )
+    return results
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
-from snnc.targets.connectivity import projection_matrix
+from snnc.ir.semantics.connectivity import projection_matrix
 
 
 def _matrices(graph: Graph) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The reference simulator: docs/snn-semantics.md in numpy, vectorized over a batch of samples.
+"""The reference simulator's core: docs/snn-semantics.md in numpy, vectorized over a batch of
+samples. Target ``sim`` (snnc.targets.sim) emits and runs it; passes and reports simulate with it.
 
 State arrays are (batch, neurons). Dense projections are matrix products; convolutions run
 through torch's conv2d when torch is installed (ten times faster than the sparse matrix,
@@ -18,10 +19,15 @@ from typing import Any, Optional
 
 import numpy as np
 
-from snnc.ir import Graph, limits
+from snnc.ir import Graph, IRError, graph_number, limits
 from snnc.ir import ops as ir
-from snnc.targets.base import MAX_STEPS, TargetError, graph_number
-from snnc.targets.connectivity import projection_matrix
+from snnc.ir.graph import MAX_STEPS, SNN_GRAPH_ATTRS
+from snnc.ir.semantics.connectivity import projection_matrix
+from snnc.ir.verifier import verify
+
+
+class SimulationError(IRError):
+    """A graph the reference simulator cannot run as it is (a bias left, too many time steps)."""
 
 
 @dataclass
@@ -89,7 +95,7 @@ class _Network:
                 (pre,) = graph.inputs(proj)
                 delay = int(round(graph.op(proj).delay / self.dt))
                 if delay > MAX_STEPS:
-                    raise TargetError(f"%{proj}: a delay of {delay:,} time steps exceeds {MAX_STEPS:,}")
+                    raise SimulationError(f"%{proj}: a delay of {delay:,} time steps exceeds {MAX_STEPS:,}")
                 self.inputs[pop].append(_Projection(pre, _apply_function(graph, proj), delay))
         self.max_delay = max((p.delay for ps in self.inputs.values() for p in ps), default=0)
         self.membrane = {graph.inputs(r)[0] for r in graph.ops_of("snn.readout") if graph.op(r).mode == "membrane"}
@@ -127,11 +133,12 @@ def simulate(
     them, and nothing is reset. More chains run faster; the carried-over state is then that
     of another preceding sample than on the machine, statistically the same.
     """
+    verify(graph, emitting=True)
     net = _Network(graph)
     if steps is None:
-        steps = int(round(graph_number(graph, "presentation_time", 100.0) / net.dt))
+        steps = int(round(graph_number(graph, "presentation_time", SNN_GRAPH_ATTRS["presentation_time"]) / net.dt))
     if not 0 < steps <= MAX_STEPS:
-        raise TargetError(f"{steps:,} time steps per sample: must be in [1, {MAX_STEPS:,}]")
+        raise SimulationError(f"{steps:,} time steps per sample: must be in [1, {MAX_STEPS:,}]")
     x = np.asarray(x, dtype=np.float32)
     _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
     if "pause" in graph.attrs:
@@ -219,9 +226,6 @@ class _State:
         self.v = {n: np.zeros((batch, net.size[n]), np.float32) for n in self.pops}
         self.refrac = {n: np.zeros((batch, net.size[n]), np.int32) for n in self.pops}
         self.k = 0  # steps simulated so far (ring-buffer position)
-        for n in self.pops:
-            if net.graph.op(n).bias is not None:
-                raise TargetError(f"%{n} still has a bias: run bias-to-current or remove-bias before simulating")
 
     def present(self, x: np.ndarray, steps: int, record: bool):
         """Show one sample per network for ``steps`` steps; spike counts of this window only."""

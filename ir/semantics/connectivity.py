@@ -1,9 +1,10 @@
 """What a projection connects: explicit (pre, post, weight) lists and sparse matrices.
 
-Shared by every target that needs synapses spelled out (the reference simulator, PyNN
-scripts) and by the compiler's rate evaluation. Neurons are numbered in C-major (NCHW
-per sample) order, exactly as ``numpy.reshape`` flattens a (C, H, W) array. Everything is
-vectorized with numpy index arithmetic; there is no Python loop per synapse.
+The definition of a synapse (docs/snn-semantics.md): shared by the reference simulator, the
+rate model, the mapping passes and every target that spells synapses out (PyNN scripts).
+Neurons are numbered in C-major (NCHW per sample) order, exactly as ``numpy.reshape`` flattens
+a (C, H, W) array. Everything is vectorized with numpy index arithmetic; there is no Python
+loop per synapse.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ examples: data
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: venv data lint
 	$(PY) -m pytest -q -n 2

@@ -57,8 +57,13 @@ def run_once(model: Path, calibration: np.ndarray, out: Path) -> dict[str, Any]:
     compiled_at = time.perf_counter()
     compiled.emit(out, force=True)
     done = time.perf_counter()
-    return {"load_s": loaded - start, "compile_s": compiled_at - loaded, "emit_s": done - compiled_at,
-            "compile_and_emit_s": done - loaded, "passes_s": {r.name: r.seconds for r in compiled.records}}  # fmt: skip
+    return {
+        "load_s": loaded - start,
+        "compile_s": compiled_at - loaded,
+        "emit_s": done - compiled_at,
+        "compile_and_emit_s": done - loaded,
+        "passes_s": {r.name: r.seconds for r in compiled.records},
+    }
 
 
 def main() -> None:
@@ -79,8 +84,14 @@ def main() -> None:
             return
         runs = [run_once(model, calibration, Path(tmp) / "out") for _ in range(args.repeats)]
     result: dict[str, Any] = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "passes_s"}
-    result.update(nodes=args.nodes, repeats=args.repeats, runs=runs, python=platform.python_version(),
-                  machine=platform.machine(), processor=platform.processor() or platform.machine())  # fmt: skip
+    result.update(
+        nodes=args.nodes,
+        repeats=args.repeats,
+        runs=runs,
+        python=platform.python_version(),
+        machine=platform.machine(),
+        processor=platform.processor() or platform.machine(),
+    )
     result["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
     if not args.no_save:

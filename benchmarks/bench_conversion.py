@@ -28,9 +28,20 @@ RESULTS = ROOT / "benchmarks" / "results" / "conversion.json"
 def run_case(model: str, target: str, samples: int, threads: int, workdir: Path) -> dict:
     out = workdir / f"{model}-{target}"
     shutil.rmtree(out, ignore_errors=True)
-    compile_cmd = [sys.executable, "-m", "snnc.cli", str(ROOT / "examples" / "fashion_mnist" / f"{model}.onnx"),
-                   "-t", target, "-o", str(out), "--calibration", str(DATA / "calib.npz"),
-                   "--data", str(DATA / "test.npz")]  # fmt: skip
+    compile_cmd = [
+        sys.executable,
+        "-m",
+        "snnc.cli",
+        str(ROOT / "examples" / "fashion_mnist" / f"{model}.onnx"),
+        "-t",
+        target,
+        "-o",
+        str(out),
+        "--calibration",
+        str(DATA / "calib.npz"),
+        "--data",
+        str(DATA / "test.npz"),
+    ]
     start = time.perf_counter()
     subprocess.run(compile_cmd, check=True, capture_output=True)
     compile_s = time.perf_counter() - start
@@ -58,10 +69,12 @@ def main() -> None:
             for target, samples in (("sim", args.samples), ("nest", nest_samples[model])):
                 row = run_case(model, target, samples, args.threads, Path(tmp))
                 rows.append(row)
-                print(f"{model:4} {target:5} {row['samples']:5d} samples  accuracy {row['accuracy']:.4f}  "
-                      f"ANN {row['ann_accuracy']:.4f}  loss {row['conversion_loss_points']:+.2f} pt  "
-                      f"{row['simulated_time_ms']:.0f} ms/sample  {row['samples_per_second']:.2f} samples/s",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{model:4} {target:5} {row['samples']:5d} samples  accuracy {row['accuracy']:.4f}  "
+                    f"ANN {row['ann_accuracy']:.4f}  loss {row['conversion_loss_points']:+.2f} pt  "
+                    f"{row['simulated_time_ms']:.0f} ms/sample  {row['samples_per_second']:.2f} samples/s",
+                    flush=True,
+                )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": __import__("os").cpu_count()}
     RESULTS.write_text(json.dumps({"machine": machine, "runs": rows}, indent=2, sort_keys=True) + "\n")

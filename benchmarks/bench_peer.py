@@ -67,8 +67,13 @@ def spikingjelly(net: torch.nn.Module, calib: np.ndarray, x: np.ndarray, y: np.n
             out = sum(snn(batch) for _ in range(STEPS))
             correct += int((out.argmax(1).numpy() == y[i : i + 250]).sum())
     wall = time.perf_counter() - start
-    return {"tool": "SpikingJelly 2.0 ann2snn (99.9%, IF, subtract)", "accuracy": correct / len(x), "samples": len(x),
-            "samples_per_second": len(x) / wall, "convert_s": convert_s}  # fmt: skip
+    return {
+        "tool": "SpikingJelly 2.0 ann2snn (99.9%, IF, subtract)",
+        "accuracy": correct / len(x),
+        "samples": len(x),
+        "samples_per_second": len(x) / wall,
+        "convert_s": convert_s,
+    }
 
 
 def snnc_sim(name: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict:
@@ -78,23 +83,47 @@ def snnc_sim(name: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict
     start = time.perf_counter()
     result = simulate(graph, x, steps=STEPS)
     wall = time.perf_counter() - start
-    return {"tool": "snnc sim (99.9%, IF, subtract)", "accuracy": float(np.mean(result.predictions == y)),
-            "samples": len(x), "samples_per_second": len(x) / wall, "convert_s": convert_s}  # fmt: skip
+    return {
+        "tool": "snnc sim (99.9%, IF, subtract)",
+        "accuracy": float(np.mean(result.predictions == y)),
+        "samples": len(x),
+        "samples_per_second": len(x) / wall,
+        "convert_s": convert_s,
+    }
 
 
 def snnc_nest(name: str, samples: int, work: Path) -> dict:
     out = work / f"{name}-nest"
     settings = ["dt=1", f"presentation-time={STEPS}", "tau-refrac=0", "min-delay=1"]
-    cmd = [sys.executable, "-m", "snnc.cli", str(EXAMPLES / f"{name}.onnx"), "-t", "nest", "-o", str(out),
-           "--calibration", str(DATA / "calib.npz"), "--data", str(DATA / "test.npz")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snnc.cli",
+        str(EXAMPLES / f"{name}.onnx"),
+        "-t",
+        "nest",
+        "-o",
+        str(out),
+        "--calibration",
+        str(DATA / "calib.npz"),
+        "--data",
+        str(DATA / "test.npz"),
+    ]
     for s in settings:
         cmd += ["--set", s]
     subprocess.run(cmd, check=True, capture_output=True)
-    subprocess.run([sys.executable, str(out / "run.py"), "--samples", str(samples), "--threads", "2", "--no-ann"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(out / "run.py"), "--samples", str(samples), "--threads", "2", "--no-ann"],
+        check=True,
+        capture_output=True,
+    )
     r = json.loads((out / "results.json").read_text())
-    return {"tool": "snnc -> NEST 3 (99.9%, iaf_psc_delta, hard reset)", "accuracy": r["accuracy"],
-            "samples": r["samples"], "samples_per_second": r["samples_per_second"]}  # fmt: skip
+    return {
+        "tool": "snnc -> NEST 3 (99.9%, iaf_psc_delta, hard reset)",
+        "accuracy": r["accuracy"],
+        "samples": r["samples"],
+        "samples_per_second": r["samples_per_second"],
+    }
 
 
 def main() -> None:
@@ -113,15 +142,25 @@ def main() -> None:
             net = torch_model(name)
             with torch.no_grad():
                 correct = net(torch.tensor(x)).argmax(1).numpy() == y
-            for row in (spikingjelly(net, calib, x, y), snnc_sim(name, calib, x, y),
-                        snnc_nest(name, nest_samples[name], Path(tmp))):  # fmt: skip
+            for row in (
+                spikingjelly(net, calib, x, y),
+                snnc_sim(name, calib, x, y),
+                snnc_nest(name, nest_samples[name], Path(tmp)),
+            ):
                 ann = float(correct[: row["samples"]].mean())  # the ANN on the same samples
                 row.update(model=name, steps=STEPS, ann_accuracy=ann)
                 rows.append(row)
-                print(f"{name}  {row['tool']:<52} accuracy {row['accuracy']:.4f} (ANN {ann:.4f}) on "
-                      f"{row['samples']} samples, {row['samples_per_second']:.1f} samples/s", flush=True)  # fmt: skip
-    machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-               "torch_threads": torch.get_num_threads()}  # fmt: skip
+                print(
+                    f"{name}  {row['tool']:<52} accuracy {row['accuracy']:.4f} (ANN {ann:.4f}) on "
+                    f"{row['samples']} samples, {row['samples_per_second']:.1f} samples/s",
+                    flush=True,
+                )
+    machine = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": machine, "runs": rows}, indent=2, sort_keys=True) + "\n")
     print(f"saved {RESULTS}")

@@ -69,15 +69,21 @@ def main() -> None:
             model = ROOT / "examples" / "fashion_mnist" / f"{name}.onnx"
             ann = float(np.mean(predict(snnc.load(model), x).argmax(axis=1) == y))
             settings = {"instances": "auto"}
-            compiled = snnc.compile(model, "spinnaker", calibration=calib["x"], calibration_labels=calib["y"],
-                                    settings=settings)  # fmt: skip
+            compiled = snnc.compile(
+                model, "spinnaker", calibration=calib["x"], calibration_labels=calib["y"], settings=settings
+            )
             graph = compiled.graph
             unquantized = snnc.compile(model, "spinnaker", calibration=calib["x"], pipeline=NO_QUANTIZE).graph
             reset = graph.copy()
             for g in (unquantized, reset):  # every sample from a reset network
                 del g.attrs["pause"]
-            row = {"model": name, "samples": len(x), "ann_accuracy": ann,
-                   "presentation_ms": graph.attrs["presentation_time"], "pause_ms": graph.attrs["pause"]}  # fmt: skip
+            row = {
+                "model": name,
+                "samples": len(x),
+                "ann_accuracy": ann,
+                "presentation_ms": graph.attrs["presentation_time"],
+                "pause_ms": graph.attrs["pause"],
+            }
             row["sim_float_reset"], _ = accuracy(unquantized, x, y)
             row["sim_16bit_reset"], _ = accuracy(reset, x, y)
             row["sim_16bit_back_to_back"], row["sim_samples_per_s"] = accuracy(graph, x, y, chains=args.chains)
@@ -85,8 +91,13 @@ def main() -> None:
             for board in ("spinn3", "spinn5"):
                 out = Path(tmp) / f"{name}-{board}"
                 try:
-                    snnc.compile(model, "spinnaker", calibration=calib["x"], calibration_labels=calib["y"],
-                                 settings={**settings, "board": board}).emit(out)  # fmt: skip
+                    snnc.compile(
+                        model,
+                        "spinnaker",
+                        calibration=calib["x"],
+                        calibration_labels=calib["y"],
+                        settings={**settings, "board": board},
+                    ).emit(out)
                 except PassError as exc:
                     row[board] = {"fits": False, "why": str(exc)}
                     continue
@@ -97,18 +108,24 @@ def main() -> None:
                 row[board]["energy_mj_with_idle"] = report["energy"]["mj_per_inference_with_idle"]
                 row[board]["virtual_board_mapping_s"] = map_on_virtual_board(out, home)
             rows.append(row)
-            print(f"{name}: ANN {ann:.4f} | sim float+reset {row['sim_float_reset']:.4f} | 16-bit+reset "
-                  f"{row['sim_16bit_reset']:.4f} | 16-bit back to back {row['sim_16bit_back_to_back']:.4f} "
-                  f"(loss {row['conversion_loss_points']:+.2f} pt)", flush=True)  # fmt: skip
+            print(
+                f"{name}: ANN {ann:.4f} | sim float+reset {row['sim_float_reset']:.4f} | 16-bit+reset "
+                f"{row['sim_16bit_reset']:.4f} | 16-bit back to back {row['sim_16bit_back_to_back']:.4f} "
+                f"(loss {row['conversion_loss_points']:+.2f} pt)",
+                flush=True,
+            )
             for board in ("spinn3", "spinn5"):
                 b = row[board]
                 if not b["fits"]:
                     print(f"    {board}: does not fit: {b['why']}")
                     continue
-                print(f"    {board}: {b['instances']} instances x {b['cores_per_instance']} cores = {b['cores']} of "
-                      f"{b['application_cores']}; {b['wall_ms_per_inference']:.1f} ms/inference; "
-                      f"{b['energy_mj_per_inference']:.3g} mJ ({b['energy_mj_with_idle']:.3g} with idle); "
-                      f"virtual mapping {b['virtual_board_mapping_s']:.1f} s", flush=True)  # fmt: skip
+                print(
+                    f"    {board}: {b['instances']} instances x {b['cores_per_instance']} cores = {b['cores']} of "
+                    f"{b['application_cores']}; {b['wall_ms_per_inference']:.1f} ms/inference; "
+                    f"{b['energy_mj_per_inference']:.3g} mJ ({b['energy_mj_with_idle']:.3g} with idle); "
+                    f"virtual mapping {b['virtual_board_mapping_s']:.1f} s",
+                    flush=True,
+                )
     machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": machine, "runs": rows}, indent=2, sort_keys=True) + "\n")

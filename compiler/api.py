@@ -177,21 +177,26 @@ def check_output_dir(out: PathLike, force: bool, model: Optional[PathLike] = Non
     if target in protected:
         raise CompileError(f"{out}: refusing to write into {protected[target]}; name a new subdirectory")
     if _is_within(cwd, target):
-        raise CompileError(f"{out}: refusing to write into the current directory or one of its ancestors; "
-                           "name a new subdirectory")  # fmt: skip
+        raise CompileError(
+            f"{out}: refusing to write into the current directory or one of its ancestors; name a new subdirectory"
+        )
     if model is not None:
         folder = _resolved(model).parent
         if _is_within(folder, target):
-            raise CompileError(f"{out}: refusing to write into the model's folder {folder} or one of its ancestors; "
-                               "name a new subdirectory")  # fmt: skip
+            raise CompileError(
+                f"{out}: refusing to write into the model's folder {folder} or one of its ancestors; "
+                "name a new subdirectory"
+            )
     if target.exists() and not target.is_dir():
         raise CompileError(f"{out}: exists and is not a directory")
     if target.is_dir() and any(target.iterdir()):
         if not force:
             raise CompileError(f"{out}: directory exists and is not empty (use --force to replace it)")
         if not is_snnc_output(target):
-            raise CompileError(f"{out}: directory exists and is not snnc output (no {MANIFEST} written by snnc); "
-                               "--force replaces only snnc's own output directories")  # fmt: skip
+            raise CompileError(
+                f"{out}: directory exists and is not snnc output (no {MANIFEST} written by snnc); "
+                "--force replaces only snnc's own output directories"
+            )
     return target
 
 
@@ -277,8 +282,10 @@ def compile(  # noqa: A001 - the public name the design card asks for
                 check_labels(calibration_labels, _output_size(ann), calibration_source)
         ctx = PassContext(target=spec, calibration=calibration, calibration_labels=calibration_labels, seed=seed)
         if ann.attrs.get("input_layout") == "NHWC":
-            ctx.info("the model is channels-last: data and calibration files are read as NHWC, as the model takes "
-                     "them, and transposed to the IR's NCHW")  # fmt: skip
+            ctx.info(
+                "the model is channels-last: data and calibration files are read as NHWC, as the model takes "
+                "them, and transposed to the IR's NCHW"
+            )
         graph, records = run_pipeline(ann, passes, ctx, dump_dir=dump_dir, dump=dump, stop_after=stop_after)
     origin = Path(model) if isinstance(model, (str, os.PathLike)) else None
     return Compiled(graph, ann, tgt, spec, passes, records, ctx.diagnostics, dict(sources or {}), calibration, origin)

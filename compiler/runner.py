@@ -108,8 +108,9 @@ def read_manifest(out: Path) -> dict[str, Any]:
     if manifest.get("data") is not None and not isinstance(manifest["data"], str):
         raise OutputDirError(f"{path}: key 'data' is {_short(manifest['data'])}, expected a file name or null")
     if not isinstance(manifest.get("data_is_calibration", False), bool):
-        raise OutputDirError(f"{path}: key 'data_is_calibration' is {_short(manifest['data_is_calibration'])}, "
-                             "expected true or false")  # fmt: skip
+        raise OutputDirError(
+            f"{path}: key 'data_is_calibration' is {_short(manifest['data_is_calibration'])}, expected true or false"
+        )
     return manifest
 
 
@@ -170,8 +171,10 @@ def _check_steps(graph: Graph, presentation_time: Optional[float]) -> None:
     duration = presentation_time if presentation_time is not None else graph.attrs["presentation_time"]
     steps = duration / graph.attrs["dt"]
     if steps > MAX_STEPS:
-        raise OutputDirError(f"presentation time {duration:g} ms at dt {graph.attrs['dt']:g} ms is {steps:,.0f} "
-                             f"steps per sample, more than {MAX_STEPS:,}")  # fmt: skip
+        raise OutputDirError(
+            f"presentation time {duration:g} ms at dt {graph.attrs['dt']:g} ms is {steps:,.0f} "
+            f"steps per sample, more than {MAX_STEPS:,}"
+        )
 
 
 def _positive(value: Any, what: str, high: float = MAX_PRESENTATION_MS) -> float:
@@ -211,8 +214,9 @@ def _check_results(results: Any, out: Path, available: int) -> dict[str, Any]:
     if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples <= available:
         raise TargetError(f"{out}: the run reports {_short(samples)} samples, expected 0 to {available}")
     accuracy = results.get("accuracy")
-    if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float))
-                                 or not 0 <= accuracy <= 1):  # fmt: skip
+    if accuracy is not None and (
+        isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1
+    ):
         raise TargetError(f"{out}: the run reports accuracy {_short(accuracy)}, expected a number from 0 to 1")
     return results
 

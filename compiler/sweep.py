@@ -75,8 +75,14 @@ def _compile_and_run(point: SweepPoint) -> dict[str, Any]:
     from snnc.runner import run_compiled
 
     x, y = load_data(point.calibration or point.data, at_most=1000)
-    compiled = snnc.compile(point.model, point.target, calibration=x, calibration_labels=y,
-                            settings={**point.settings, **point.point}, seed=point.seed)  # fmt: skip
+    compiled = snnc.compile(
+        point.model,
+        point.target,
+        calibration=x,
+        calibration_labels=y,
+        settings={**point.settings, **point.point},
+        seed=point.seed,
+    )
     with tempfile.TemporaryDirectory(prefix="snnc-sweep-") as tmp:
         out = compiled.emit(Path(tmp) / "out")
         return run_compiled(out, data=Path(point.data), samples=point.samples, seed=point.seed, report=False)

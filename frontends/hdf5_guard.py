@@ -38,9 +38,15 @@ MAX_OBJECTS = 100_000  # groups and datasets in one file
 def _filters() -> dict[int, str]:
     from h5py import h5z
 
-    return {h5z.FILTER_DEFLATE: "gzip", h5z.FILTER_SHUFFLE: "shuffle", h5z.FILTER_FLETCHER32: "fletcher32",
-            h5z.FILTER_SZIP: "szip", h5z.FILTER_NBIT: "nbit", h5z.FILTER_SCALEOFFSET: "scaleoffset",
-            h5z.FILTER_LZF: "lzf"}  # fmt: skip
+    return {
+        h5z.FILTER_DEFLATE: "gzip",
+        h5z.FILTER_SHUFFLE: "shuffle",
+        h5z.FILTER_FLETCHER32: "fletcher32",
+        h5z.FILTER_SZIP: "szip",
+        h5z.FILTER_NBIT: "nbit",
+        h5z.FILTER_SCALEOFFSET: "scaleoffset",
+        h5z.FILTER_LZF: "lzf",
+    }
 
 
 def _type_ok(tid: Any) -> bool:

@@ -438,8 +438,16 @@ def conv(b: GraphBuilder, node: FrontendNode) -> None:
     else:  # (kh, kw, in / groups, out) -> (out, in / groups, kh, kw)
         w = kernel.transpose(3, 2, 0, 1)
     pads = _same_pads(b, node, x, w.shape[2:], strides, dilation)
-    op_id = b.add(node, ir.Conv2d, [x], tensors={"weight": w, "bias": rest[0] if rest else None},
-                  strides=strides, pads=pads, dilations=dilation, groups=groups)  # fmt: skip
+    op_id = b.add(
+        node,
+        ir.Conv2d,
+        [x],
+        tensors={"weight": w, "bias": rest[0] if rest else None},
+        strides=strides,
+        pads=pads,
+        dilations=dilation,
+        groups=groups,
+    )
     _activate(b, node, op_id)
 
 
@@ -480,8 +488,13 @@ def batchnorm(b: GraphBuilder, node: FrontendNode) -> None:
     mean, var = weights
     if np.any(var < 0):
         raise b.error(node, "moving_variance holds negative values")
-    b.add(node, ir.BatchNorm, [x], tensors={"scale": scale, "bias": shift, "mean": mean, "var": var},
-          epsilon=_number(b, node, "epsilon", 1e-3))  # fmt: skip
+    b.add(
+        node,
+        ir.BatchNorm,
+        [x],
+        tensors={"scale": scale, "bias": shift, "mean": mean, "var": var},
+        epsilon=_number(b, node, "epsilon", 1e-3),
+    )
 
 
 @KERAS.handler("Activation")

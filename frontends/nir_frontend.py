@@ -60,8 +60,19 @@ def from_nir(nir_graph: Any, source: str = "<nir graph>") -> Graph:
     if not isinstance(nir_graph, nir.NIRGraph) or not isinstance(nir_graph.nodes, dict):
         raise IRError(f"{source}: not a NIR graph ({type(nir_graph).__name__})")
     limits.check("nodes", len(nir_graph.nodes), source)
-    known = (nir.Input, nir.Output, nir.Flatten, nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d,
-             nir.Scale, nir.IF, nir.LIF)  # fmt: skip
+    known = (
+        nir.Input,
+        nir.Output,
+        nir.Flatten,
+        nir.Affine,
+        nir.Linear,
+        nir.Conv2d,
+        nir.SumPool2d,
+        nir.AvgPool2d,
+        nir.Scale,
+        nir.IF,
+        nir.LIF,
+    )
     unknown = [f"{type(n).__name__} ({k!r})" for k, n in nir_graph.nodes.items() if not isinstance(n, known)]
     if unknown:
         raise IRError(f"{source}: unsupported NIR nodes: {', '.join(unknown)}")
@@ -153,8 +164,9 @@ def _metadata(metadata: Any, source: str) -> dict[str, Any]:
         if f"{META}.{key}" in metadata:
             meta[key] = _number(metadata[f"{META}.{key}"], f"{source}: metadata {META}.{key}")
             if meta[key] < 0 or (meta[key] == 0 and key != "delay"):
-                raise IRError(f"{source}: metadata {META}.{key} must be {'>= 0' if key == 'delay' else '> 0'}, "
-                              f"got {meta[key]}")  # fmt: skip
+                raise IRError(
+                    f"{source}: metadata {META}.{key} must be {'>= 0' if key == 'delay' else '> 0'}, got {meta[key]}"
+                )
     if f"{META}.reset" in metadata:
         reset = metadata[f"{META}.reset"]
         if not isinstance(reset, str) or reset not in RESETS:
@@ -211,8 +223,9 @@ def _compose(graph: Graph, spec: dict, node: Any) -> dict:
     writes) as one dense projection: W @ (the first node's connection matrix)."""
     probe = Graph({"dt": 1.0})
     probe.add("pre", ir.Source(shape=graph.shape(spec["pre"])))
-    fields = {k: spec[k] for k in ("connectivity", "strides", "pads", "dilations", "groups", "kernel", "scale")
-              if k in spec}  # fmt: skip
+    fields = {
+        k: spec[k] for k in ("connectivity", "strides", "pads", "dilations", "groups", "kernel", "scale") if k in spec
+    }
     if "weight" in spec:
         fields["weight"] = probe.add_tensor("p.weight", spec["weight"])
     probe.add("p", ir.Projection(**fields), ["pre"])
@@ -264,15 +277,31 @@ def _incoming(graph: Graph, node: Any, inputs: list[str], ids: dict, pending: di
         if isinstance(node.padding, str):
             raise fail(f"padding {node.padding!r}: give numbers")
         pads = (int(pad[0]), int(pad[1]), int(pad[0]), int(pad[1]))
-        return [{"pre": ids[pre], "connectivity": "conv", "weight": np.asarray(node.weight, np.float32),
-                 "strides": tuple(np.broadcast_to(node.stride, 2).tolist()), "pads": pads,
-                 "dilations": tuple(np.broadcast_to(node.dilation, 2).tolist()), "groups": int(node.groups),
-                 "channel_bias": np.asarray(node.bias, np.float32)}]  # fmt: skip
+        return [
+            {
+                "pre": ids[pre],
+                "connectivity": "conv",
+                "weight": np.asarray(node.weight, np.float32),
+                "strides": tuple(np.broadcast_to(node.stride, 2).tolist()),
+                "pads": pads,
+                "dilations": tuple(np.broadcast_to(node.dilation, 2).tolist()),
+                "groups": int(node.groups),
+                "channel_bias": np.asarray(node.bias, np.float32),
+            }
+        ]
     kernel = tuple(np.broadcast_to(node.kernel_size, 2).tolist())
     pad = tuple(np.broadcast_to(node.padding, 2).tolist())
     scale = 1.0 / (kernel[0] * kernel[1]) if isinstance(node, nir.AvgPool2d) else 1.0
-    return [{"pre": ids[pre], "connectivity": "pool", "kernel": kernel, "scale": scale,
-             "strides": tuple(np.broadcast_to(node.stride, 2).tolist()), "pads": (*pad, *pad)}]  # fmt: skip
+    return [
+        {
+            "pre": ids[pre],
+            "connectivity": "pool",
+            "kernel": kernel,
+            "scale": scale,
+            "strides": tuple(np.broadcast_to(node.stride, 2).tolist()),
+            "pads": (*pad, *pad),
+        }
+    ]
 
 
 def _population(graph: Graph, op_id: str, node: Any, specs: list[dict], reset: str, delay: float, fail) -> str:
@@ -293,8 +322,11 @@ def _population(graph: Graph, op_id: str, node: Any, specs: list[dict], reset: s
     proj_ids, drive = [], None
     for i, spec in enumerate(specs):
         proj_id = graph.unique_id(f"{op_id}_in{i}")
-        fields = {k: spec[k] for k in ("connectivity", "strides", "pads", "dilations", "groups", "kernel", "scale")
-                  if k in spec}  # fmt: skip
+        fields = {
+            k: spec[k]
+            for k in ("connectivity", "strides", "pads", "dilations", "groups", "kernel", "scale")
+            if k in spec
+        }
         if "weight" in spec:
             fields["weight"] = graph.add_tensor(f"{proj_id}.weight", spec["weight"])
         fields["delay"] = 0.0 if graph.op(spec["pre"]).OPNAME == "snn.source" else delay
@@ -306,8 +338,12 @@ def _population(graph: Graph, op_id: str, node: Any, specs: list[dict], reset: s
             bias = np.repeat(spec["channel_bias"], n // len(spec["channel_bias"]))
         if bias is not None and np.any(bias):
             drive = (0 if drive is None else drive) + np.asarray(bias, np.float32).reshape(-1)
-    params = {"v_threshold": float(threshold[0]), "v_reset": float(v_reset), "tau_m": tau_m,
-              "reset": "subtract" if reset == "subtract" else "zero"}  # fmt: skip
+    params = {
+        "v_threshold": float(threshold[0]),
+        "v_reset": float(v_reset),
+        "tau_m": tau_m,
+        "reset": "subtract" if reset == "subtract" else "zero",
+    }
     if drive is not None:
         params["i_offset"] = graph.add_tensor(f"{op_id}.i_offset", drive.astype(np.float32))
     return graph.add(op_id, ir.Population(**params), proj_ids)

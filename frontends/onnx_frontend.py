@@ -95,8 +95,20 @@ def _check_unique_names(graph: Any, source: str) -> None:
 
 
 # numpy dtypes of the ONNX tensor types snnc reads (no strings, complex or 4/8-bit floats)
-_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32, 7: np.int64,
-           9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64}  # fmt: skip
+_DTYPES = {
+    1: np.float32,
+    2: np.uint8,
+    3: np.int8,
+    4: np.uint16,
+    5: np.int16,
+    6: np.int32,
+    7: np.int64,
+    9: np.bool_,
+    10: np.float16,
+    11: np.float64,
+    12: np.uint32,
+    13: np.uint64,
+}
 
 
 def _to_array(tensor: Any, what: str) -> np.ndarray:
@@ -235,9 +247,15 @@ def constant(b: GraphBuilder, node: FrontendNode) -> None:
 
 
 _FOLD = {
-    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
-    "Sum": lambda *xs: sum(xs), "Identity": lambda x: x, "Floor": np.floor, "Sqrt": np.sqrt,
-}  # fmt: skip
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
+    "Sum": lambda *xs: sum(xs),
+    "Identity": lambda x: x,
+    "Floor": np.floor,
+    "Sqrt": np.sqrt,
+}
 
 
 def _fold(b: GraphBuilder, node: FrontendNode) -> bool:

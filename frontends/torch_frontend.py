@@ -150,8 +150,13 @@ _PT2_ENTRIES = re.compile(
     r"|data/sample_inputs/model\.pt|data/weights/model_weights_config\.json|data/weights/weight_\d+"
     r"|data/constants/model_constants_config\.json|data/constants/tensor_\d+|extra/[\w.\-]+"
 )
-_PT2_NEEDED = ("archive_format", "models/model.json", "data/sample_inputs/model.pt",
-               "data/weights/model_weights_config.json", "data/constants/model_constants_config.json")  # fmt: skip
+_PT2_NEEDED = (
+    "archive_format",
+    "models/model.json",
+    "data/sample_inputs/model.pt",
+    "data/weights/model_weights_config.json",
+    "data/constants/model_constants_config.json",
+)
 _REFUSED_ENTRIES = {
     "data/aotinductor/": "compiled AOTInductor code, which would be loaded and run",
     "data/executorch/": "an ExecuTorch program",
@@ -199,8 +204,10 @@ def _check_pt2(data: bytes, source: str) -> None:
         for needed in _PT2_NEEDED:
             if needed not in entries:
                 raise FrontendError(f"{source}: not a torch.export archive (no {needed})")
-        for config, pattern in (("data/weights/model_weights_config.json", r"weight_\d+"),
-                                ("data/constants/model_constants_config.json", r"tensor_\d+")):  # fmt: skip
+        for config, pattern in (
+            ("data/weights/model_weights_config.json", r"weight_\d+"),
+            ("data/constants/model_constants_config.json", r"tensor_\d+"),
+        ):
             _check_payload_config(_json(z, entries[config], source), config, pattern, source)
         _check_expressions(_json(z, entries["models/model.json"], source), source)
         _check_sample_inputs(z.read(entries["data/sample_inputs/model.pt"]), source)
@@ -369,23 +376,28 @@ def _read_state_dict(data: bytes, source: str) -> dict[str, Any]:
     import torch
 
     if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise FrontendError(f"{source}: not a torch zip file (the pre-1.6 format is not read); "
-                            "save a state_dict with torch.save, or a torch.export program as .pt2")  # fmt: skip
+        raise FrontendError(
+            f"{source}: not a torch zip file (the pre-1.6 format is not read); "
+            "save a state_dict with torch.save, or a torch.export program as .pt2"
+        )
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         check_zip(z, source)
     try:
         with _quiet("torch.serialization"):
             state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - the weights-only unpickler raises many kinds
-        raise FrontendError(f"{source}: not a weights-only torch file ({one_line(exc)}); "
-                            "save a state_dict, or a torch.export program as .pt2") from None  # fmt: skip
+        raise FrontendError(
+            f"{source}: not a weights-only torch file ({one_line(exc)}); "
+            "save a state_dict, or a torch.export program as .pt2"
+        ) from None
     if not isinstance(state, dict):
         raise FrontendError(f"{source}: expected a state_dict, found {type(state).__name__}")
     total = 0
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise FrontendError(f"{source}: state_dict entry {str(key)[:80]!r} is a {type(value).__name__}, "
-                                "not a tensor")  # fmt: skip
+            raise FrontendError(
+                f"{source}: state_dict entry {str(key)[:80]!r} is a {type(value).__name__}, not a tensor"
+            )
         limits.check_array(tuple(value.shape), value.element_size(), f"{source}: {key}")
         total += value.numel() * value.element_size()
     limits.check("bytes", total, f"{source}: all tensors together")
@@ -465,8 +477,16 @@ def conv2d(b: GraphBuilder, node: FrontendNode) -> None:
     if isinstance(m.padding, str) or m.padding_mode != "zeros":
         raise b.error(node, f"padding {m.padding!r} / mode {m.padding_mode!r}: only numeric zero padding")
     bias = _np(m.bias) if m.bias is not None else None
-    b.add(node, ir.Conv2d, [_x(b, node)], tensors={"weight": _np(m.weight), "bias": bias},
-          strides=_pair(m.stride), pads=_pads(m.padding), dilations=_pair(m.dilation), groups=m.groups)  # fmt: skip
+    b.add(
+        node,
+        ir.Conv2d,
+        [_x(b, node)],
+        tensors={"weight": _np(m.weight), "bias": bias},
+        strides=_pair(m.stride),
+        pads=_pads(m.padding),
+        dilations=_pair(m.dilation),
+        groups=m.groups,
+    )
 
 
 @TORCH.handler("linear.default")
@@ -478,9 +498,16 @@ def aten_linear(b: GraphBuilder, node: FrontendNode) -> None:
 @TORCH.handler("conv2d.default")
 def aten_conv2d(b: GraphBuilder, node: FrontendNode) -> None:
     w, bias = _arg(b, node, 1, "weight"), _arg(b, node, 2, "bias")
-    b.add(node, ir.Conv2d, [_x(b, node)], tensors={"weight": w, "bias": bias},
-          strides=_pair(_arg(b, node, 3, "stride", 1)), pads=_pads(_arg(b, node, 4, "padding", 0)),
-          dilations=_pair(_arg(b, node, 5, "dilation", 1)), groups=int(_arg(b, node, 6, "groups", 1)))  # fmt: skip
+    b.add(
+        node,
+        ir.Conv2d,
+        [_x(b, node)],
+        tensors={"weight": w, "bias": bias},
+        strides=_pair(_arg(b, node, 3, "stride", 1)),
+        pads=_pads(_arg(b, node, 4, "padding", 0)),
+        dilations=_pair(_arg(b, node, 5, "dilation", 1)),
+        groups=int(_arg(b, node, 6, "groups", 1)),
+    )
 
 
 @TORCH.handler("batch_norm.default", "_native_batch_norm_legit_no_training.default")
@@ -491,8 +518,12 @@ def aten_batch_norm(b: GraphBuilder, node: FrontendNode) -> None:
     scale = np.ones(c, np.float32) if scale is None else scale
     shift = np.zeros(c, np.float32) if shift is None else shift
     eps_index = 7 if node.kind == "batch_norm.default" else 6
-    tensors = {"scale": scale, "bias": shift, "mean": _arg(b, node, 3, "running_mean"),
-               "var": _arg(b, node, 4, "running_var")}  # fmt: skip
+    tensors = {
+        "scale": scale,
+        "bias": shift,
+        "mean": _arg(b, node, 3, "running_mean"),
+        "var": _arg(b, node, 4, "running_var"),
+    }
     b.add(node, ir.BatchNorm, [x], tensors=tensors, epsilon=float(_arg(b, node, eps_index, "eps", 1e-5)))
 
 

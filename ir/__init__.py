@@ -12,7 +12,25 @@ from .text import FORMAT_VERSION, load, parse_graph, print_graph, save
 from .verifier import verify
 
 __all__ = [
-    "FORMAT_VERSION", "GRAPH_ATTR_SCHEMA", "OP_TYPES", "SNN_GRAPH_ATTRS", "BudgetError", "Graph", "IRError",
-    "SnncError", "Op", "Shape", "TensorRef", "check_graph_attrs", "graph_number", "load", "op_type", "parse_graph",
-    "print_graph", "sanitize_id", "save", "verify", "write_npz",
-]  # fmt: skip
+    "FORMAT_VERSION",
+    "GRAPH_ATTR_SCHEMA",
+    "OP_TYPES",
+    "SNN_GRAPH_ATTRS",
+    "BudgetError",
+    "Graph",
+    "IRError",
+    "SnncError",
+    "Op",
+    "Shape",
+    "TensorRef",
+    "check_graph_attrs",
+    "graph_number",
+    "load",
+    "op_type",
+    "parse_graph",
+    "print_graph",
+    "sanitize_id",
+    "save",
+    "verify",
+    "write_npz",
+]

@@ -127,9 +127,7 @@ def _coercer(opname: str, name: str, hint: Any) -> Coercer:
             value if type(value) is float else float(value) if _is_number(value) else fail(value, "float")
         )
     if hint is int:
-        return lambda value: (
-            value if type(value) is int else int(value) if _is_integer(value) else fail(value, "int")
-        )
+        return lambda value: value if type(value) is int else int(value) if _is_integer(value) else fail(value, "int")
     if hint in (bool, str, TensorRef):
         return lambda value: value if isinstance(value, hint) else fail(value, hint.__name__)
     raise TypeError(f"{opname}: attribute {name} has a type the IR does not support: {hint}")
@@ -621,8 +619,9 @@ class Population(Op):
     weight_shift: Optional[tuple[int, ...]] = None
 
     def check(self) -> None:
-        _check_finite(self, v_threshold=self.v_threshold, v_reset=self.v_reset, tau_refrac=self.tau_refrac,
-                      v_min=self.v_min)  # fmt: skip
+        _check_finite(
+            self, v_threshold=self.v_threshold, v_reset=self.v_reset, tau_refrac=self.tau_refrac, v_min=self.v_min
+        )
         if not self.v_threshold > 0 or not self.tau_m > 0 or not 0 <= self.tau_refrac <= MAX_TIME:
             self.fail(f"v_threshold and tau_m must be positive, tau_refrac in [0, {MAX_TIME:g}] ms")
         if self.v_min is not None and self.v_min > self.v_reset:

@@ -43,9 +43,16 @@ MAX_DEPTH = 16  # nesting of lists in attribute values (the printer writes at mo
 MAX_DIGITS = 30  # digits of an integer literal (int64 needs 19)
 _INT_RANGE = (-(2**63), 2**63 - 1)
 _DTYPES = {
-    "f16": np.float16, "f32": np.float32, "f64": np.float64, "i8": np.int8, "i16": np.int16,
-    "i32": np.int32, "i64": np.int64, "u8": np.uint8, "bool": np.bool_,
-}  # fmt: skip
+    "f16": np.float16,
+    "f32": np.float32,
+    "f64": np.float64,
+    "i8": np.int8,
+    "i16": np.int16,
+    "i32": np.int32,
+    "i64": np.int64,
+    "u8": np.uint8,
+    "bool": np.bool_,
+}
 _DTYPE_NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
 Tensors = Union[Mapping[str, np.ndarray], NpzReader]
 
@@ -138,10 +145,29 @@ _TOKENS = re.compile(
     r"|(?P<NUMBER>[+-](?:inf|nan)(?![A-Za-z0-9_])|[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r'|(?P<STRING>"(?:[^"\\\n]|\\.)*")|(?P<PUNCT>[\[\]{}(),=:<>])'
 )
-_WORDS = {"snnir": "SNNIR", "graph": "GRAPH", "return": "RETURN", "tensor": "TENSOR_KW", "true": "TRUE",
-          "false": "FALSE", "inf": "NANINF", "nan": "NANINF"}  # fmt: skip
-_PUNCT = {"[": "LSQB", "]": "_RSQB", ",": "_COMMA", "=": "_EQ", ":": "_COLON", "<": "_LT", ">": "_GT",
-          "(": "_LPAR", ")": "_RPAR", "{": "_LBRACE", "}": "_RBRACE"}  # fmt: skip
+_WORDS = {
+    "snnir": "SNNIR",
+    "graph": "GRAPH",
+    "return": "RETURN",
+    "tensor": "TENSOR_KW",
+    "true": "TRUE",
+    "false": "FALSE",
+    "inf": "NANINF",
+    "nan": "NANINF",
+}
+_PUNCT = {
+    "[": "LSQB",
+    "]": "_RSQB",
+    ",": "_COMMA",
+    "=": "_EQ",
+    ":": "_COLON",
+    "<": "_LT",
+    ">": "_GT",
+    "(": "_LPAR",
+    ")": "_RPAR",
+    "{": "_LBRACE",
+    "}": "_RBRACE",
+}
 
 
 class _Lexer(lark.lexer.Lexer):

@@ -29,16 +29,29 @@ def main() -> None:
     for model, target, samples in CASES:
         out = OUT / f"{model}-{target}"
         shutil.rmtree(out, ignore_errors=True)
-        snnc(str(ROOT / "examples" / "fashion_mnist" / f"{model}.onnx"), "--target", target, "-o", str(out),
-             "--calibration", str(DATA / "calib.npz"), "--data", str(DATA / "test.npz"))  # fmt: skip
+        snnc(
+            str(ROOT / "examples" / "fashion_mnist" / f"{model}.onnx"),
+            "--target",
+            target,
+            "-o",
+            str(out),
+            "--calibration",
+            str(DATA / "calib.npz"),
+            "--data",
+            str(DATA / "test.npz"),
+        )
         snnc("run", str(out), "--samples", str(samples))
         rows.append((model, target, json.loads((out / "results.json").read_text())))
-    print(f"\n{'network':8} {'target':7} {'samples':>7} {'SNN acc':>8} {'ANN acc':>8} {'loss (pt)':>9} "
-          f"{'spikes/sample':>13} {'samples/s':>9}")  # fmt: skip
+    print(
+        f"\n{'network':8} {'target':7} {'samples':>7} {'SNN acc':>8} {'ANN acc':>8} {'loss (pt)':>9} "
+        f"{'spikes/sample':>13} {'samples/s':>9}"
+    )
     for model, target, r in rows:
         loss = 100 * (r["ann_accuracy"] - r["accuracy"])
-        print(f"{model:8} {target:7} {r['samples']:7d} {r['accuracy']:8.4f} {r['ann_accuracy']:8.4f} {loss:9.2f} "
-              f"{r['spikes_per_sample']:13.0f} {r['samples'] / r['wall_time_s']:9.2f}")  # fmt: skip
+        print(
+            f"{model:8} {target:7} {r['samples']:7d} {r['accuracy']:8.4f} {r['ann_accuracy']:8.4f} {loss:9.2f} "
+            f"{r['spikes_per_sample']:13.0f} {r['samples'] / r['wall_time_s']:9.2f}"
+        )
     print(f"\nOutputs are under {OUT}; run any of them again with python <dir>/run.py --samples N")
 
 

@@ -30,7 +30,7 @@ def slices(shape: tuple[int, ...], per_core: tuple[int, ...]) -> list[dict[str, 
         for ch in range(c)
         for r in range(0, h, th)
         for col in range(0, w, tw)
-    ]  # fmt: skip
+    ]
 
 
 def activity(
@@ -68,12 +68,19 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         shape = graph.shape(node)
         synapses = sum(matrices[p].nnz for p in graph.inputs(node))
         per_core = op.per_core or (math.prod(shape),)
-        populations.append({
-            "id": node, "kind": "source" if isinstance(op, ir.Source) else "population", "shape": list(shape),
-            "neurons": math.prod(shape), "per_core": list(per_core), "cores": ir.cores_of(op, shape),
-            "synapses_in": int(synapses), "slices": slices(shape, per_core),
-            **({"weight_shift": list(op.weight_shift)} if getattr(op, "weight_shift", None) else {}),
-        })  # fmt: skip
+        populations.append(
+            {
+                "id": node,
+                "kind": "source" if isinstance(op, ir.Source) else "population",
+                "shape": list(shape),
+                "neurons": math.prod(shape),
+                "per_core": list(per_core),
+                "cores": ir.cores_of(op, shape),
+                "synapses_in": int(synapses),
+                "slices": slices(shape, per_core),
+                **({"weight_shift": list(op.weight_shift)} if getattr(op, "weight_shift", None) else {}),
+            }
+        )
     instances = int(graph_number(graph, "instances", 1))
     per_instance = sum(p["cores"] for p in populations)
     capacity = spec.machine.application_cores()
@@ -82,18 +89,24 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
     chips = math.ceil(per_instance * instances / cores_per_chip) if cores_per_chip else None
     window = float(graph_number(graph, "presentation_time")) + float(graph_number(graph, "pause", 0.0))
     report: dict[str, Any] = {
-        "target": spec.name, "board": spec.options.board, "chips": spec.machine.chips, "cores_per_chip": cores_per_chip,
-        "application_cores": capacity, "cores_per_instance": per_instance, "instances": instances,
+        "target": spec.name,
+        "board": spec.options.board,
+        "chips": spec.machine.chips,
+        "cores_per_chip": cores_per_chip,
+        "application_cores": capacity,
+        "cores_per_instance": per_instance,
+        "instances": instances,
         "cores": per_instance * instances,
         "chips_used_at_least": chips,
-        "neurons_per_instance": neurons, "synapses_per_instance": sum(p["synapses_in"] for p in populations),
+        "neurons_per_instance": neurons,
+        "synapses_per_instance": sum(p["synapses_in"] for p in populations),
         "instances_arithmetic": _arithmetic(spec, per_instance, instances),
         "presentation_ms": float(graph_number(graph, "presentation_time")),
         "pause_ms": float(graph_number(graph, "pause", 0.0)),
         "time_scale_factor": spec.options.time_scale_factor,
         "wall_ms_per_inference": window * spec.options.time_scale_factor / instances,
         "populations": populations,
-    }  # fmt: skip
+    }
     energy = spec.energy
     if calibration is not None and energy.per_synaptic_event_nj is not None:
         act = activity(graph, calibration, matrices=matrices)
@@ -108,14 +121,17 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         report["energy"] = {
             "synaptic_events_per_inference": events,
             "spikes_per_inference": sum(v for k, v in act["spikes"].items() if isinstance(graph.op(k), ir.Population)),
-            "synaptic_mj": e_syn, "neuron_mj": e_neuron, "idle_mj": e_idle, "mj_per_inference": e_syn + e_neuron,
+            "synaptic_mj": e_syn,
+            "neuron_mj": e_neuron,
+            "idle_mj": e_idle,
+            "mj_per_inference": e_syn + e_neuron,
             "mj_per_inference_with_idle": e_syn + e_neuron + e_idle,
             "model": f"{energy.per_synaptic_event_nj} nJ per synaptic event + {energy.per_neuron_ms_nj} nJ "
-                     f"per neuron per ms of presentation and pause; activity from the rate model on "
-                     f"{min(len(calibration), 1000)} calibration samples; idle: {energy.idle_watts} W for the whole "
-                     "machine times the wall time of one inference (shared by the instances)",
+            f"per neuron per ms of presentation and pause; activity from the rate model on "
+            f"{min(len(calibration), 1000)} calibration samples; idle: {energy.idle_watts} W for the whole "
+            "machine times the wall time of one inference (shared by the instances)",
             "source": energy.source,
-        }  # fmt: skip
+        }
     return report
 
 
@@ -124,5 +140,7 @@ def _arithmetic(spec: TargetSpec, per_instance: int, instances: int) -> str:
     if capacity is None:
         return f"{instances} instance(s) x {per_instance} cores; machine size unknown"
     most = capacity // per_instance
-    return (f"{spec.machine_text()}: floor({capacity} / {per_instance} cores per instance) = {most} instances fit; "
-            f"using {instances} ({instances * per_instance} cores)")  # fmt: skip
+    return (
+        f"{spec.machine_text()}: floor({capacity} / {per_instance} cores per instance) = {most} instances fit; "
+        f"using {instances} ({instances * per_instance} cores)"
+    )

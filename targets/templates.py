@@ -31,7 +31,9 @@ TEXT_KEYS = {"version": r"[0-9][0-9a-z.+-]{0,31}", "pipeline": r"[a-z0-9_{}=.,+-
 def _environment(target: str) -> jinja2.Environment:
     folder = _HERE / target / "templates"
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
         autoescape=True,
     )
 

@@ -21,20 +21,23 @@ def make_mlp_onnx(path: Path, names: dict[str, str] | None = None, seed: int = 0
     w1 = rng.normal(0, 0.5, (12, 16)).astype(np.float32)
     w2 = rng.normal(0, 0.5, (4, 12)).astype(np.float32)
     inits = [
-        numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(rng.normal(0, 0.1, 12).astype(np.float32), "b1"),
-        numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(rng.normal(0, 0.1, 4).astype(np.float32), "b2"),
-    ]  # fmt: skip
+        numpy_helper.from_array(w1, "w1"),
+        numpy_helper.from_array(rng.normal(0, 0.1, 12).astype(np.float32), "b1"),
+        numpy_helper.from_array(w2, "w2"),
+        numpy_helper.from_array(rng.normal(0, 0.1, 4).astype(np.float32), "b2"),
+    ]
     nodes = [
         helper.make_node("Gemm", [n["input"], "w1", "b1"], ["h1"], name=n["fc1"], transB=1),
         helper.make_node("Relu", ["h1"], ["a1"], name=n["relu"]),
         helper.make_node("Gemm", ["a1", "w2", "b2"], [n["output"]], name=n["fc2"], transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "mlp",
+        nodes,
+        "mlp",
         [helper.make_tensor_value_info(n["input"], TensorProto.FLOAT, ["batch", 16])],
         [helper.make_tensor_value_info(n["output"], TensorProto.FLOAT, ["batch", 4])],
         inits,
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -59,11 +62,17 @@ def make_cnn_onnx(folder: Path, samples: int) -> tuple[Path, Path]:
     from torch import nn
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
-                        nn.Flatten(), nn.Linear(6 * 2 * 2, 3)).eval()  # fmt: skip
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(4, 6, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 2 * 2, 3),
+    ).eval()
     model = folder / "cnn.onnx"
-    torch.onnx.export(net, torch.rand(1, 1, 8, 8), model, dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    torch.onnx.export(net, torch.rand(1, 1, 8, 8), model, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}})
     x = torch.rand(samples, 1, 8, 8)
     np.savez(folder / "d.npz", x=x.numpy(), y=net(x).argmax(1).numpy())
     return model, folder / "d.npz"

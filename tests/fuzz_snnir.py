@@ -29,11 +29,73 @@ from snnc.ir import ops as ir
 
 _TOKEN = re.compile(r"\s+|[%@][A-Za-z0-9_.]+|[A-Za-z_][A-Za-z0-9_.]*|[-+]?[0-9][0-9.eE+-]*|\"(?:\\.|[^\"\\])*\"|.")
 _NUMBER = re.compile(r"(?<![A-Za-z_%@.])[-+]?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?")
-NUMBERS = ["nan", "inf", "-inf", "-1", "0", "-0.0", "1e-9", "1e308", "1e999", "4294967297", "9" * 25, "9" * 5000,
-           "1.5", "true", '"1"', "[]", "[1, 2]", "0x10", "2", "3", "0.5", "-5", "100", "1000000", "1e6"]  # fmt: skip
-TOKENS = ["[", "]", "{", "}", "(", ")", ",", "=", ":", "<", ">", "%in", "%x", "@w", "@fc.weight", "snnir", "graph",
-          "return", "tensor", "f32", "i8", "bool", "ann.dense", "snn.population", "ann.frob", '"', '"\\"\\"\\""',
-          '"\\u0000"', "\\", "#", "\n", "\x00", "\u00e9", "x" * 300, "dt", "shape", "weight", *NUMBERS]  # fmt: skip
+NUMBERS = [
+    "nan",
+    "inf",
+    "-inf",
+    "-1",
+    "0",
+    "-0.0",
+    "1e-9",
+    "1e308",
+    "1e999",
+    "4294967297",
+    "9" * 25,
+    "9" * 5000,
+    "1.5",
+    "true",
+    '"1"',
+    "[]",
+    "[1, 2]",
+    "0x10",
+    "2",
+    "3",
+    "0.5",
+    "-5",
+    "100",
+    "1000000",
+    "1e6",
+]
+TOKENS = [
+    "[",
+    "]",
+    "{",
+    "}",
+    "(",
+    ")",
+    ",",
+    "=",
+    ":",
+    "<",
+    ">",
+    "%in",
+    "%x",
+    "@w",
+    "@fc.weight",
+    "snnir",
+    "graph",
+    "return",
+    "tensor",
+    "f32",
+    "i8",
+    "bool",
+    "ann.dense",
+    "snn.population",
+    "ann.frob",
+    '"',
+    '"\\"\\"\\""',
+    '"\\u0000"',
+    "\\",
+    "#",
+    "\n",
+    "\x00",
+    "\u00e9",
+    "x" * 300,
+    "dt",
+    "shape",
+    "weight",
+    *NUMBERS,
+]
 
 
 def seed_graphs() -> list[Graph]:
@@ -56,8 +118,11 @@ def seed_graphs() -> list[Graph]:
     w = snn.add_tensor("p.weight", rng.normal(size=(3, 4)).astype(np.float32))
     p = snn.add("p", ir.Projection(connectivity="dense", weight=w, delay=1.0), [src])
     bias = snn.add_tensor("pop.i_offset", np.ones(3, np.float32))
-    pop = snn.add("pop", ir.Population(v_threshold=1.0, tau_m=20.0, v_min=-1.0, i_offset=bias, per_core=(2,),
-                                       weight_shift=(3, 2)), [p])  # fmt: skip
+    pop = snn.add(
+        "pop",
+        ir.Population(v_threshold=1.0, tau_m=20.0, v_min=-1.0, i_offset=bias, per_core=(2,), weight_shift=(3, 2)),
+        [p],
+    )
     q = snn.add("q", ir.Projection(connectivity="one_to_one", scale=0.5, post_shape=(3,)), [pop])
     snn.outputs = [snn.add("out", ir.Readout(mode="membrane"), [snn.add("pop2", ir.Population(), [q])])]
     return [ann, snn]
@@ -67,8 +132,9 @@ def mutate(text: str, rng: random.Random) -> str | bytes:
     """One to three random mutations of ``text``; the result is bytes after a byte flip."""
     data: str | bytes = text
     for _ in range(rng.randint(1, 3)):
-        kind = rng.choice(["flip", "insert", "delete", "number", "number", "number", "number", "nest", "splice",
-                           "duplicate", "drop"])  # fmt: skip
+        kind = rng.choice(
+            ["flip", "insert", "delete", "number", "number", "number", "number", "nest", "splice", "duplicate", "drop"]
+        )
         if kind == "flip":
             raw = bytearray(data.encode() if isinstance(data, str) else data)
             for _ in range(rng.randint(1, 4)):

@@ -172,8 +172,9 @@ class Base:
 def deflated_npy(path: Path, member: str, shape: tuple[int, ...], dtype: Any, mode: str = "w") -> None:
     """Append an .npy member of zeros with ``shape`` to the zip ``path``, deflated as it is written."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                  "fortran_order": False, "shape": shape})  # fmt: skip
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    )
     total = int(np.prod(shape)) * np.dtype(dtype).itemsize
     chunk = bytes(1 << 22)
     with zipfile.ZipFile(path, mode, zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=1) as zf:
@@ -189,8 +190,9 @@ def deflated_npy(path: Path, member: str, shape: tuple[int, ...], dtype: Any, mo
 def lying_npy(shape: tuple[int, ...], dtype: Any = np.float32, payload: bytes = b"") -> bytes:
     """An .npy header declaring ``shape`` followed by only ``payload`` bytes of data."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                  "fortran_order": False, "shape": shape})  # fmt: skip
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    )
     return header.getvalue() + payload
 
 
@@ -223,8 +225,11 @@ class Ctx:
         (root / "home" / ".bashrc").write_text("# user settings\n")
         (root / "home" / "notes").mkdir(exist_ok=True)
         (root / "home" / "notes" / "todo.txt").write_text("keep me\n")
-        self.protected = [root / "home" / ".bashrc", root / "home" / "notes" / "todo.txt",
-                          root / "secret" / "secret.txt"]  # fmt: skip
+        self.protected = [
+            root / "home" / ".bashrc",
+            root / "home" / "notes" / "todo.txt",
+            root / "secret" / "secret.txt",
+        ]
 
     @staticmethod
     def secret_floats(n: int) -> np.ndarray:
@@ -233,10 +238,12 @@ class Ctx:
 
     def secret_arrays(self) -> dict[str, np.ndarray]:
         """Arrays named like the MLP's sidecar tensors whose bytes are the secret."""
-        return {"fc1_from_x.weight": self.secret_floats(192).reshape(12, 16),
-                "fc2_from_fc1.weight": self.secret_floats(48).reshape(4, 12),
-                "fc1.weight": self.secret_floats(192).reshape(12, 16),
-                "x": self.secret_floats(64).reshape(4, 16)}  # fmt: skip
+        return {
+            "fc1_from_x.weight": self.secret_floats(192).reshape(12, 16),
+            "fc2_from_fc1.weight": self.secret_floats(48).reshape(4, 12),
+            "fc1.weight": self.secret_floats(192).reshape(12, 16),
+            "x": self.secret_floats(64).reshape(4, 16),
+        }
 
     @property
     def payload(self) -> str:
@@ -416,7 +423,9 @@ def _pt2_legacy(ctx: Ctx, kind: str) -> Case:
     def edit(m: dict[str, bytes]) -> None:
         cfg_name, _ = _pt2_config(m, f"model_{kind}_config.json")
         prefix = cfg_name.rsplit("/", 1)[0]
-        value = "{}" if kind == "constants" else "dict(__import__('torch').nn.Sequential(__import__('torch').nn.Linear(16, 12), __import__('torch').nn.ReLU(), __import__('torch').nn.Linear(12, 4)).state_dict())"  # noqa: E501
+        nn = "__import__('torch').nn"
+        weights = f"dict({nn}.Sequential({nn}.Linear(16, 12), {nn}.ReLU(), {nn}.Linear(12, 4)).state_dict())"
+        value = "{}" if kind == "constants" else weights
         m[f"{prefix}/model.pt"] = _payload_pickle(ctx, value)
 
     return ctx.case(_pt2_argv(_edit_pt2(ctx, edit)), isolate=True, reason=PICKLE)
@@ -445,10 +454,22 @@ def _(ctx: Ctx) -> Case:
 def _pt2_other_command(ctx: Ctx, command: str) -> Case:
     """The weight-pickle payload through ``snnc ir``, or a pickled data file through a two-worker sweep."""
     _pt2_weight(ctx, True)
-    argv = {"ir": ["ir", "model.pt2", "--input-shape", "16"],
-            "ir-after": ["ir", "model.pt2", "--input-shape", "16", "--after", "normalize", "--data", "data.npz"],
-            "sweep": ["sweep", "mlp.onnx", "--data", "evil.npz", "--param", "presentation-time=20,30", "--jobs", "2",
-                      "-o", "sw"]}[command]  # fmt: skip
+    argv = {
+        "ir": ["ir", "model.pt2", "--input-shape", "16"],
+        "ir-after": ["ir", "model.pt2", "--input-shape", "16", "--after", "normalize", "--data", "data.npz"],
+        "sweep": [
+            "sweep",
+            "mlp.onnx",
+            "--data",
+            "evil.npz",
+            "--param",
+            "presentation-time=20,30",
+            "--jobs",
+            "2",
+            "-o",
+            "sw",
+        ],
+    }[command]
     if command == "sweep":  # sweep takes no --input-shape: the payload rides in the data file instead
         ctx.mlp()
         obj = np.empty(1, dtype=object)
@@ -517,15 +538,21 @@ def _snnir_graph_attr(ctx: Ctx, key: str, target: str, dialect: str) -> Case:
         ctx.copy(src.with_suffix(".npz"), "model.npz")
     ctx.copy(ctx.base.mlp() / "data.npz")
     compile_data = ["--data", "data.npz"] if dialect == "ann" else []  # an snn graph takes no calibration
-    return ctx.case([["model.snnir", "-t", target, "-o", "out", *compile_data],
-                     ["run", "out", "--samples", "2", "--data", "data.npz"]], isolate=True)  # fmt: skip
+    return ctx.case(
+        [
+            ["model.snnir", "-t", target, "-o", "out", *compile_data],
+            ["run", "out", "--samples", "2", "--data", "data.npz"],
+        ],
+        isolate=True,
+    )
 
 
 for _key in ("presentation_time", "dt", "input_layout", "instances"):
     for _target in ("nest", "sim"):
         for _dialect in ("snn", "ann"):
             case(f"snnir-code-in-{_key}-{_target}-{_dialect}", "code")(
-                lambda ctx, k=_key, t=_target, d=_dialect: _snnir_graph_attr(ctx, k, t, d))
+                lambda ctx, k=_key, t=_target, d=_dialect: _snnir_graph_attr(ctx, k, t, d)
+            )
 
 
 def _snnir_node_attr(ctx: Ctx, attr: str, target: str) -> Case:
@@ -538,8 +565,10 @@ def _snnir_node_attr(ctx: Ctx, attr: str, target: str) -> Case:
     ctx.write("model.snnir", text)
     ctx.copy(ctx.base.snn() / "model.npz")
     ctx.copy(ctx.base.mlp() / "data.npz")
-    return ctx.case([["model.snnir", "-t", target, "-o", "out"],
-                     ["run", "out", "--samples", "2", "--data", "data.npz"]], isolate=True)  # fmt: skip
+    return ctx.case(
+        [["model.snnir", "-t", target, "-o", "out"], ["run", "out", "--samples", "2", "--data", "data.npz"]],
+        isolate=True,
+    )
 
 
 for _attr in ("encoding", "connectivity", "receptor"):
@@ -553,9 +582,14 @@ def _tampered_run_py(ctx: Ctx, target: str) -> Case:
         run = work / "out" / "run.py"
         run.write_text(f"{ctx.payload}\n" + (run.read_text() if run.exists() else ""))
 
-    return ctx.case([["run", "out", "--samples", "2"]], expect="any", isolate=True, tamper=tamper,
-                    prep=[[model, "-t", target, "-o", "out", "--data", data]],
-                    note="snnc run must not execute code found in an output directory")  # fmt: skip
+    return ctx.case(
+        [["run", "out", "--samples", "2"]],
+        expect="any",
+        isolate=True,
+        tamper=tamper,
+        prep=[[model, "-t", target, "-o", "out", "--data", data]],
+        note="snnc run must not execute code found in an output directory",
+    )
 
 
 case("run-tampered-run-py-sim", "code")(lambda ctx: _tampered_run_py(ctx, "sim"))
@@ -569,18 +603,30 @@ def _(ctx: Ctx) -> Case:
     names = {"input": f'x"); {ctx.payload} #', "fc1": f'"""\n{ctx.payload}\n"""', "output": f"y'''\n{ctx.payload}"}
     model = make_mlp_onnx(ctx.work / "evil.onnx", names)
     make_data(ctx.work / "data.npz", model, n=8)
-    return ctx.case([["evil.onnx", "-t", "nest", "-o", "out", "--data", "data.npz"], ["run", "out", "--samples", "2"]],
-                    expect="ok", isolate=True)  # fmt: skip
+    return ctx.case(
+        [["evil.onnx", "-t", "nest", "-o", "out", "--data", "data.npz"], ["run", "out", "--samples", "2"]],
+        expect="ok",
+        isolate=True,
+    )
 
 
 # =========================================================================== local file disclosure
 
 
 def _keras_config(units: int = 4, name: str = "dense", inputs: int = 16) -> dict:
-    return {"class_name": "Sequential", "config": {"name": "seq", "layers": [
-        {"class_name": "InputLayer", "config": {"name": "input", "batch_shape": [None, inputs]}},
-        {"class_name": "Dense", "config": {"name": name, "units": units, "activation": "linear",
-                                           "use_bias": True}}]}}  # fmt: skip
+    return {
+        "class_name": "Sequential",
+        "config": {
+            "name": "seq",
+            "layers": [
+                {"class_name": "InputLayer", "config": {"name": "input", "batch_shape": [None, inputs]}},
+                {
+                    "class_name": "Dense",
+                    "config": {"name": name, "units": units, "activation": "linear", "use_bias": True},
+                },
+            ],
+        },
+    }
 
 
 def _h5_weights(h5: Any, ctx: Ctx, group: str, mode: str, kernel_shape: tuple[int, int] = (16, 4)) -> None:
@@ -608,8 +654,7 @@ def _h5_weights(h5: Any, ctx: Ctx, group: str, mode: str, kernel_shape: tuple[in
         layout[:] = h5py.VirtualSource(str(ctx.root / "secret" / "secret.h5"), "k", kernel_shape)
         g.create_virtual_dataset("0", layout)
     elif mode == "unwritten":
-        g.create_dataset("0", kernel_shape, np.float32, chunks=(1, min(kernel_shape[1], 1 << 16)),
-                         compression="gzip")  # fmt: skip
+        g.create_dataset("0", kernel_shape, np.float32, chunks=(1, min(kernel_shape[1], 1 << 16)), compression="gzip")
     else:
         raise ValueError(mode)
     if mode == "unwritten":
@@ -618,8 +663,9 @@ def _h5_weights(h5: Any, ctx: Ctx, group: str, mode: str, kernel_shape: tuple[in
         g["1"] = np.zeros(kernel_shape[1], np.float32)
 
 
-def _keras_file(ctx: Ctx, suffix: str, mode: str, config: Optional[dict] = None,
-                kernel_shape: tuple[int, int] = (16, 4)) -> str:  # fmt: skip
+def _keras_file(
+    ctx: Ctx, suffix: str, mode: str, config: Optional[dict] = None, kernel_shape: tuple[int, int] = (16, 4)
+) -> str:
     import h5py
 
     config = config or _keras_config()
@@ -650,7 +696,8 @@ def _disclosure_keras(ctx: Ctx, suffix: str, mode: str) -> Case:
 for _suffix in (".keras", ".h5"):
     for _mode in ("external-abs", "external-rel", "external-link", "virtual"):
         case(f"keras{_suffix.replace('.', '-')}-{_mode}", "disclosure")(
-            lambda ctx, s=_suffix, m=_mode: _disclosure_keras(ctx, s, m))
+            lambda ctx, s=_suffix, m=_mode: _disclosure_keras(ctx, s, m)
+        )
 
 
 def _nir_edit(ctx: Ctx, edit: Callable[[Any, Ctx], None]) -> str:
@@ -745,7 +792,8 @@ def _onnx_external(ctx: Ctx, location: str, link: bool = False) -> Case:
 
 
 case("onnx-external-data-absolute", "disclosure")(
-    lambda ctx: _onnx_external(ctx, str(ctx.root / "secret" / "secret.txt")))
+    lambda ctx: _onnx_external(ctx, str(ctx.root / "secret" / "secret.txt"))
+)
 case("onnx-external-data-dotdot", "disclosure")(lambda ctx: _onnx_external(ctx, "../secret/secret.txt"))
 case("onnx-external-data-symlink", "disclosure")(lambda ctx: _onnx_external(ctx, "w1.bin", link=True))
 
@@ -755,15 +803,24 @@ def _(ctx: Ctx) -> Case:
     """calibration.npz found beside the model is a symlink to a file elsewhere."""
     ctx.mlp()
     (ctx.work / "calibration.npz").symlink_to(ctx.root / "secret" / "secret.npz")
-    return ctx.case([["mlp.onnx", "-o", "out"]], reason=OUTSIDE,
-                    note="a calibration file found beside the model that is a symlink out of the folder")  # fmt: skip
+    return ctx.case(
+        [["mlp.onnx", "-o", "out"]],
+        reason=OUTSIDE,
+        note="a calibration file found beside the model that is a symlink out of the folder",
+    )
 
 
 # =========================================================================== destruction
 
 
-def _destroy(ctx: Ctx, out: str, force: bool = True, model_at: str = "mlp.onnx", expect: str = "refuse",
-             extra: Optional[Callable[[Ctx], None]] = None) -> Case:  # fmt: skip
+def _destroy(
+    ctx: Ctx,
+    out: str,
+    force: bool = True,
+    model_at: str = "mlp.onnx",
+    expect: str = "refuse",
+    extra: Optional[Callable[[Ctx], None]] = None,
+) -> Case:
     base = ctx.base.mlp()
     ctx.copy(base / "mlp.onnx", model_at)
     ctx.copy(base / "data.npz")
@@ -780,15 +837,23 @@ def _destroy(ctx: Ctx, out: str, force: bool = True, model_at: str = "mlp.onnx",
     return ctx.case([argv], expect=expect, reason=DESTROY)
 
 
-for _name, _out in ((".", "."), ("dotdot", ".."), ("home", "$HOME"), ("root-of-case", "$ROOT"),
-                    ("dot-slash", "./"), ("dot-dot-slash", "../work"), ("results-dir", "results")):  # fmt: skip
+for _name, _out in (
+    (".", "."),
+    ("dotdot", ".."),
+    ("home", "$HOME"),
+    ("root-of-case", "$ROOT"),
+    ("dot-slash", "./"),
+    ("dot-dot-slash", "../work"),
+    ("results-dir", "results"),
+):
     case(f"out-{_name}-force", "destruction")(lambda ctx, o=_out: _destroy(ctx, o))
     case(f"out-{_name}-noforce", "destruction")(lambda ctx, o=_out: _destroy(ctx, o, force=False))
 
 
 case("out-ancestor-of-model-force", "destruction")(lambda ctx: _destroy(ctx, "proj", model_at="proj/models/mlp.onnx"))
 case("out-parent-of-model-force", "destruction")(
-    lambda ctx: _destroy(ctx, "proj/models", model_at="proj/models/mlp.onnx"))
+    lambda ctx: _destroy(ctx, "proj/models", model_at="proj/models/mlp.onnx")
+)
 case("out-is-model-file-force", "destruction")(lambda ctx: _destroy(ctx, "mlp.onnx"))
 case("out-is-user-file-force", "destruction")(lambda ctx: _destroy(ctx, "thesis.tex"))
 
@@ -799,11 +864,14 @@ def _fake_snnc_dir(ctx: Ctx) -> None:
 
 
 case("out-ancestor-with-planted-manifest-force", "destruction")(
-    lambda ctx: _destroy(ctx, "proj", model_at="proj/mlp.onnx", extra=_fake_snnc_dir))
+    lambda ctx: _destroy(ctx, "proj", model_at="proj/mlp.onnx", extra=_fake_snnc_dir)
+)
 case("out-dot-with-planted-manifest-force", "destruction")(
-    lambda ctx: _destroy(ctx, ".", extra=lambda c: (c.work / "snnc.json").write_text("{}")))
+    lambda ctx: _destroy(ctx, ".", extra=lambda c: (c.work / "snnc.json").write_text("{}"))
+)
 case("out-home-with-planted-manifest-force", "destruction")(
-    lambda ctx: _destroy(ctx, "$HOME", extra=lambda c: (c.root / "home" / "snnc.json").write_text("{}")))
+    lambda ctx: _destroy(ctx, "$HOME", extra=lambda c: (c.root / "home" / "snnc.json").write_text("{}"))
+)
 
 
 def _symlink_out(ctx: Ctx) -> None:
@@ -820,10 +888,10 @@ def _previous_output(ctx: Ctx) -> None:
     (ctx.work / "prev" / "my-notes.txt").write_text("written by the user into the output folder\n")
 
 
-case("out-previous-output-force", "destruction")(
-    lambda ctx: _destroy(ctx, "prev", expect="ok", extra=_previous_output))
-case("out-previous-output-noforce", "destruction")(lambda ctx: _destroy(ctx, "prev", force=False,
-                                                                        extra=_previous_output))
+case("out-previous-output-force", "destruction")(lambda ctx: _destroy(ctx, "prev", expect="ok", extra=_previous_output))
+case("out-previous-output-noforce", "destruction")(
+    lambda ctx: _destroy(ctx, "prev", force=False, extra=_previous_output)
+)
 
 
 @case("out-force-fails-midway-keeps-old", "destruction")
@@ -837,8 +905,7 @@ def _(ctx: Ctx) -> Case:
             if path.is_file():
                 ctx.protected.append(path)
 
-    c = ctx.case([["bad.onnx", "-o", "out", "--force"]], prep=[[model, "-o", "out", "--data", data]],
-                 tamper=tamper)  # fmt: skip
+    c = ctx.case([["bad.onnx", "-o", "out", "--force"]], prep=[[model, "-o", "out", "--data", data]], tamper=tamper)
     return c
 
 
@@ -858,8 +925,12 @@ def _(ctx: Ctx) -> Case:
         (work / "out" / "notes").symlink_to(ctx.root / "home" / "notes")
         (work / "out" / "bashrc").symlink_to(ctx.root / "home" / ".bashrc")
 
-    return ctx.case([[model, "-o", "out", "--force", "--data", data]], prep=[[model, "-o", "out", "--data", data]],
-                    tamper=tamper, expect="ok")  # fmt: skip
+    return ctx.case(
+        [[model, "-o", "out", "--force", "--data", data]],
+        prep=[[model, "-o", "out", "--data", data]],
+        tamper=tamper,
+        expect="ok",
+    )
 
 
 def _run_through_links(ctx: Ctx, names: tuple[str, ...], target: str = "sim") -> Case:
@@ -876,8 +947,12 @@ def _run_through_links(ctx: Ctx, names: tuple[str, ...], target: str = "sim") ->
                 path.unlink()
             path.symlink_to(ctx.root / "home" / (".bashrc" if "." in name else "notes"))
 
-    return ctx.case([["run", "out", "--samples", "2"]], prep=[[model, "-t", target, "-o", "out", "--data", data]],
-                    tamper=tamper, expect="any")  # fmt: skip
+    return ctx.case(
+        [["run", "out", "--samples", "2"]],
+        prep=[[model, "-t", target, "-o", "out", "--data", data]],
+        tamper=tamper,
+        expect="any",
+    )
 
 
 case("run-results-json-symlink-to-home", "destruction")(lambda ctx: _run_through_links(ctx, ("results.json",)))
@@ -889,8 +964,11 @@ case("run-plots-dir-symlink-to-home", "destruction")(lambda ctx: _run_through_li
 def _(ctx: Ctx) -> Case:
     model, data = ctx.mlp()
     ctx.user_file("thesis.tex")
-    return ctx.case([["sweep", model, "--data", data, "--param", "presentation-time=20", "-o", "."]],
-                    protected=[ctx.work / model], expect="any")  # fmt: skip
+    return ctx.case(
+        [["sweep", model, "--data", data, "--param", "presentation-time=20", "-o", "."]],
+        protected=[ctx.work / model],
+        expect="any",
+    )
 
 
 @case("dump-ir-into-dot", "destruction")
@@ -935,8 +1013,12 @@ def _(ctx: Ctx) -> Case:
     shutil.copyfile(ctx.base.bomb("model.weights.h5", (2**29,)), ctx.work / "model.keras")
     with zipfile.ZipFile(ctx.work / "model.keras", "a") as z:
         z.writestr("config.json", json.dumps(_keras_config()))
-    return ctx.case([["model.keras", "-o", "out", *ctx.data()]], isolate=True, reason=BUDGET + "|hdf5|h5",
-                    note="model.weights.h5 is 2 GiB inflated")  # fmt: skip
+    return ctx.case(
+        [["model.keras", "-o", "out", *ctx.data()]],
+        isolate=True,
+        reason=BUDGET + "|hdf5|h5",
+        note="model.weights.h5 is 2 GiB inflated",
+    )
 
 
 def _bomb_npz(ctx: Ctx, name: str) -> str:
@@ -964,16 +1046,22 @@ def _(ctx: Ctx) -> Case:
 @case("data-npz-2GiB-inflated-run", "blowup")
 def _(ctx: Ctx) -> Case:
     model, data = ctx.mlp()
-    return ctx.case([["run", "out", "--data", _bomb_npz(ctx, "big.npz"), "--samples", "2"]], isolate=True,
-                    prep=[[model, "-o", "out", "--data", data]])  # fmt: skip
+    return ctx.case(
+        [["run", "out", "--data", _bomb_npz(ctx, "big.npz"), "--samples", "2"]],
+        isolate=True,
+        prep=[[model, "-o", "out", "--data", data]],
+    )
 
 
 @case("calibration-npz-declared-128GiB", "blowup")
 def _(ctx: Ctx) -> Case:
     ctx.mlp()
     npz_members(ctx.work / "calib.npz", {"x.npy": lying_npy((2**31, 16))})
-    return ctx.case([["mlp.onnx", "-o", "out", "--calibration", "calib.npz"]], isolate=True,
-                    reason=BUDGET + "|truncated|ends before|declared")  # fmt: skip
+    return ctx.case(
+        [["mlp.onnx", "-o", "out", "--calibration", "calib.npz"]],
+        isolate=True,
+        reason=BUDGET + "|truncated|ends before|declared",
+    )
 
 
 @case("data-npz-declared-huge-y", "blowup")
@@ -998,8 +1086,12 @@ def _(ctx: Ctx) -> Case:
     with zipfile.ZipFile(ctx.base.snn() / "model.npz") as src, zipfile.ZipFile(ctx.work / "model.npz", "a") as dst:
         for n in src.namelist():
             dst.writestr(n, src.read(n))
-    return ctx.case([["model.snnir", "-t", "nir", "-o", "out"]], expect="ok", isolate=True,
-                    note="an unreferenced array must not be read")  # fmt: skip
+    return ctx.case(
+        [["model.snnir", "-t", "nir", "-o", "out"]],
+        expect="ok",
+        isolate=True,
+        note="an unreferenced array must not be read",
+    )
 
 
 @case("snnir-sidecar-unreferenced-declared-128GiB", "blowup")
@@ -1030,8 +1122,11 @@ def _snnir_text(rows: int = 4, cols: int = 16, init: Optional[str] = None) -> st
 
 @case("snnir-declared-10e12-neurons-input", "blowup")
 def _(ctx: Ctx) -> Case:
-    ctx.write("model.snnir", "snnir 1\n%x = ann.input() {shape = [1000000000000]} : [1000000000000]\n"
-                             "%r = ann.relu(%x) : [1000000000000]\nreturn %r\n")  # fmt: skip
+    ctx.write(
+        "model.snnir",
+        "snnir 1\n%x = ann.input() {shape = [1000000000000]} : [1000000000000]\n"
+        "%r = ann.relu(%x) : [1000000000000]\nreturn %r\n",
+    )
     return ctx.case([["model.snnir", "-o", "out"]], isolate=True)
 
 
@@ -1056,9 +1151,12 @@ def _(ctx: Ctx) -> Case:
 def _(ctx: Ctx) -> Case:
     from onnx import TensorProto, helper, save
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10**12])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10**12])])  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="r")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10**12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10**12])],
+    )
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(ctx.work / "m.onnx"))
     return ctx.case([["m.onnx", "-o", "out"]], isolate=True)
 
@@ -1069,9 +1167,13 @@ def _(ctx: Ctx) -> Case:
 
     w = helper.make_tensor("w", TensorProto.FLOAT, [1], vals=[0.0])
     w.dims[:] = [1_000_000, 16]  # declared dims, no data
-    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1_000_000])], [w])  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1_000_000])],
+        [w],
+    )
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(ctx.work / "m.onnx"))
     return ctx.case([["m.onnx", "-o", "out"]], isolate=True)
 
@@ -1081,11 +1183,17 @@ def _(ctx: Ctx) -> Case:
     from onnx import TensorProto, helper, numpy_helper, save
 
     shape = numpy_helper.from_array(np.array([1_000_000, 1_000_000], np.int64), "shape")
-    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["w"], name="cos"),
-             helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)]  # fmt: skip
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1_000_000])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1_000_000])],
-                              [shape])  # fmt: skip
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["w"], name="cos"),
+        helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1_000_000])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1_000_000])],
+        [shape],
+    )
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(ctx.work / "m.onnx"))
     return ctx.case([["m.onnx", "-o", "out"]], isolate=True)
 
@@ -1112,10 +1220,14 @@ def _(ctx: Ctx) -> Case:
         lines.append(f'%d{i} = ann.dense(%v{i - 1}) {{weight = @w, activation = "none"}} : [4]')
         lines.append(f"%v{i} = ann.relu(%d{i}) : [4]")
     ctx.write("model.snnir", "\n".join([*lines, "return %v15000", ""]))
-    np.savez(ctx.work / "data.npz", x=np.random.default_rng(0).random((8, 4), dtype=np.float32),
-             y=np.arange(8) % 4)  # fmt: skip
-    return ctx.case([["model.snnir", "-o", "out", "--data", "data.npz"]], expect="ok", isolate=True, memory_mb=1000,
-                    note="a valid 30,000-node chain must compile well within the timeout")  # fmt: skip
+    np.savez(ctx.work / "data.npz", x=np.random.default_rng(0).random((8, 4), dtype=np.float32), y=np.arange(8) % 4)
+    return ctx.case(
+        [["model.snnir", "-o", "out", "--data", "data.npz"]],
+        expect="ok",
+        isolate=True,
+        memory_mb=1000,
+        note="a valid 30,000-node chain must compile well within the timeout",
+    )
 
 
 @case("onnx-chain-30000", "blowup")
@@ -1127,11 +1239,15 @@ def _(ctx: Ctx) -> Case:
     for i in range(15_000):
         nodes.append(helper.make_node("Gemm", [f"v{i}", "w"], [f"d{i}"], name=f"fc{i}", transB=1))
         nodes.append(helper.make_node("Relu", [f"d{i}"], [f"v{i + 1}"], name=f"r{i}"))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("v0", TensorProto.FLOAT, ["n", 4])],
-                              [helper.make_tensor_value_info("v15000", TensorProto.FLOAT, ["n", 4])], [w])  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("v0", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("v15000", TensorProto.FLOAT, ["n", 4])],
+        [w],
+    )
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(ctx.work / "m.onnx"))
-    np.savez(ctx.work / "data.npz", x=np.random.default_rng(0).random((8, 4), dtype=np.float32),
-             y=np.arange(8) % 4)  # fmt: skip
+    np.savez(ctx.work / "data.npz", x=np.random.default_rng(0).random((8, 4), dtype=np.float32), y=np.arange(8) % 4)
     return ctx.case([["m.onnx", "-o", "out", "--data", "data.npz"]], expect="ok", isolate=True, memory_mb=1000)
 
 
@@ -1145,16 +1261,18 @@ def _(ctx: Ctx) -> Case:
         lines.append(f"%fc_{i} = {op} : [4]")
         prev = f"%fc_{i}"
     ctx.write("model.snnir", "\n".join([*lines, f"return {prev}", ""]))
-    np.savez(ctx.work / "data.npz", x=np.random.default_rng(0).random((8, 4), dtype=np.float32),
-             y=np.arange(8) % 4)  # fmt: skip
-    return ctx.case([["model.snnir", "-t", "nir", "-o", "out", "--data", "data.npz"]], expect="ok", isolate=True,
-                    memory_mb=1000)  # fmt: skip
+    np.savez(ctx.work / "data.npz", x=np.random.default_rng(0).random((8, 4), dtype=np.float32), y=np.arange(8) % 4)
+    return ctx.case(
+        [["model.snnir", "-t", "nir", "-o", "out", "--data", "data.npz"]], expect="ok", isolate=True, memory_mb=1000
+    )
 
 
 @case("snnir-deep-nesting", "blowup")
 def _(ctx: Ctx) -> Case:
-    ctx.write("model.snnir", "snnir 1\ngraph {a = " + "[" * 100_000 + "]" * 100_000 + "}\n"
-              "%x = ann.input() {shape = [4]} : [4]\nreturn %x\n")  # fmt: skip
+    ctx.write(
+        "model.snnir",
+        "snnir 1\ngraph {a = " + "[" * 100_000 + "]" * 100_000 + "}\n%x = ann.input() {shape = [4]} : [4]\nreturn %x\n",
+    )
     return ctx.case([["model.snnir", "-o", "out"]], isolate=True)
 
 
@@ -1178,7 +1296,7 @@ SNNIR_BAD: dict[str, bytes | str] = {
     "version-999": "snnir 999\n%x = ann.input() {shape = [4]} : [4]\nreturn %x\n",
     "version-huge": "snnir " + "9" * 5000 + "\n%x = ann.input() {shape = [4]} : [4]\nreturn %x\n",
     "huge-int-attr": "snnir 1\ngraph {instances = " + "9" * 5000 + "}\n"
-                     "%x = ann.input() {shape = [4]} : [4]\nreturn %x\n",
+    "%x = ann.input() {shape = [4]} : [4]\nreturn %x\n",
     "huge-int-shape": "snnir 1\n%x = ann.input() {shape = [" + "9" * 5000 + "]} : [4]\nreturn %x\n",
     "huge-dims": "snnir 1\n@w : tensor<f32, " + "9" * 5000 + ">\n%x = ann.input() {shape = [4]} : [4]\nreturn %x\n",
     "float-shape": "snnir 1\n%x = ann.input() {shape = [4.5]} : [4]\nreturn %x\n",
@@ -1192,7 +1310,7 @@ SNNIR_BAD: dict[str, bytes | str] = {
     "duplicate-id": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\n%x = ann.relu(%x) : [4]\nreturn %x\n",
     "undefined-operand": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\n%r = ann.relu(%nope) : [4]\nreturn %r\n",
     "cycle": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\n%a = ann.add(%x, %b) : [4]\n"
-             "%b = ann.relu(%a) : [4]\nreturn %b\n",
+    "%b = ann.relu(%a) : [4]\nreturn %b\n",
     "self-loop": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\n%a = ann.add(%x, %a) : [4]\nreturn %a\n",
     "return-undefined": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\nreturn %y\n",
     "no-return": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\n",
@@ -1202,14 +1320,14 @@ SNNIR_BAD: dict[str, bytes | str] = {
     "too-many-operands": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\n%r = ann.relu(%x, %x, %x) : [4]\nreturn %r\n",
     "no-operands": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\n%r = ann.relu() : [4]\nreturn %r\n",
     "undefined-tensor": "snnir 1\n%x = ann.input() {shape = [16]} : [16]\n"
-                        '%fc = ann.dense(%x) {weight = @nope, activation = "none"} : [4]\nreturn %fc\n',
+    '%fc = ann.dense(%x) {weight = @nope, activation = "none"} : [4]\nreturn %fc\n',
     "tensor-value-count": "snnir 1\n@w : tensor<f32, 4x16> = [1.0, 2.0]\n%x = ann.input() {shape = [16]} : [16]\n"
-                          '%fc = ann.dense(%x) {weight = @w, activation = "none"} : [4]\nreturn %fc\n',
+    '%fc = ann.dense(%x) {weight = @w, activation = "none"} : [4]\nreturn %fc\n',
     "tensor-wrong-shape": _snnir_text(3, 16).replace("[4]", "[3]").replace("x16>", "x15>"),
     "tensor-nested-values": "snnir 1\n@w : tensor<f32, 2> = [[1.0], [2.0]]\n%x = ann.input() {shape = [2]} : [2]\n"
-                            "%s = ann.mul(%x, @w) : [2]\nreturn %s\n",
+    "%s = ann.mul(%x, @w) : [2]\nreturn %s\n",
     "tensor-string-values": 'snnir 1\n@w : tensor<f32, 2> = ["a", "b"]\n%x = ann.input() {shape = [2]} : [2]\n'
-                            "return %x\n",
+    "return %x\n",
     "tensor-bool-dtype-dense": _snnir_text().replace("tensor<f32", "tensor<bool"),
     "tensor-i8-overflow": _snnir_text().replace("tensor<f32", "tensor<i8").replace("0.5", "300"),
     "tensor-zero-dims": "snnir 1\n@w : tensor<f32, 0x0>\n%x = ann.input() {shape = [4]} : [4]\nreturn %x\n",
@@ -1224,10 +1342,10 @@ SNNIR_BAD: dict[str, bytes | str] = {
     "garbage": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
     "snn-op-in-ann": "snnir 1\n%x = ann.input() {shape = [4]} : [4]\n%p = snn.population(%x) : [4]\nreturn %p\n",
     "deep-list-5000": "snnir 1\ngraph {a = " + "[" * 5000 + "]" * 5000 + "}\n%x = ann.input() {shape = [4]} : [4]\n"
-                      "return %x\n",
+    "return %x\n",
     "long-tensor-name": "snnir 1\n@" + "t" * 60_000 + " : tensor<f32, 64x64>\n%x = ann.input() {shape = [64]} : [64]\n"
-                        "%fc = ann.dense(%x) {weight = @" + "t" * 60_000 + ', activation = "none"} : [64]\n'
-                        "return %fc\n",
+    "%fc = ann.dense(%x) {weight = @" + "t" * 60_000 + ', activation = "none"} : [64]\n'
+    "return %fc\n",
 }
 
 
@@ -1278,8 +1396,21 @@ def _sidecar_bad(ctx: Ctx, kind: str) -> Case:
     return ctx.case([["model.snnir", "-t", "nir", "-o", "out"]], expect=expect)
 
 
-for _kind in ("not-a-zip", "directory", "empty", "object-array", "wrong-shape", "complex", "strings", "truncated",
-              "bad-header", "nan-weights", "missing", "structured", "fortran-f64"):  # fmt: skip
+for _kind in (
+    "not-a-zip",
+    "directory",
+    "empty",
+    "object-array",
+    "wrong-shape",
+    "complex",
+    "strings",
+    "truncated",
+    "bad-header",
+    "nan-weights",
+    "missing",
+    "structured",
+    "fortran-f64",
+):
     case(f"snnir-sidecar-{_kind}", "traceback")(lambda ctx, k=_kind: _sidecar_bad(ctx, k))
 
 
@@ -1291,11 +1422,19 @@ def _model_bytes(ctx: Ctx, name: str, data: bytes | str, argv_extra: Optional[li
     return ctx.case([[name, "-o", "out", *(argv_extra or []), *ctx.data()]])
 
 
-for _suffix, _extra in ((".onnx", []), (".keras", []), (".h5", []), (".nir", []), (".pt2", ["--input-shape", "16"]),
-                        (".pt", ["--input-shape", "16"]), (".snnir", [])):  # fmt: skip
+for _suffix, _extra in (
+    (".onnx", []),
+    (".keras", []),
+    (".h5", []),
+    (".nir", []),
+    (".pt2", ["--input-shape", "16"]),
+    (".pt", ["--input-shape", "16"]),
+    (".snnir", []),
+):
     for _kind, _data in (("empty", b""), ("garbage", b"\x00\xff" * 300), ("text", "hello\n")):
         case(f"model{_suffix.replace('.', '-')}-{_kind}", "traceback")(
-            lambda ctx, s=_suffix, d=_data, e=_extra: _model_bytes(ctx, "model" + s, d, e))
+            lambda ctx, s=_suffix, d=_data, e=_extra: _model_bytes(ctx, "model" + s, d, e)
+        )
 
 case("model-unknown-suffix", "traceback")(lambda ctx: _model_bytes(ctx, "model.txt", "x"))
 case("model-no-suffix", "traceback")(lambda ctx: _model_bytes(ctx, "model", "x"))
@@ -1311,8 +1450,11 @@ def _(ctx: Ctx) -> Case:
 def _(ctx: Ctx) -> Case:
     ctx.write("m.onnx", "x")
     (ctx.work / "m.onnx").chmod(0)
-    return ctx.case([["m.onnx", "-o", "out"]], expect="refuse",
-                    note="as root the file stays readable; then it is simply not an ONNX file")  # fmt: skip
+    return ctx.case(
+        [["m.onnx", "-o", "out"]],
+        expect="refuse",
+        note="as root the file stays readable; then it is simply not an ONNX file",
+    )
 
 
 @case("model-pt2-truncated", "traceback")
@@ -1415,10 +1557,26 @@ def _onnx_mutation(ctx: Ctx, kind: str) -> Case:
     return ctx.case([["m.onnx", "-o", "out", "--data", "data.npz"]], expect="any" if kind == "long-names" else "refuse")
 
 
-for _kind in ("opset-999", "unknown-op", "missing-initializer", "raw-data-size", "cycle", "output-not-produced",
-              "gemm-no-inputs", "duplicate-node-output", "input-rank-0", "input-negative-dim", "string-initializer",
-              "attr-huge-int", "attr-nan-alpha", "nan-weights", "inf-bias", "subgraph-if", "no-nodes",
-              "long-names"):  # fmt: skip
+for _kind in (
+    "opset-999",
+    "unknown-op",
+    "missing-initializer",
+    "raw-data-size",
+    "cycle",
+    "output-not-produced",
+    "gemm-no-inputs",
+    "duplicate-node-output",
+    "input-rank-0",
+    "input-negative-dim",
+    "string-initializer",
+    "attr-huge-int",
+    "attr-nan-alpha",
+    "nan-weights",
+    "inf-bias",
+    "subgraph-if",
+    "no-nodes",
+    "long-names",
+):
     case(f"onnx-{_kind}", "traceback")(lambda ctx, k=_kind: _onnx_mutation(ctx, k))
 
 
@@ -1484,10 +1642,24 @@ def _keras_mutation(ctx: Ctx, kind: str) -> Case:
     return ctx.case([[model, "-o", "out", *ctx.data()]], expect="any" if kind == "functional-cycle" else "refuse")
 
 
-for _kind in ("config-list", "no-layers", "layers-not-list", "unknown-class", "unknown-layer", "units-string",
-              "units-negative", "units-mismatch", "activation-unknown", "name-missing", "batch-shape-null",
-              "batch-shape-huge", "h5-no-model-config", "functional-bad-inbound", "functional-cycle",
-              "deep-json"):  # fmt: skip
+for _kind in (
+    "config-list",
+    "no-layers",
+    "layers-not-list",
+    "unknown-class",
+    "unknown-layer",
+    "units-string",
+    "units-negative",
+    "units-mismatch",
+    "activation-unknown",
+    "name-missing",
+    "batch-shape-null",
+    "batch-shape-huge",
+    "h5-no-model-config",
+    "functional-bad-inbound",
+    "functional-cycle",
+    "deep-json",
+):
     case(f"keras-{_kind}", "traceback")(lambda ctx, k=_kind: _keras_mutation(ctx, k))
 
 
@@ -1534,14 +1706,17 @@ def _nir_mutation(ctx: Ctx, kind: str) -> Case:
             del h5["node/edges"]
             h5["node/edges"] = np.array([*edges.tolist(), [b"fc2", b"fc1_from_x"]], dtype=object).astype("S")
         elif kind.startswith("meta-"):
-            key, value = {"meta-presentation-nan": ("presentation_time", np.nan),
-                          "meta-presentation-negative": ("presentation_time", -5.0),
-                          "meta-presentation-string": ("presentation_time", b"abc"),
-                          "meta-dt-zero": ("dt", 0.0), "meta-dt-nan": ("dt", np.nan),
-                          "meta-dt-inf": ("dt", np.inf),
-                          "meta-delay-negative": ("delay", -1.0),
-                          "meta-reset-code": ("reset", f'"""\n{ctx.payload}\n"""'.encode()),
-                          "meta-instances-huge": ("instances", 10**15)}[kind]  # fmt: skip
+            key, value = {
+                "meta-presentation-nan": ("presentation_time", np.nan),
+                "meta-presentation-negative": ("presentation_time", -5.0),
+                "meta-presentation-string": ("presentation_time", b"abc"),
+                "meta-dt-zero": ("dt", 0.0),
+                "meta-dt-nan": ("dt", np.nan),
+                "meta-dt-inf": ("dt", np.inf),
+                "meta-delay-negative": ("delay", -1.0),
+                "meta-reset-code": ("reset", f'"""\n{ctx.payload}\n"""'.encode()),
+                "meta-instances-huge": ("instances", 10**15),
+            }[kind]
             del h5[f"node/metadata/snnc.{key}"]
             h5[f"node/metadata/snnc.{key}"] = value
         else:
@@ -1553,14 +1728,36 @@ def _nir_mutation(ctx: Ctx, kind: str) -> Case:
     argv = [[_nir_edit(ctx, edit), "-t", target, "-o", "out"]]  # a NIR graph is normalized: no calibration
     if kind in ("meta-reset-code",):
         argv.append(["run", "out", "--samples", "2", "--data", "data.npz"])
-    return Case(ctx.name, category, ctx.root, argv, protected=ctx.protected, isolate=kind == "meta-reset-code",
-                expect="any" if kind == "meta-instances-huge" else "refuse")  # fmt: skip
+    return Case(
+        ctx.name,
+        category,
+        ctx.root,
+        argv,
+        protected=ctx.protected,
+        isolate=kind == "meta-reset-code",
+        expect="any" if kind == "meta-instances-huge" else "refuse",
+    )
 
 
-for _kind in ("edge-to-nowhere", "weight-wrong-shape", "weight-strings", "type-unknown", "no-nodes", "cycle",
-              "threshold-nan", "threshold-negative", "meta-presentation-nan", "meta-presentation-negative",
-              "meta-presentation-string", "meta-dt-zero", "meta-dt-nan", "meta-dt-inf", "meta-delay-negative",
-              "meta-reset-code", "meta-instances-huge"):  # fmt: skip
+for _kind in (
+    "edge-to-nowhere",
+    "weight-wrong-shape",
+    "weight-strings",
+    "type-unknown",
+    "no-nodes",
+    "cycle",
+    "threshold-nan",
+    "threshold-negative",
+    "meta-presentation-nan",
+    "meta-presentation-negative",
+    "meta-presentation-string",
+    "meta-dt-zero",
+    "meta-dt-nan",
+    "meta-dt-inf",
+    "meta-delay-negative",
+    "meta-reset-code",
+    "meta-instances-huge",
+):
     _cat = "silent" if _kind.startswith(("meta-", "threshold-")) else "traceback"
     case(f"nir-{_kind}", _cat)(lambda ctx, k=_kind: _nir_mutation(ctx, k))
 
@@ -1568,8 +1765,9 @@ for _kind in ("edge-to-nowhere", "weight-wrong-shape", "weight-strings", "type-u
 # =========================================================================== tracebacks: tampered output directories
 
 
-def _tampered(ctx: Ctx, command: str, tamper: Callable[[Path], None], target: str = "sim",
-              expect: str = "refuse") -> Case:  # fmt: skip
+def _tampered(
+    ctx: Ctx, command: str, tamper: Callable[[Path], None], target: str = "sim", expect: str = "refuse"
+) -> Case:
     model, data = ctx.mlp()
     argv = ["run", "out", "--samples", "2"] if command == "run" else ["report", "out"]
     return ctx.case([argv], prep=[[model, "-t", target, "-o", "out", "--data", data]], tamper=tamper, expect=expect)
@@ -1627,8 +1825,10 @@ TAMPER_RUN: dict[str, Callable[[Path], None]] = {
     "ann-snnir-deleted": _delete("ann.snnir"),
     "ann-snnir-empty": _write("ann.snnir", ""),
     "ann-npz-object": _write("ann.npz", npy_bytes(np.array([1], dtype=object), allow_pickle=True)),
-    "model-snnir-is-dir": lambda work: ((work / "out" / "model.snnir").unlink(),
-                                        (work / "out" / "model.snnir").mkdir()),
+    "model-snnir-is-dir": lambda work: (
+        (work / "out" / "model.snnir").unlink(),
+        (work / "out" / "model.snnir").mkdir(),
+    ),
     "results-json-is-dir": lambda work: (work / "out" / "results.json").mkdir(),
 }
 
@@ -1636,7 +1836,8 @@ TAMPER_RUN: dict[str, Callable[[Path], None]] = {
 UNUSED_BY_RUN = ("manifest-pipeline-code", "manifest-spec-garbage", "manifest-inputs-garbage")
 for _key, _fn in TAMPER_RUN.items():
     case(f"run-tampered-{_key}", "traceback")(
-        lambda ctx, f=_fn, k=_key: _tampered(ctx, "run", f, expect="any" if k in UNUSED_BY_RUN else "refuse"))
+        lambda ctx, f=_fn, k=_key: _tampered(ctx, "run", f, expect="any" if k in UNUSED_BY_RUN else "refuse")
+    )
 
 TAMPER_REPORT: dict[str, Callable[[Path], None]] = {
     "report-garbage": _write("report.json", b"\xff{"),
@@ -1669,8 +1870,14 @@ def _(ctx: Ctx) -> Case:
 # =========================================================================== values accepted silently
 
 
-def _compile_with(ctx: Ctx, extra: list[str], data: Optional[dict[str, Any]] = None, flag: str = "--data",
-                  target: str = "sim", expect: str = "refuse") -> Case:  # fmt: skip
+def _compile_with(
+    ctx: Ctx,
+    extra: list[str],
+    data: Optional[dict[str, Any]] = None,
+    flag: str = "--data",
+    target: str = "sim",
+    expect: str = "refuse",
+) -> Case:
     model, good = ctx.mlp()
     argv = [model, "-t", target, "-o", "out", *extra]
     if data is not None:
@@ -1689,11 +1896,34 @@ def _y(n: int = 16) -> np.ndarray:
     return np.arange(n, dtype=np.int64) % 4
 
 
-SET_BAD = ["presentation-time=-5", "presentation-time=0", "presentation-time=nan", "presentation-time=inf",
-           "presentation-time=abc", "presentation-time=1e400", "presentation-time=", "dt=0", "dt=-1", "dt=nan",
-           "dt=inf", "dt=1e-9", "dt=1e9", "instances=-1", "instances=0", "instances=1.5", "instances=1e12",
-           "no-such-setting=3", "normalize.percentile=200", "percentile=-1", "percentile=nan", "seed=abc",
-           "max-rate=-1", "max-rate=nan", "=5", "dt"]  # fmt: skip
+SET_BAD = [
+    "presentation-time=-5",
+    "presentation-time=0",
+    "presentation-time=nan",
+    "presentation-time=inf",
+    "presentation-time=abc",
+    "presentation-time=1e400",
+    "presentation-time=",
+    "dt=0",
+    "dt=-1",
+    "dt=nan",
+    "dt=inf",
+    "dt=1e-9",
+    "dt=1e9",
+    "instances=-1",
+    "instances=0",
+    "instances=1.5",
+    "instances=1e12",
+    "no-such-setting=3",
+    "normalize.percentile=200",
+    "percentile=-1",
+    "percentile=nan",
+    "seed=abc",
+    "max-rate=-1",
+    "max-rate=nan",
+    "=5",
+    "dt",
+]
 
 for _s in SET_BAD:
     _slug = _s.replace("=", "-").replace(".", "_") or "empty"
@@ -1701,7 +1931,8 @@ for _s in SET_BAD:
 
 for _s in ("dt=0", "presentation-time=-5", "dt=1e-9"):
     case(f"set-nest-{_s.replace('=', '-')}", "silent")(
-        lambda ctx, s=_s: _compile_with(ctx, ["--set", s], target="nest"))
+        lambda ctx, s=_s: _compile_with(ctx, ["--set", s], target="nest")
+    )
 
 DATA_BAD: dict[str, tuple[dict[str, Any], str]] = {
     "calibration-nan": ({"x": np.where(_x() > 0.5, np.nan, _x()).astype(np.float32)}, "--calibration"),
@@ -1768,9 +1999,18 @@ def _(ctx: Ctx) -> Case:
     return ctx.case([[model, "-o", "out", "--data", "digits:../../etc/passwd"]])
 
 
-RUN_BAD = [["--samples", "-1"], ["--samples", "0"], ["--samples", "1000000000000000000000"], ["--samples", "x"],
-           ["--presentation-time", "-5"], ["--presentation-time", "nan"], ["--presentation-time", "0"],
-           ["--presentation-time", "inf"], ["--seed", "-1"], ["--seed", "99999999999999999999999"]]  # fmt: skip
+RUN_BAD = [
+    ["--samples", "-1"],
+    ["--samples", "0"],
+    ["--samples", "1000000000000000000000"],
+    ["--samples", "x"],
+    ["--presentation-time", "-5"],
+    ["--presentation-time", "nan"],
+    ["--presentation-time", "0"],
+    ["--presentation-time", "inf"],
+    ["--seed", "-1"],
+    ["--seed", "99999999999999999999999"],
+]
 
 
 def _run_with(ctx: Ctx, extra: list[str], data: Optional[dict[str, Any]] = None, expect: str = "refuse") -> Case:
@@ -1787,18 +2027,28 @@ def _run_with(ctx: Ctx, extra: list[str], data: Optional[dict[str, Any]] = None,
 for _extra in RUN_BAD:
     _expect = "any" if _extra == ["--seed", "-1"] else "refuse"
     case(f"run{'-'.join(['', *_extra]).replace('--', '-')}", "silent")(
-        lambda ctx, e=_extra, x=_expect: _run_with(ctx, e, expect=x))
+        lambda ctx, e=_extra, x=_expect: _run_with(ctx, e, expect=x)
+    )
 
-for _key in ("data-labels-999", "data-labels-negative", "data-without-y", "data-x-nan", "data-x-wrong-features",
-             "data-labels-float"):  # fmt: skip
+for _key in (
+    "data-labels-999",
+    "data-labels-negative",
+    "data-without-y",
+    "data-x-nan",
+    "data-x-wrong-features",
+    "data-labels-float",
+):
     case(f"run-{_key}", "silent")(lambda ctx, k=_key: _run_with(ctx, [], DATA_BAD[k][0]))
 
 
 @case("sweep-param-bad-values", "silent")
 def _(ctx: Ctx) -> Case:
     model, data = ctx.mlp()
-    return ctx.case([["sweep", model, "--data", data, "--param", "dt=0,nan", "-o", "sw"]], expect="any",
-                    note="a sweep reports each failing point as a row; it must not crash")  # fmt: skip
+    return ctx.case(
+        [["sweep", model, "--data", data, "--param", "dt=0,nan", "-o", "sw"]],
+        expect="any",
+        note="a sweep reports each failing point as a row; it must not crash",
+    )
 
 
 @case("sweep-jobs-negative", "silent")
@@ -1821,14 +2071,21 @@ def _(ctx: Ctx) -> Case:
     ctx.copy(ctx.base.snn() / "ann.snnir", "model.snnir")
     ctx.copy(ctx.base.snn() / "ann.npz", "model.npz")
     ctx.copy(ctx.base.mlp() / "data.npz")
-    return ctx.case([["model.snnir", "-t", "nest", "-o", "out", "--data", "data.npz"],
-                     ["run", "out", "--samples", "2"]], expect="ok", isolate=True)  # fmt: skip
+    return ctx.case(
+        [["model.snnir", "-t", "nest", "-o", "out", "--data", "data.npz"], ["run", "out", "--samples", "2"]],
+        expect="ok",
+        isolate=True,
+    )
 
 
 for _target in ("sim", "nir", "nest"):
     case(f"valid-snn-snnir-{_target}", "control")(
-        lambda ctx, t=_target: (ctx.copy(ctx.base.snn() / "model.snnir"), ctx.copy(ctx.base.snn() / "model.npz"),
-                                ctx.case([["model.snnir", "-t", t, "-o", "out"]], expect="ok"))[-1])  # fmt: skip
+        lambda ctx, t=_target: (
+            ctx.copy(ctx.base.snn() / "model.snnir"),
+            ctx.copy(ctx.base.snn() / "model.npz"),
+            ctx.case([["model.snnir", "-t", t, "-o", "out"]], expect="ok"),
+        )[-1]
+    )
 
 
 @case("valid-snn-snnir-sim-run", "control")
@@ -1837,22 +2094,20 @@ def _(ctx: Ctx) -> Case:
     ctx.copy(ctx.base.snn() / "model.snnir")
     ctx.copy(ctx.base.snn() / "model.npz")
     ctx.copy(ctx.base.mlp() / "data.npz")
-    return ctx.case([["model.snnir", "-o", "out"], ["run", "out", "--samples", "2", "--data", "data.npz"]],
-                    expect="ok")  # fmt: skip
+    return ctx.case([["model.snnir", "-o", "out"], ["run", "out", "--samples", "2", "--data", "data.npz"]], expect="ok")
 
 
 @case("valid-nir-sim-run", "control")
 def _(ctx: Ctx) -> Case:
     ctx.copy(ctx.base.nir() / "model.nir")
     ctx.copy(ctx.base.mlp() / "data.npz")
-    return ctx.case([["model.nir", "-o", "out"], ["run", "out", "--samples", "2", "--data", "data.npz"]],
-                    expect="ok")  # fmt: skip
+    return ctx.case([["model.nir", "-o", "out"], ["run", "out", "--samples", "2", "--data", "data.npz"]], expect="ok")
 
 
 for _suffix in (".keras", ".h5"):
     case(f"valid-keras{_suffix.replace('.', '-')}", "control")(
-        lambda ctx, s=_suffix: ctx.case([[_keras_file(ctx, s, "plain"), "-o", "out", *ctx.data()]],
-                                        expect="ok"))
+        lambda ctx, s=_suffix: ctx.case([[_keras_file(ctx, s, "plain"), "-o", "out", *ctx.data()]], expect="ok")
+    )
 
 
 @case("valid-pt2", "control")
@@ -1873,8 +2128,9 @@ def _(ctx: Ctx) -> Case:
 @case("valid-out-force-replaces-previous-output", "control")
 def _(ctx: Ctx) -> Case:
     model, data = ctx.mlp()
-    return ctx.case([[model, "-o", "out", "--force", "--data", data]], prep=[[model, "-o", "out", "--data", data]],
-                    expect="ok")  # fmt: skip
+    return ctx.case(
+        [[model, "-o", "out", "--force", "--data", data]], prep=[[model, "-o", "out", "--data", data]], expect="ok"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - `python tests/hostile_corpus.py DIR` builds the corpus

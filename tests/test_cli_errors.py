@@ -68,8 +68,9 @@ def test_unexpected_exceptions_are_one_line_and_debug_shows_the_traceback(compil
     monkeypatch.setitem(snnc.cli._COMMANDS, "passes", bug)
     assert main(["passes"]) == 1
     err = capsys.readouterr().err
-    assert err == ("snnc: error: internal error: ZeroDivisionError: division by zero "
-                   "(run with --debug for the traceback)\n")  # fmt: skip
+    assert err == (
+        "snnc: error: internal error: ZeroDivisionError: division by zero (run with --debug for the traceback)\n"
+    )
     assert main(["passes", "--debug"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("snnc: error: internal error")
@@ -174,8 +175,10 @@ def test_budget_is_applied_to_compile_and_ir(compiled, tmp_path: Path, capsys) -
 
 def test_sweep_grid_too_large_is_one_line(compiled, tmp_path: Path, capsys) -> None:
     params = [item for k in "abcde" for item in ("--param", f"{k}=" + ",".join(map(str, range(10))))]
-    assert main(["sweep", str(compiled["model"]), "--data", str(compiled["data"]), *params,
-                 "-o", str(tmp_path / "s")]) == 1  # fmt: skip
+    assert (
+        main(["sweep", str(compiled["model"]), "--data", str(compiled["data"]), *params, "-o", str(tmp_path / "s")])
+        == 1
+    )
     assert "grid" in one_error(capsys) and not (tmp_path / "s").exists()
 
 
@@ -282,8 +285,9 @@ def test_missing_out_and_file_as_out(tmp_path: Path, victim: Path, capsys) -> No
     one_error(capsys)
 
 
-@pytest.mark.parametrize("name", ["results.json", "report.md", "layers.json", "outputs.npz", "snnc.json",
-                                  "model.snnir", "plots"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["results.json", "report.md", "layers.json", "outputs.npz", "snnc.json", "model.snnir", "plots"]
+)
 def test_links_leading_outside_out_are_refused(out: Path, victim: Path, capsys, name: str) -> None:
     target = out / name
     if target.is_dir():
@@ -367,10 +371,15 @@ def tampered_reports(report: dict) -> list[tuple[object, str]]:
     no_slices = {**report, "populations": [{**report["populations"][0], "slices": []}]}
     bad_energy = {**report, "energy": {**report["energy"], "mj_per_inference": "lots"}}
     return [
-        (no_target, "'target'"), ({**report, "cores": 1.5}, "'cores'"), ({**report, "populations": 3}, "populations"),
-        (bad_pop, "populations[0]: key 'neurons'"), (no_slices, "slices"), (bad_energy, "mj_per_inference"),
-        ([report], "expected an object"), ({**report, "presentation_ms": True}, "presentation_ms"),
-    ]  # fmt: skip
+        (no_target, "'target'"),
+        ({**report, "cores": 1.5}, "'cores'"),
+        ({**report, "populations": 3}, "populations"),
+        (bad_pop, "populations[0]: key 'neurons'"),
+        (no_slices, "slices"),
+        (bad_energy, "mj_per_inference"),
+        ([report], "expected an object"),
+        ({**report, "presentation_ms": True}, "presentation_ms"),
+    ]
 
 
 def test_tampered_report_json(compiled, tmp_path: Path, capsys) -> None:
@@ -407,8 +416,9 @@ def test_report_json_linked_outside_is_refused(compiled, tmp_path: Path, victim:
 def test_cli_errors_in_a_subprocess_are_one_line(tmp_path: Path) -> None:
     """The same through the real entry point: stderr is exactly one line, exit 1."""
     (tmp_path / "snnc.json").write_text("[")
-    proc = subprocess.run([sys.executable, "-m", "snnc.cli", "run", str(tmp_path)], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "snnc.cli", "run", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("snnc: error:") and "snnc.json" in proc.stderr
 

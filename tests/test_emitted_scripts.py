@@ -138,8 +138,12 @@ def test_spinnaker_run_checks(mlp, tmp_path: Path) -> None:
     network = runtime.read_json(out / "network.json")
     arrays = runtime.read_npz(out / "weights.npz")
     run_spinnaker.check_network(network, dict(arrays))
-    for key, value, message in [("instances", "2; rm -rf", "instances"), ("board", "../x", "board"),
-                                ("time_scale_factor", 0, "time_scale_factor"), ("pause", float("inf"), "pause")]:
+    for key, value, message in [
+        ("instances", "2; rm -rf", "instances"),
+        ("board", "../x", "board"),
+        ("time_scale_factor", 0, "time_scale_factor"),
+        ("pause", float("inf"), "pause"),
+    ]:
         with pytest.raises(SystemExit, match=message):
             run_spinnaker.check_network({**network, key: value}, dict(arrays))
     cfg = (out / "spynnaker.cfg").read_text()
@@ -149,9 +153,13 @@ def test_spinnaker_run_checks(mlp, tmp_path: Path) -> None:
 def test_run_checks_refuse_bad_data(tmp_path: Path) -> None:
     path = tmp_path / "d.npz"
     x = np.random.default_rng(0).random((8, 16), dtype=np.float32)
-    cases = [({"x": x, "y": np.full(8, 4)}, r"label 4, outside \[0, 4\)"), ({"x": x, "y": np.full(8, -1)}, "label -1"),
-             ({"x": x}, "no labels 'y'"), ({"x": np.where(x > 0.5, np.nan, x), "y": np.zeros(8, int)}, "NaN"),
-             ({"x": x[:, :3], "y": np.zeros(8, int)}, r"the network takes \[16\]")]  # fmt: skip
+    cases = [
+        ({"x": x, "y": np.full(8, 4)}, r"label 4, outside \[0, 4\)"),
+        ({"x": x, "y": np.full(8, -1)}, "label -1"),
+        ({"x": x}, "no labels 'y'"),
+        ({"x": np.where(x > 0.5, np.nan, x), "y": np.zeros(8, int)}, "NaN"),
+        ({"x": x[:, :3], "y": np.zeros(8, int)}, r"the network takes \[16\]"),
+    ]
     for arrays, message in cases:
         np.savez(path, **arrays)
         with pytest.raises(SystemExit, match=message):
@@ -166,8 +174,13 @@ def test_nest_run_py_refuses_tampered_dir_before_importing_nest(mlp, tmp_path: P
     out = _nest_out(mlp, tmp_path)
     shutil.copy(mlp[1], out / "data.npz")
     _tamper(out, lambda n: n.update(presentation_time=PAYLOAD))
-    proc = subprocess.run([sys.executable, str(out / "run.py"), "--data", str(out / "data.npz"), "--no-ann"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(out / "run.py"), "--data", str(out / "data.npz"), "--no-ann"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("run.py: network.json.presentation_time: must be")
     assert not (tmp_path / "PWNED").exists() and not (out / "PWNED").exists()

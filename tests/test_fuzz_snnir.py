@@ -17,8 +17,9 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Path]]:
     return prepare(tmp_path_factory.mktemp("fuzz"))
 
 
-@settings(max_examples=200, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(case=st.integers(0, 2**32 - 1), which=st.integers(0, 1))
 def test_mutated_snnir_fails_only_with_snnc_errors(seeds: list[tuple[str, Path]], case: int, which: int) -> None:
     text, folder = seeds[which]

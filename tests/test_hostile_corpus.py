@@ -55,8 +55,14 @@ def base(corpus_dir: Path) -> hc.Base:
 
 
 def _env(case: hc.Case) -> dict[str, str]:
-    env = {**os.environ, "HOME": str(case.home), "TMPDIR": str(case.tmp), "KERAS_BACKEND": "torch",
-           "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": str(case.root / "mplconfig")}  # fmt: skip
+    env = {
+        **os.environ,
+        "HOME": str(case.home),
+        "TMPDIR": str(case.tmp),
+        "KERAS_BACKEND": "torch",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLCONFIGDIR": str(case.root / "mplconfig"),
+    }
     env.pop("SNNC_DATA", None)
     return env
 
@@ -312,10 +318,20 @@ def test_hostile_case(name: str, corpus_dir: Path, base: hc.Base) -> None:
     outcomes, problems = run_case(case)
     if os.environ.get("SNNC_HOSTILE_LOG"):  # one JSON line per case for the summary script
         with open(os.environ["SNNC_HOSTILE_LOG"], "a") as log:
-            log.write(json.dumps({"name": name, "category": case.category, "problems": problems,
-                                  "rc": outcomes[-1].rc, "rss_mb": outcomes[-1].rss_mb,
-                                  "seconds": sum(o.seconds for o in outcomes),
-                                  "stderr": _tail(outcomes[-1].stderr, 12)}) + "\n")  # fmt: skip
+            log.write(
+                json.dumps(
+                    {
+                        "name": name,
+                        "category": case.category,
+                        "problems": problems,
+                        "rc": outcomes[-1].rc,
+                        "rss_mb": outcomes[-1].rss_mb,
+                        "seconds": sum(o.seconds for o in outcomes),
+                        "stderr": _tail(outcomes[-1].stderr, 12),
+                    }
+                )
+                + "\n"
+            )
     assert not problems, _report(case, outcomes, problems)
 
 

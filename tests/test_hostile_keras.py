@@ -353,11 +353,13 @@ def test_a_damaged_archive_member_ends_in_one_line(saved, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "data, part",
-    [(np.array([b"abc"] * 12, dtype="S3").reshape(4, 3), "not numbers"),
-     (np.full((4, 3), np.nan, np.float32), "NaN"),
-     (np.ones((3, 4), np.float32), "expected [4, 3]")],
+    [
+        (np.array([b"abc"] * 12, dtype="S3").reshape(4, 3), "not numbers"),
+        (np.full((4, 3), np.nan, np.float32), "NaN"),
+        (np.ones((3, 4), np.float32), "expected [4, 3]"),
+    ],
     ids=["strings", "nan", "transposed"],
-)  # fmt: skip
+)
 def test_bad_weights_are_named(data: np.ndarray, part: str, saved, tmp_path: Path) -> None:
     def edit(h5: h5py.File) -> None:
         del h5[KERNEL]

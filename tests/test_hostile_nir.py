@@ -29,13 +29,15 @@ SMALL = limits.Budget(bytes=2**20)
 
 def _graph(**metadata) -> object:
     return nir.NIRGraph(
-        nodes={"in": nir.Input(input_type={"input": np.array([3])}),
-               "fc": nir.Affine(weight=np.full((2, 3), 0.5, np.float32), bias=np.zeros(2, np.float32)),
-               "lif": nir.IF(r=np.ones(2, np.float32), v_threshold=np.ones(2, np.float32)),
-               "out": nir.Output(output_type={"output": np.array([2])})},
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([3])}),
+            "fc": nir.Affine(weight=np.full((2, 3), 0.5, np.float32), bias=np.zeros(2, np.float32)),
+            "lif": nir.IF(r=np.ones(2, np.float32), v_threshold=np.ones(2, np.float32)),
+            "out": nir.Output(output_type={"output": np.array([2])}),
+        },
         edges=[("in", "fc"), ("fc", "lif"), ("lif", "out")],
         metadata={"snnc.dt": 1.0, "snnc.presentation_time": 50.0, "snnc.reset": "subtract", **metadata},
-    )  # fmt: skip
+    )
 
 
 def _write(path: Path, edit: Callable[[h5py.File], None] | None = None, **metadata) -> Path:
@@ -86,13 +88,21 @@ def _hostile(secret: Path) -> dict[str, tuple[Callable[[h5py.File], None], list[
     layout = h5py.VirtualLayout(shape=(2, 3), dtype="<f4")
     layout[:] = h5py.VirtualSource(str(other), "w", shape=(2, 3))
     return {
-        "external storage": (lambda h5: _replace_weight(h5, lambda g, n: g.create_dataset(
-            n, shape=(2, 3), dtype="<f4", external=[(str(secret), 0, 24)])), ["external file", "secret.bin"]),
-        "external link": (lambda h5: _replace_weight(h5, lambda g, n: g.__setitem__(
-            n, h5py.ExternalLink(str(other), "/w"))), ["external link", "secret.h5"]),
-        "virtual dataset": (lambda h5: _replace_weight(h5, lambda g, n: g.create_virtual_dataset(n, layout)),
-                            ["virtual dataset"]),
-    }  # fmt: skip
+        "external storage": (
+            lambda h5: _replace_weight(
+                h5, lambda g, n: g.create_dataset(n, shape=(2, 3), dtype="<f4", external=[(str(secret), 0, 24)])
+            ),
+            ["external file", "secret.bin"],
+        ),
+        "external link": (
+            lambda h5: _replace_weight(h5, lambda g, n: g.__setitem__(n, h5py.ExternalLink(str(other), "/w"))),
+            ["external link", "secret.h5"],
+        ),
+        "virtual dataset": (
+            lambda h5: _replace_weight(h5, lambda g, n: g.create_virtual_dataset(n, layout)),
+            ["virtual dataset"],
+        ),
+    }
 
 
 @pytest.mark.parametrize("kind", ["external storage", "external link", "virtual dataset"])
@@ -134,8 +144,9 @@ def test_a_corrupt_string_heap_is_refused_instead_of_hanging(tmp_path: Path) -> 
 
 def test_declared_dataset_sizes_are_checked_before_reading(tmp_path: Path) -> None:
     def edit(h5: h5py.File) -> None:
-        _replace_weight(h5, lambda g, n: g.create_dataset(n, shape=(2, 10**6), dtype="<f4", chunks=(2, 4096),
-                                                          compression="gzip"))  # fmt: skip
+        _replace_weight(
+            h5, lambda g, n: g.create_dataset(n, shape=(2, 10**6), dtype="<f4", chunks=(2, 4096), compression="gzip")
+        )
 
     path = _write(tmp_path / "model" / "big.nir", edit)
     assert path.stat().st_size < 100_000
@@ -149,10 +160,16 @@ def test_declared_dataset_sizes_are_checked_before_reading(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "key, value, part",
-    [("snnc.presentation_time", float("nan"), "finite"), ("snnc.presentation_time", -5.0, "> 0"),
-     ("snnc.dt", 0.0, "> 0"), ("snnc.dt", "abc", "number"), ("snnc.delay", float("inf"), "finite"),
-     ("snnc.delay", -1.0, ">= 0"), ("snnc.reset", "sideways", "one of")],
-)  # fmt: skip
+    [
+        ("snnc.presentation_time", float("nan"), "finite"),
+        ("snnc.presentation_time", -5.0, "> 0"),
+        ("snnc.dt", 0.0, "> 0"),
+        ("snnc.dt", "abc", "number"),
+        ("snnc.delay", float("inf"), "finite"),
+        ("snnc.delay", -1.0, ">= 0"),
+        ("snnc.reset", "sideways", "one of"),
+    ],
+)
 def test_metadata_is_validated(key: str, value, part: str, tmp_path: Path) -> None:
     path = _write(tmp_path / "model" / "meta.nir", **{key: value})
     with pytest.raises(SnncError) as err:

@@ -30,11 +30,12 @@ def _t(name: str, values: Any, dtype: Any = np.float32) -> TensorProto:
 def _model(nodes: list, inits: list | None = None, in_dims: list | None = None) -> onnx.ModelProto:
     """``nodes`` (helper.make_node) ahead of ``y = Relu(x)``, ``x`` of shape ``in_dims``."""
     graph = helper.make_graph(
-        [*nodes, helper.make_node("Relu", ["x"], ["y"], name="out")], "hostile",
+        [*nodes, helper.make_node("Relu", ["x"], ["y"], name="out")],
+        "hostile",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_dims or ["batch", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         inits or [],
-    )  # fmt: skip
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -57,8 +58,12 @@ def _string_tensor() -> TensorProto:
 
 
 def _deep_if(depth: int) -> onnx.NodeProto:
-    leaf = helper.make_graph([helper.make_node("Relu", ["x"], ["z"])], "leaf", [], [helper.make_tensor_value_info(
-        "z", TensorProto.FLOAT, None)])  # fmt: skip
+    leaf = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["z"])],
+        "leaf",
+        [],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+    )
     branch = leaf
     for i in range(depth):  # one nested branch per level (two would double the size per level)
         node = helper.make_node("If", ["cond"], ["z"], name=f"if{i}", then_branch=branch, else_branch=leaf)
@@ -88,7 +93,7 @@ CASES: dict[str, tuple[list, list]] = {
             _node("Gather", ["data_out", "idx_out"]),
         ],
         [_shape("s1", [1000, 1000]), _shape("s2", [10**5])],
-    ),  # fmt: skip
+    ),
     "add_broadcast_amplifies": (
         [
             _node("ConstantOfShape", ["s1"], "a"),
@@ -124,7 +129,7 @@ CASES: dict[str, tuple[list, list]] = {
     "gemm_bias_mismatch": (
         [helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="fc")],
         [_t("w", np.ones((3, 4))), _t("b", np.ones((2, 2)))],
-    ),  # fmt: skip
+    ),
     "maxpool_without_kernel": ([helper.make_node("MaxPool", ["x"], ["p"], name="pool")], []),
     "pad_odd_pads": ([helper.make_node("Pad", ["x"], ["p"], name="pad", pads=[0, 1, 0])], []),
     "softmax_axis_out_of_range": ([helper.make_node("Softmax", ["x"], ["s"], name="sm", axis=7)], []),
@@ -134,15 +139,15 @@ CASES: dict[str, tuple[list, list]] = {
     "non_utf8_known_attribute": (
         [helper.make_node("Pad", ["x", "p"], ["q"], name="pad", mode=b"\xff")],
         [_shape("p", [0, 0, 0, 0])],
-    ),  # fmt: skip
+    ),
     "int_where_float_expected": (
         [helper.make_node("Gemm", ["x", "w"], ["g"], name="fc", transB=1, alpha=10**18)],
         [_t("w", np.ones((3, 4)))],
-    ),  # fmt: skip
+    ),
     "nan_attribute": (
         [helper.make_node("Gemm", ["x", "w"], ["g"], name="fc", transB=1, alpha=float("nan"))],
         [_t("w", np.ones((3, 4)))],
-    ),  # fmt: skip
+    ),
     "custom_domain_relu": ([helper.make_node("Relu", ["x"], ["p"], name="r", domain="evil.ops")], []),
     "empty_input_name": ([helper.make_node("Relu", [""], ["p"], name="r")], []),
     "nested_if": ([_deep_if(30)], []),
@@ -210,8 +215,12 @@ def test_unknown_opset_is_refused(version: int, tmp_path: Path) -> None:
 def test_long_chain_loads_quickly(tmp_path: Path) -> None:
     n = 2000
     nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name=f"r{i}") for i in range(n)]
-    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("v0", TensorProto.FLOAT, ["b", 4])],
-                              [helper.make_tensor_value_info(f"v{n}", TensorProto.FLOAT, None)])  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("v0", TensorProto.FLOAT, ["b", 4])],
+        [helper.make_tensor_value_info(f"v{n}", TensorProto.FLOAT, None)],
+    )
     path = _save(helper.make_model(graph), tmp_path / "chain.onnx")
     start = time.perf_counter()
     assert len(snnc.load(path)) > n
@@ -233,10 +242,20 @@ def _seed_model() -> onnx.ModelProto:
         helper.make_node("Gemm", ["flat", "w", "b"], ["h"], name="fc", transB=1),
         helper.make_node("Relu", ["h"], ["y"], name="relu"),
     ]
-    inits = [_t("zero", 0, np.int64), _t("axes", [0], np.int64), _t("minus1", [-1], np.int64),
-             _t("w", rng.normal(size=(3, 8))), _t("b", rng.normal(size=3))]  # fmt: skip
-    graph = helper.make_graph(nodes, "seed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])], inits)  # fmt: skip
+    inits = [
+        _t("zero", 0, np.int64),
+        _t("axes", [0], np.int64),
+        _t("minus1", [-1], np.int64),
+        _t("w", rng.normal(size=(3, 8))),
+        _t("b", rng.normal(size=3)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "seed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -294,12 +313,33 @@ def _mutated_model(draw: st.DrawFn) -> bytes:
             g.initializer[draw(st.integers(0, len(g.initializer) - 1))].data_type = draw(st.integers(0, 20))
         elif what == "attr":
             node = g.node[draw(st.integers(0, len(g.node) - 1))]
-            node.attribute.append(helper.make_attribute(draw(st.sampled_from(["axis", "transB", "to", "start"])),
-                                                        draw(INTS)))  # fmt: skip
+            node.attribute.append(
+                helper.make_attribute(draw(st.sampled_from(["axis", "transB", "to", "start"])), draw(INTS))
+            )
         elif what == "op":
-            g.node[draw(st.integers(0, len(g.node) - 1))].op_type = draw(st.sampled_from(
-                ["ConstantOfShape", "Gather", "Slice", "Squeeze", "Cast", "Concat", "Add", "Div", "Reshape", "Shape",
-                 "Pad", "Clip", "MaxPool", "Flatten", "Conv", "BatchNormalization", "Softmax"]))  # fmt: skip
+            g.node[draw(st.integers(0, len(g.node) - 1))].op_type = draw(
+                st.sampled_from(
+                    [
+                        "ConstantOfShape",
+                        "Gather",
+                        "Slice",
+                        "Squeeze",
+                        "Cast",
+                        "Concat",
+                        "Add",
+                        "Div",
+                        "Reshape",
+                        "Shape",
+                        "Pad",
+                        "Clip",
+                        "MaxPool",
+                        "Flatten",
+                        "Conv",
+                        "BatchNormalization",
+                        "Softmax",
+                    ]
+                )
+            )
         elif what == "input":
             node = g.node[draw(st.integers(0, len(g.node) - 1))]
             names = ["x", "sh", "n", "n1", "target", "flat", "h", "w", "b", "zero", "axes", "minus1", "", "nope"]
@@ -335,10 +375,12 @@ def test_external_data_is_never_read(tmp_path: Path, location: str) -> None:
     for key, value in (("location", location), ("offset", "0"), ("length", str(secret.nbytes))):
         weight.external_data.add(key=key, value=value)
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)], "ext",
+        [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)],
+        "ext",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], [weight],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        [weight],
+    )
     path = folder / "m.onnx"
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     with pytest.raises(SnncError, match="initializer 'w': external data is not read"):

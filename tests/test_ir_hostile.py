@@ -61,7 +61,7 @@ def assert_one_line(exc: BaseException, *needles: str) -> None:
         ("snnir 1\n%in = ann.input() {shape = [3]} : [3]\n%r = ann.relu(%in, %in) : [3]\nreturn %r\n", "input"),
         ("snnir 1\n%in = ann.input() {shape = [3]} : [3]\nreturn %in, %zz\n", "undefined"),
         ("snnir 1\n%" + "a" * 300 + " = ann.input() {shape = [3]} : [3]\nreturn %in\n", "bad op id"),
-        ("snnir 1\n%in = ann.input() {shape = \"x\"} : [3]\nreturn %in\n", "must be a list"),
+        ('snnir 1\n%in = ann.input() {shape = "x"} : [3]\nreturn %in\n', "must be a list"),
         ("snnir 1\n%in = ann.input() {shape = [true]} : [3]\nreturn %in\n", "must be int"),
         ("snnir 1\n%in = ann.input() {shape = [3]} : [3]\n\x00\nreturn %in\n", "m.snnir:3"),
     ],
@@ -96,18 +96,32 @@ def test_an_attribute_named_like_a_keyword_still_parses() -> None:
     ("attrs", "key"),
     [
         ('presentation_time = "\\"\\"\\" + __import__(\\"os\\").system(\\"x\\")"', "presentation_time"),
-        ("dt = 0", "dt"), ("dt = -1.0", "dt"), ("dt = nan", "dt"), ("dt = inf", "dt"), ("dt = 1e-9", "dt"),
-        ('dt = "1.0"', "dt"), ("dt = true", "dt"), ("dt = [1.0]", "dt"),
-        ("presentation_time = -5", "presentation_time"), ("presentation_time = inf", "presentation_time"),
-        ("presentation_time = nan", "presentation_time"), ("presentation_time = 1e300", "presentation_time"),
+        ("dt = 0", "dt"),
+        ("dt = -1.0", "dt"),
+        ("dt = nan", "dt"),
+        ("dt = inf", "dt"),
+        ("dt = 1e-9", "dt"),
+        ('dt = "1.0"', "dt"),
+        ("dt = true", "dt"),
+        ("dt = [1.0]", "dt"),
+        ("presentation_time = -5", "presentation_time"),
+        ("presentation_time = inf", "presentation_time"),
+        ("presentation_time = nan", "presentation_time"),
+        ("presentation_time = 1e300", "presentation_time"),
         ("dt = 1.0, presentation_time = 0.5", "presentation_time"),
-        ("instances = 0", "instances"), ("instances = 1.5", "instances"), ("instances = 10000000000", "instances"),
-        ("pause = -1.0", "pause"), ("pause = nan", "pause"),
-        ('input_layout = "NCWH"', "input_layout"), ("input_layout = 1", "input_layout"),
+        ("instances = 0", "instances"),
+        ("instances = 1.5", "instances"),
+        ("instances = 10000000000", "instances"),
+        ("pause = -1.0", "pause"),
+        ("pause = nan", "pause"),
+        ('input_layout = "NCWH"', "input_layout"),
+        ("input_layout = 1", "input_layout"),
         ('normalized = "yes"', "normalized"),
-        ("note = [1, 2]", "note"), ("note = nan", "note"), ('note = "' + "x" * 5000 + '"', "note"),
+        ("note = [1, 2]", "note"),
+        ("note = nan", "note"),
+        ('note = "' + "x" * 5000 + '"', "note"),
     ],
-)  # fmt: skip
+)
 def test_graph_attributes_are_checked(attrs: str, key: str) -> None:
     with pytest.raises(IRError) as err:
         parse_graph(with_graph(attrs), source="m.snnir")
@@ -115,8 +129,10 @@ def test_graph_attributes_are_checked(attrs: str, key: str) -> None:
 
 
 def test_good_graph_attributes_pass() -> None:
-    text = with_graph('dt = 0.1, presentation_time = 50, pause = 0.0, instances = 4, input_layout = "NHWC", '
-                      'normalized = true, note = "any \\"text\\" }"')  # fmt: skip
+    text = with_graph(
+        'dt = 0.1, presentation_time = 50, pause = 0.0, instances = 4, input_layout = "NHWC", '
+        'normalized = true, note = "any \\"text\\" }"'
+    )
     g = parse_graph(text)
     assert g.attrs["instances"] == 4 and g.attrs["input_layout"] == "NHWC"
     assert parse_graph(print_graph(g)).attrs == g.attrs
@@ -137,20 +153,32 @@ def test_verifier_checks_graph_attributes(key: str, value: object) -> None:
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: ir.Population(tau_m=float("nan")), lambda: ir.Population(v_threshold=float("inf")),
-        lambda: ir.Population(v_reset=float("nan")), lambda: ir.Population(tau_refrac=float("inf")),
-        lambda: ir.Population(v_min=float("-inf")), lambda: ir.Population(weight_shift=(10**6, 0)),
-        lambda: ir.Source(shape=(3,), max_rate=float("nan")), lambda: ir.Source(shape=(3,), gain=float("inf")),
+        lambda: ir.Population(tau_m=float("nan")),
+        lambda: ir.Population(v_threshold=float("inf")),
+        lambda: ir.Population(v_reset=float("nan")),
+        lambda: ir.Population(tau_refrac=float("inf")),
+        lambda: ir.Population(v_min=float("-inf")),
+        lambda: ir.Population(weight_shift=(10**6, 0)),
+        lambda: ir.Source(shape=(3,), max_rate=float("nan")),
+        lambda: ir.Source(shape=(3,), gain=float("inf")),
         lambda: ir.Projection(connectivity="pool", kernel=(1, 1), delay=float("nan")),
         lambda: ir.Projection(connectivity="pool", kernel=(1, 1), delay=1e12),
         lambda: ir.Projection(connectivity="pool", kernel=(1, 1), scale=float("nan")),
-        lambda: ir.BatchNorm(scale=ir.TensorRef("a"), bias=ir.TensorRef("a"), mean=ir.TensorRef("a"),
-                             var=ir.TensorRef("a"), epsilon=float("nan")),
-        lambda: ir.Dropout(ratio=2.0), lambda: ir.Dropout(ratio=float("nan")),
-        lambda: ir.Scale(factor=float("inf")), lambda: ir.Pad(pads=(0, 0), value=float("nan")),
-        lambda: ir.Clip(min=float("nan")), lambda: ir.Softmax(axis=[0]),
+        lambda: ir.BatchNorm(
+            scale=ir.TensorRef("a"),
+            bias=ir.TensorRef("a"),
+            mean=ir.TensorRef("a"),
+            var=ir.TensorRef("a"),
+            epsilon=float("nan"),
+        ),
+        lambda: ir.Dropout(ratio=2.0),
+        lambda: ir.Dropout(ratio=float("nan")),
+        lambda: ir.Scale(factor=float("inf")),
+        lambda: ir.Pad(pads=(0, 0), value=float("nan")),
+        lambda: ir.Clip(min=float("nan")),
+        lambda: ir.Softmax(axis=[0]),
     ],
-)  # fmt: skip
+)
 def test_op_attributes_are_finite_and_in_range(make) -> None:
     with pytest.raises(IRError):
         make()
@@ -172,10 +200,13 @@ def test_nan_op_attribute_in_text_names_the_line() -> None:
         ("snnir 1\n%in = ann.input() {shape = [1000000, 1000000]} : [1000000, 1000000]\nreturn %in\n", "neurons"),
         ("snnir 1\n%in = snn.source() {shape = [1000000000000]} : [1000000000000]\nreturn %in\n", "neurons"),
         ("snnir 1\n@w : tensor<f32, 1000000x1000000>\n" + OK[8:], "bytes"),
-        ("snnir 1\n%in = ann.input() {shape = [3]} : [3]\n%p = ann.pad(%in) {pads = [0, 999999999999]} : [3]\n"
-         "return %p\n", "neurons"),
+        (
+            "snnir 1\n%in = ann.input() {shape = [3]} : [3]\n%p = ann.pad(%in) {pads = [0, 999999999999]} : [3]\n"
+            "return %p\n",
+            "neurons",
+        ),
     ],
-)  # fmt: skip
+)
 def test_declared_sizes_are_checked_against_the_budget(text: str, needle: str) -> None:
     with pytest.raises(BudgetError) as err:
         parse_graph(text, source="m.snnir")
@@ -360,8 +391,9 @@ def test_graph_queries_stay_linear_on_a_20000_op_chain(monkeypatch: pytest.Monke
 
 
 def test_verifier_finds_a_cycle() -> None:
-    g = parse_graph("snnir 1\n%in = ann.input() {shape = [3]} : [3]\n%a = ann.relu(%in) : [3]\n"
-                    "%b = ann.relu(%a) : [3]\nreturn %b\n")  # fmt: skip
+    g = parse_graph(
+        "snnir 1\n%in = ann.input() {shape = [3]} : [3]\n%a = ann.relu(%in) : [3]\n%b = ann.relu(%a) : [3]\nreturn %b\n"
+    )
     g.set_inputs("a", ["b"])
     with pytest.raises(IRError, match="cycle through %[ab]"):
         verify(g)

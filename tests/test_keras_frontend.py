@@ -12,25 +12,39 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 import snnc  # noqa: E402
-from snnc.ir.semantics.ann import predict  # noqa: E402
 from snnc.api import _fit_inputs  # noqa: E402
 from snnc.frontends import FrontendError  # noqa: E402
+from snnc.ir.semantics.ann import predict  # noqa: E402
 
 L = keras.layers
 
 
 def _mlp() -> keras.Model:
-    return keras.Sequential([
-        keras.Input((12,)), L.Dense(16, activation="relu"), L.Dropout(0.5), L.Reshape((16,)), L.Dense(4),
-    ])  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.Input((12,)),
+            L.Dense(16, activation="relu"),
+            L.Dropout(0.5),
+            L.Reshape((16,)),
+            L.Dense(4),
+        ]
+    )
 
 
 def _cnn() -> keras.Model:
-    return keras.Sequential([
-        keras.Input((10, 10, 2)), L.Conv2D(6, 3, padding="same", activation="relu"), L.BatchNormalization(),
-        L.AveragePooling2D(2), L.Conv2D(8, 3, strides=2, padding="same"), L.ReLU(max_value=6.0),
-        L.MaxPooling2D(2, padding="same"), L.Flatten(), L.Dense(5, activation="softmax"),
-    ])  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.Input((10, 10, 2)),
+            L.Conv2D(6, 3, padding="same", activation="relu"),
+            L.BatchNormalization(),
+            L.AveragePooling2D(2),
+            L.Conv2D(8, 3, strides=2, padding="same"),
+            L.ReLU(max_value=6.0),
+            L.MaxPooling2D(2, padding="same"),
+            L.Flatten(),
+            L.Dense(5, activation="softmax"),
+        ]
+    )
 
 
 def _residual() -> keras.Model:
@@ -104,10 +118,23 @@ def test_keras_torch_and_onnx_give_the_same_ir(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 3))
-    torch.onnx.export(net.eval(), torch.rand(1, 1, 8, 8), tmp_path / "m.onnx", dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "n"}})  # fmt: skip
-    model = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(4, 3, padding="same", activation="relu"),
-                              L.AveragePooling2D(2), L.Flatten(), L.Dense(3)])  # fmt: skip
+    torch.onnx.export(
+        net.eval(),
+        torch.rand(1, 1, 8, 8),
+        tmp_path / "m.onnx",
+        dynamo=False,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "n"}},
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            L.Conv2D(4, 3, padding="same", activation="relu"),
+            L.AveragePooling2D(2),
+            L.Flatten(),
+            L.Dense(3),
+        ]
+    )
     conv_w, conv_b = (p.detach().numpy() for p in net[0].parameters())
     fc_w, fc_b = (p.detach().numpy() for p in net[4].parameters())
     model.layers[0].set_weights([conv_w.transpose(2, 3, 1, 0), conv_b])

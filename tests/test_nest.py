@@ -21,8 +21,9 @@ pytest.importorskip("pyNN.nest", reason="install the [nest] extra")
 
 def _compile_and_run(model: Path, data: Path, out: Path, samples: int, *extra: str) -> dict:
     assert main([str(model), "-t", "nest", "-o", str(out), "--data", str(data), *extra]) == 0
-    proc = subprocess.run([sys.executable, str(out / "run.py"), "--samples", str(samples)],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(out / "run.py"), "--samples", str(samples)], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads((out / "results.json").read_text())
 

@@ -18,8 +18,12 @@ nir = pytest.importorskip("nir")
 
 NETS = {
     "mlp": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(36, 12), nn.ReLU(), nn.Linear(12, 3)), (1, 6, 6)),
-    "cnn": (lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
-                                  nn.Linear(36, 3)), (1, 6, 6)),  # fmt: skip
+    "cnn": (
+        lambda: nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(36, 3)
+        ),
+        (1, 6, 6),
+    ),
 }
 
 
@@ -41,10 +45,13 @@ def test_round_trip_through_nir(name: str, tmp_path: Path) -> None:
 
 def test_unsupported_nir_nodes_are_named(tmp_path: Path) -> None:
     graph = nir.NIRGraph(
-        nodes={"in": nir.Input(input_type={"input": np.array([3])}), "d": nir.Delay(delay=np.ones(3)),
-               "out": nir.Output(output_type={"output": np.array([3])})},
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([3])}),
+            "d": nir.Delay(delay=np.ones(3)),
+            "out": nir.Output(output_type={"output": np.array([3])}),
+        },
         edges=[("in", "d"), ("d", "out")],
-    )  # fmt: skip
+    )
     nir.write(tmp_path / "g.nir", graph)
     with pytest.raises(snnc.ir.IRError, match=r"unsupported NIR nodes: Delay \('d'\)"):
         snnc.load(tmp_path / "g.nir")
@@ -55,8 +62,14 @@ def test_a_graph_written_by_sinabs_compiles_and_simulates(tmp_path: Path) -> Non
     import sinabs.layers as sl
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), sl.IAFSqueeze(batch_size=1), sl.SumPool2d(2), nn.Flatten(),
-                        nn.Linear(64, 3), sl.IAFSqueeze(batch_size=1))  # fmt: skip
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        sl.IAFSqueeze(batch_size=1),
+        sl.SumPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64, 3),
+        sl.IAFSqueeze(batch_size=1),
+    )
     graph = sinabs.to_nir(net, torch.rand(1, 1, 8, 8))
     compiled = snnc.compile(graph, "sim")
     kinds = [compiled.graph.op(n).OPNAME for n in compiled.graph.topo()]

@@ -13,9 +13,9 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 import snnc
-from snnc.ir.semantics.ann import predict
 from snnc.frontends import FrontendError
 from snnc.ir import parse_graph, print_graph, verify
+from snnc.ir.semantics.ann import predict
 
 
 class Residual(nn.Module):
@@ -37,15 +37,28 @@ class Residual(nn.Module):
 TORCH_MODELS = {
     "mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(2 * 14 * 14, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 5)),
     "cnn_bn_pools": lambda: nn.Sequential(
-        nn.Conv2d(2, 6, 3, stride=2, padding=(1, 0)), nn.BatchNorm2d(6), nn.ReLU(), nn.AvgPool2d(2, ceil_mode=True),
-        nn.Conv2d(6, 8, 2), nn.ReLU6(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 5),
+        nn.Conv2d(2, 6, 3, stride=2, padding=(1, 0)),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AvgPool2d(2, ceil_mode=True),
+        nn.Conv2d(6, 8, 2),
+        nn.ReLU6(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8, 5),
     ),
     "residual_concat": Residual,
     "depthwise": lambda: nn.Sequential(
-        nn.Conv2d(2, 8, 3, padding=1, groups=2), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=8, dilation=2),
-        nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5),
+        nn.Conv2d(2, 8, 3, padding=1, groups=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, groups=8, dilation=2),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 5),
     ),
-}  # fmt: skip
+}
 
 
 def _check(model_path: Path, x: np.ndarray) -> snnc.ir.Graph:
@@ -71,8 +84,16 @@ def test_torch_exports_match_onnxruntime(name: str, opset: int, tmp_path: Path) 
             m.running_var.uniform_(0.5, 2)
     x = torch.rand(16, 2, 14, 14)
     path = tmp_path / f"{name}.onnx"
-    torch.onnx.export(net, x[:1], path, dynamo=False, opset_version=opset, input_names=["x"],
-                      dynamic_axes={"x": {0: "batch"}}, do_constant_folding=False)  # fmt: skip
+    torch.onnx.export(
+        net,
+        x[:1],
+        path,
+        dynamo=False,
+        opset_version=opset,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "batch"}},
+        do_constant_folding=False,
+    )
     _check(path, x.numpy())
 
 
@@ -103,17 +124,23 @@ def test_gemm_forms(trans_b: int, alpha: float, beta: float, c_shape: tuple, tmp
 def test_matmul_add_clip_pad_and_reshape_chain(opset: int, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     inits = {
-        "w": rng.normal(size=(3, 2, 3, 3)).astype(np.float32), "m": rng.normal(size=(24, 5)).astype(np.float32),
-        "b": rng.normal(size=(5,)).astype(np.float32), "lo": np.array(0.0, np.float32),
-        "hi": np.array(0.5, np.float32), "pads": np.array([0, 0, 1, 0, 0, 0, 0, 2], np.int64),
-        "zero": np.array([0], np.int64), "minus1": np.array([-1], np.int64), "two": np.array(2.0, np.float32),
-    }  # fmt: skip
+        "w": rng.normal(size=(3, 2, 3, 3)).astype(np.float32),
+        "m": rng.normal(size=(24, 5)).astype(np.float32),
+        "b": rng.normal(size=(5,)).astype(np.float32),
+        "lo": np.array(0.0, np.float32),
+        "hi": np.array(0.5, np.float32),
+        "pads": np.array([0, 0, 1, 0, 0, 0, 0, 2], np.int64),
+        "zero": np.array([0], np.int64),
+        "minus1": np.array([-1], np.int64),
+        "two": np.array(2.0, np.float32),
+    }
     nodes = [
         helper.make_node("Pad", ["x", "pads"], ["p"], mode="constant"),
         helper.make_node("Conv", ["p", "w"], ["c"], pads=[0, 1, 1, 0], strides=[2, 1]),
         helper.make_node("Clip", ["c", "lo", "hi"], ["r"]),
-        helper.make_node("AveragePool", ["r"], ["a"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 0, 1],
-                         count_include_pad=1),  # fmt: skip
+        helper.make_node(
+            "AveragePool", ["r"], ["a"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 0, 1], count_include_pad=1
+        ),
         helper.make_node("Mul", ["a", "two"], ["s"]),
         helper.make_node("Shape", ["s"], ["shape"]),
         helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
@@ -146,7 +173,7 @@ def test_unsupported_ops_are_listed_in_one_line(tmp_path: Path) -> None:
 def test_hostile_names_become_identifiers(tmp_path: Path) -> None:
     from conftest import make_mlp_onnx
 
-    evil = {"input": 'x"; import os #', "fc1": "__import__('os').system('touch pwned')\n", "output": "y'\n\"\"\""}
+    evil = {"input": 'x"; import os #', "fc1": "__import__('os').system('touch pwned')\n", "output": 'y\'\n"""'}
     g = snnc.load(make_mlp_onnx(tmp_path / "evil.onnx", evil))
     for node_id in g.topo():
         assert node_id.isidentifier(), node_id

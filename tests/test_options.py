@@ -21,19 +21,42 @@ from snnc.targets import TARGETS, get_target
 
 # Two valid values per key: the test sets the first that differs from the target's own value.
 CANDIDATES: dict[str, list[str]] = {
-    "dt": ["0.5", "0.25"], "presentation-time": ["50", "60"], "reset": ["zero", "subtract"],
-    "tau-m": ["20", "30"], "tau-refrac": ["2", "3"], "v-min": ["-1", "-2"], "pause": ["10", "20"],
-    "min-delay": ["2", "3"], "encoding": ["poisson", "regular"], "max-rate": ["200", "300"],
-    "neurons-per-core": ["5", "6"], "source-neurons-per-core": ["5", "6"], "instances": ["2", "3"],
-    "board": ["spinn3", "spinn5"], "time-scale-factor": ["2", "3"], "max-neurons-per-core": ["8", "9"],
-    "grid-populations": ["false", "true"], "max-fan-in": ["10", "11"], "max-synapses-per-core": ["20", "21"],
-    "weight-bits": ["4", "5"], "weight-scheme": ["linear", "shift"], "chips": ["2", "3"], "cores-per-chip": ["4", "5"],
-    "reserved-cores": ["3", "4"], "split-signs": ["false", "true"],
-    "readout": ["membrane", "spike_count"], "percentile": ["90", "95"], "statistic": ["max", "percentile"],
+    "dt": ["0.5", "0.25"],
+    "presentation-time": ["50", "60"],
+    "reset": ["zero", "subtract"],
+    "tau-m": ["20", "30"],
+    "tau-refrac": ["2", "3"],
+    "v-min": ["-1", "-2"],
+    "pause": ["10", "20"],
+    "min-delay": ["2", "3"],
+    "encoding": ["poisson", "regular"],
+    "max-rate": ["200", "300"],
+    "neurons-per-core": ["5", "6"],
+    "source-neurons-per-core": ["5", "6"],
+    "instances": ["2", "3"],
+    "board": ["spinn3", "spinn5"],
+    "time-scale-factor": ["2", "3"],
+    "max-neurons-per-core": ["8", "9"],
+    "grid-populations": ["false", "true"],
+    "max-fan-in": ["10", "11"],
+    "max-synapses-per-core": ["20", "21"],
+    "weight-bits": ["4", "5"],
+    "weight-scheme": ["linear", "shift"],
+    "chips": ["2", "3"],
+    "cores-per-chip": ["4", "5"],
+    "reserved-cores": ["3", "4"],
+    "split-signs": ["false", "true"],
+    "readout": ["membrane", "spike_count"],
+    "percentile": ["90", "95"],
+    "statistic": ["max", "percentile"],
     "method": [],  # one value only ("layer"): there is no other value to try
-    "rate": ["0.5", "0.25"], "shared-kernels": ["true", "false"], "bits": ["4", "5"], "scheme": ["linear", "shift"],
-    "measure": ["none", "sim"], "measure-samples": ["5", "6"],
-}  # fmt: skip
+    "rate": ["0.5", "0.25"],
+    "shared-kernels": ["true", "false"],
+    "bits": ["4", "5"],
+    "scheme": ["linear", "shift"],
+    "measure": ["none", "sim"],
+    "measure-samples": ["5", "6"],
+}
 # Keys whose effect only shows on convolutions (C, H, W populations); they use the small CNN.
 CNN_KEYS = {"grid-populations", "split-signs.shared-kernels"}
 # The same for every compile of a target, to keep it fast: quantize measures with the rate model.
@@ -51,8 +74,9 @@ def _listed_keys(target: str) -> list[str]:
 
 
 def _current(target: str, key: str) -> Any:
-    passes, spec = apply_settings(parse_pipeline(get_target(target).spec.pipeline), get_target(target).spec,
-                                  dict(BASE.get(target, {})))  # fmt: skip
+    passes, spec = apply_settings(
+        parse_pipeline(get_target(target).spec.pipeline), get_target(target).spec, dict(BASE.get(target, {}))
+    )
     scope, _, short = key.rpartition(".")
     if scope:
         p = next(p for p in passes if p.name == scope)
@@ -125,16 +149,23 @@ def test_settings_have_one_home_and_nothing_reads_the_rest() -> None:
     passes, spec = apply_settings(parse_pipeline(tgt.spec.pipeline), tgt.spec, {"tau-m": "20"})
     lower = next(p for p in passes if p.name == "lower-to-snn")
     assert spec.options.tau_m == 20.0 and lower.tau_m == 20.0  # the option and its pass override agree
-    with pytest.raises(PassError, match=r"^--set instances=2: nothing in the sim pipeline or target reads it "
-                                        r"\(read by replicate, not in the pipeline\)$"):  # fmt: skip
+    with pytest.raises(
+        PassError,
+        match=r"^--set instances=2: nothing in the sim pipeline or target reads it "
+        r"\(read by replicate, not in the pipeline\)$",
+    ):
         apply_settings(parse_pipeline(tgt.spec.pipeline), tgt.spec, {"instances": "2"})
     for target in ("nest", "spinnaker"):
         with pytest.raises(PassError, match=f"^--set split-signs=false: {target} fixes split-signs: "):
-            apply_settings(parse_pipeline(get_target(target).spec.pipeline), get_target(target).spec,
-                           {"split-signs": "false"})  # fmt: skip
+            apply_settings(
+                parse_pipeline(get_target(target).spec.pipeline), get_target(target).spec, {"split-signs": "false"}
+            )
     with pytest.raises(PassError, match="^--set lower-to-snn.reset=subtract: nest takes zero only"):
-        apply_settings(parse_pipeline(get_target("nest").spec.pipeline), get_target("nest").spec,
-                       {"lower-to-snn.reset": "subtract"})  # fmt: skip
+        apply_settings(
+            parse_pipeline(get_target("nest").spec.pipeline),
+            get_target("nest").spec,
+            {"lower-to-snn.reset": "subtract"},
+        )
 
 
 def test_spinnaker_run_passes_the_presentation_time_to_its_script(monkeypatch, tmp_path: Path) -> None:

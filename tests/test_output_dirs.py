@@ -86,7 +86,9 @@ def test_home_directory_is_refused(setup, capsys, monkeypatch: pytest.MonkeyPatc
     assert compile_to(setup, home, "--force") == 1
     assert "home directory" in error_line(capsys)
     assert (home / ".bashrc").read_text() == "export A=1" and sorted(p.name for p in home.iterdir()) == [
-        ".bashrc", "snnc.json"]  # fmt: skip
+        ".bashrc",
+        "snnc.json",
+    ]
 
 
 @pytest.mark.parametrize("which", ["folder", "parent"])

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 import snnc
-from snnc.ir.semantics.ann import predict
 from snnc.ir import Graph
 from snnc.ir import ops as ir
+from snnc.ir.semantics.ann import predict
 from snnc.ir.semantics.rates import rates, readout_scores
 from snnc.passes import PassContext, PassError
 from snnc.pipeline import apply_settings, parse_pipeline, run_pipeline
@@ -38,8 +38,15 @@ def _export(net: nn.Module, shape: tuple, path: Path) -> Graph:
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2)
-    torch.onnx.export(net.eval(), torch.rand(1, *shape), path, dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "n"}}, do_constant_folding=False)  # fmt: skip
+    torch.onnx.export(
+        net.eval(),
+        torch.rand(1, *shape),
+        path,
+        dynamo=False,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "n"}},
+        do_constant_folding=False,
+    )
     return snnc.load(path)
 
 
@@ -60,8 +67,12 @@ class Block(nn.Module):
 
 NETS = {
     "mlp": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 20), nn.ReLU(), nn.Linear(20, 5)), (1, 8, 8)),
-    "cnn": (lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
-                                  nn.Linear(64, 5)), (1, 8, 8)),  # fmt: skip
+    "cnn": (
+        lambda: nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 5)
+        ),
+        (1, 8, 8),
+    ),
     "block": (Block, (1, 8, 8)),
 }
 
@@ -105,15 +116,27 @@ def test_fold_batchnorm_before_and_after_a_layer() -> None:
     rng = np.random.default_rng(0)
     g = Graph()
     x = g.add("in", ir.Input(shape=(3, 5, 5)))
-    tensors = {k: g.add_tensor(f"bn1.{k}", v) for k, v in
-               {"scale": rng.random(3) + 0.5, "bias": rng.normal(size=3), "mean": rng.normal(size=3),
-                "var": rng.random(3) + 0.5}.items()}  # fmt: skip
+    tensors = {
+        k: g.add_tensor(f"bn1.{k}", v)
+        for k, v in {
+            "scale": rng.random(3) + 0.5,
+            "bias": rng.normal(size=3),
+            "mean": rng.normal(size=3),
+            "var": rng.random(3) + 0.5,
+        }.items()
+    }
     x = g.add("bn1", ir.BatchNorm(**{k: v for k, v in tensors.items()}), [x])  # before the conv
     w = g.add_tensor("c.weight", rng.normal(size=(2, 3, 3, 3)).astype(np.float32))
     x = g.add("c", ir.Conv2d(weight=w), [x])
-    tensors = {k: g.add_tensor(f"bn2.{k}", v) for k, v in
-               {"scale": rng.random(2) + 0.5, "bias": rng.normal(size=2), "mean": rng.normal(size=2),
-                "var": rng.random(2) + 0.5}.items()}  # fmt: skip
+    tensors = {
+        k: g.add_tensor(f"bn2.{k}", v)
+        for k, v in {
+            "scale": rng.random(2) + 0.5,
+            "bias": rng.normal(size=2),
+            "mean": rng.normal(size=2),
+            "var": rng.random(2) + 0.5,
+        }.items()
+    }
     g.outputs = [g.add("bn2", ir.BatchNorm(**tensors), [x])]  # after it
     data = rng.random((10, 3, 5, 5), dtype=np.float32)
     folded, _ = _run(g, "fold-batchnorm")
@@ -159,9 +182,10 @@ def test_split_signs_and_bias_passes(tmp_path: Path) -> None:
 def test_pipeline_strings_and_settings() -> None:
     passes = parse_pipeline("canonicalize, normalize{percentile=99.5,method=layer},lower-to-snn{reset=zero}")
     assert [p.spelled() for p in passes] == [
-        "canonicalize", "normalize{percentile=99.5,statistic=percentile,method=layer,rate=1.0}",
+        "canonicalize",
+        "normalize{percentile=99.5,statistic=percentile,method=layer,rate=1.0}",
         "lower-to-snn{reset=zero,readout=spike_count}",
-    ]  # fmt: skip
+    ]
     passes, spec = apply_settings(passes, get_target("sim").spec, {"percentile": "99", "dt": "0.5"})
     assert passes[1].percentile == 99.0 and spec.options.dt == 0.5
     for bad in ("nosuch", "normalize{x=1}", "normalize{percentile=high}", "lower-to-snn{reset=sideways}"):

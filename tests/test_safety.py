@@ -41,7 +41,13 @@ def test_hostile_names_are_never_executed(target: str, tmp_path: Path) -> None:
     home.mkdir()
     (home / ".spynnaker.cfg").write_text("[Machine]\nversion = 5\n")
     env = {**os.environ, "HOME": str(home)}
-    proc = subprocess.run([sys.executable, str(out / "run.py"), "--samples", "4"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(out / "run.py"), "--samples", "4"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not (tmp_path / "PWNED").exists() and not (out / "PWNED").exists()

@@ -18,8 +18,9 @@ def one_neuron(i_offset: float, steps: int, **params) -> Graph:
     """A silent source and one population driven by a constant current."""
     g = Graph({"dt": 1.0, "presentation_time": float(steps), "instances": 1})
     g.add("src", ir.Source(shape=(1,)))
-    g.add("p", ir.Projection(connectivity="dense", weight=g.add_tensor("p.weight", np.zeros((1, 1), np.float32))),
-          ["src"])  # fmt: skip
+    g.add(
+        "p", ir.Projection(connectivity="dense", weight=g.add_tensor("p.weight", np.zeros((1, 1), np.float32))), ["src"]
+    )
     i = g.add_tensor("n.i_offset", np.array([i_offset], np.float32))
     g.add("n", ir.Population(i_offset=i, **params), ["p"])
     g.outputs = [g.add("r", ir.Readout(), ["n"])]
@@ -80,8 +81,13 @@ def test_conv_and_pool_projections_match_torch() -> None:
     g = Graph({"dt": 1.0, "presentation_time": 1.0, "instances": 1})
     g.add("src", ir.Source(shape=(2, 6, 6)))
     w = rng.normal(size=(3, 2, 3, 3)).astype(np.float32)
-    g.add("c", ir.Projection(connectivity="conv", weight=g.add_tensor("c.weight", w), strides=(2, 1),
-                             pads=(1, 0, 0, 1), delay=0.0), ["src"])  # fmt: skip
+    g.add(
+        "c",
+        ir.Projection(
+            connectivity="conv", weight=g.add_tensor("c.weight", w), strides=(2, 1), pads=(1, 0, 0, 1), delay=0.0
+        ),
+        ["src"],
+    )
     g.add("pc", ir.Population(), ["c"])
     g.add("pl", ir.Projection(connectivity="pool", kernel=(2, 2), strides=(2, 2), scale=0.25, delay=0.0), ["src"])
     g.add("pp", ir.Population(), ["pl"])

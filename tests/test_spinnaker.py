@@ -116,8 +116,23 @@ def test_limits_fail_with_the_population_and_the_number(mlp, tmp_path: Path, cap
         ("max-fan-in=10", "a neuron has 16 input synapses; spinnaker allows 10"),
     ]:
         out = tmp_path / setting.split("=")[0]
-        args = [str(model), "-t", "spinnaker", "-o", str(out), "--data", str(data), "--set", "board=spinn3",
-                "--set", "source-neurons-per-core=5", "--set", "neurons-per-core=5", "--set", setting]  # fmt: skip
+        args = [
+            str(model),
+            "-t",
+            "spinnaker",
+            "-o",
+            str(out),
+            "--data",
+            str(data),
+            "--set",
+            "board=spinn3",
+            "--set",
+            "source-neurons-per-core=5",
+            "--set",
+            "neurons-per-core=5",
+            "--set",
+            setting,
+        ]
         assert main(args) == 1
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("snnc: error")]
         assert len(errors) == 1 and words in errors[0], errors
@@ -248,8 +263,10 @@ def test_floored_neurons_map_to_if_trunc_delta(mlp, tmp_path: Path) -> None:
     assert models == {"IF_trunc_delta"}
     mapping = _run_virtual(out, 2, tmp_path)
     assert len(mapping["cores"]) == 3
-    assert main([str(model), "-t", "spinnaker", "-o", str(tmp_path / "bad"), "--data", str(data),
-                 "--set", "tau-m=inf"]) == 1  # fmt: skip
+    assert (
+        main([str(model), "-t", "spinnaker", "-o", str(tmp_path / "bad"), "--data", str(data), "--set", "tau-m=inf"])
+        == 1
+    )
 
 
 @spinnaker

@@ -12,9 +12,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import snnc
-from snnc.ir.semantics.ann import predict
 from snnc.frontends import FrontendError
 from snnc.ir import print_graph, verify
+from snnc.ir.semantics.ann import predict
 
 
 class Functional(nn.Module):
@@ -38,15 +38,29 @@ class Functional(nn.Module):
 MODELS = {
     "mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(2 * 10 * 10, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 5)),
     "cnn_bn": lambda: nn.Sequential(
-        nn.Conv2d(2, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AvgPool2d(2, ceil_mode=True),
-        nn.Conv2d(6, 8, 2), nn.Hardtanh(0, 4), nn.MaxPool2d(2), nn.Flatten(), nn.BatchNorm1d(8), nn.Linear(8, 5),
+        nn.Conv2d(2, 6, 3, stride=2, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AvgPool2d(2, ceil_mode=True),
+        nn.Conv2d(6, 8, 2),
+        nn.Hardtanh(0, 4),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.BatchNorm1d(8),
+        nn.Linear(8, 5),
     ),
     "depthwise": lambda: nn.Sequential(
-        nn.Conv2d(2, 8, 3, padding=1, groups=2), nn.ReLU6(), nn.Conv2d(8, 8, 3, groups=8, dilation=2),
-        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Identity(), nn.Linear(8, 5),
+        nn.Conv2d(2, 8, 3, padding=1, groups=2),
+        nn.ReLU6(),
+        nn.Conv2d(8, 8, 3, groups=8, dilation=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Identity(),
+        nn.Linear(8, 5),
     ),
     "functional": Functional,
-}  # fmt: skip
+}
 
 
 def _net(name: str) -> nn.Module:
@@ -73,8 +87,14 @@ def test_matches_torch(name: str) -> None:
 def test_same_ir_as_onnx_up_to_names(tmp_path: Path) -> None:
     """PyTorch and ONNX of one network print identically once ids are renamed in order."""
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 3))
-    torch.onnx.export(net.eval(), torch.rand(1, 1, 8, 8), tmp_path / "m.onnx", dynamo=False,
-                      input_names=["x"], dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    torch.onnx.export(
+        net.eval(),
+        torch.rand(1, 1, 8, 8),
+        tmp_path / "m.onnx",
+        dynamo=False,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "n"}},
+    )
     texts = []
     for graph in (snnc.load(net, input_shape=(1, 8, 8)), snnc.load(tmp_path / "m.onnx")):
         compiled = snnc.compile(graph, "sim", pipeline="canonicalize")

@@ -13,9 +13,18 @@ from .split_populations import SplitPopulations
 from .split_signs import SplitSigns
 
 ALL_PASSES: list[type[Pass]] = [
-    Canonicalize, FoldBatchnorm, RemoveSoftmax, LowerToSnn, Normalize, BiasToCurrent, RemoveBias, SplitSigns,
-    Quantize, SplitPopulations, Replicate,
-]  # fmt: skip
+    Canonicalize,
+    FoldBatchnorm,
+    RemoveSoftmax,
+    LowerToSnn,
+    Normalize,
+    BiasToCurrent,
+    RemoveBias,
+    SplitSigns,
+    Quantize,
+    SplitPopulations,
+    Replicate,
+]
 PASSES: dict[str, type[Pass]] = {p.name: p for p in ALL_PASSES}
 
 __all__ = ["ALL_PASSES", "PASSES", "Diagnostic", "Pass", "PassContext", "PassError"]

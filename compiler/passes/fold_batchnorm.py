@@ -29,9 +29,11 @@ class FoldBatchnorm(Pass):
             users = graph.users(node_id)
             prev = graph.op(src)
             if (
-                isinstance(prev, (ir.Dense, ir.Conv2d)) and prev.activation == "none"
-                and graph.users(src) == [node_id] and src not in graph.outputs
-            ):  # fmt: skip
+                isinstance(prev, (ir.Dense, ir.Conv2d))
+                and prev.activation == "none"
+                and graph.users(src) == [node_id]
+                and src not in graph.outputs
+            ):
                 self._fold_before(graph, src, k, shift)
             elif len(users) == 1 and node_id not in graph.outputs and self._foldable_after(graph, users[0]):
                 self._fold_after(graph, users[0], k, shift, graph.shape(node_id))

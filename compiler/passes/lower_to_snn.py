@@ -70,8 +70,18 @@ class LowerToSnn(Pass):
     v_min: Optional[float] = None
     pause: Optional[float] = None
     min_delay: Optional[float] = None
-    reads = ("reset", "encoding", "max_rate", "dt", "presentation_time", "tau_refrac", "tau_m", "v_min", "pause",
-             "min_delay")
+    reads = (
+        "reset",
+        "encoding",
+        "max_rate",
+        "dt",
+        "presentation_time",
+        "tau_refrac",
+        "tau_m",
+        "v_min",
+        "pause",
+        "min_delay",
+    )
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         self._cfg = {key: self.setting(ctx, key) for key in self.reads}
@@ -244,9 +254,11 @@ class LowerToSnn(Pass):
         if len(shapes) != 1:
             raise PassError(f"inputs of %{x.origin} arrive with different shapes {sorted(shapes)}")
         params = {
-            "reset": self._cfg["reset"], "tau_refrac": self._cfg["tau_refrac"], "tau_m": self._cfg["tau_m"],
+            "reset": self._cfg["reset"],
+            "tau_refrac": self._cfg["tau_refrac"],
+            "tau_m": self._cfg["tau_m"],
             "v_min": self._cfg["v_min"],
-        }  # fmt: skip
+        }
         if x.bias is not None and np.any(x.bias):
             n = math.prod(shapes.pop())
             per_neuron = np.repeat(x.bias, n // x.bias.size)  # per channel -> per neuron (C-major)

@@ -73,11 +73,14 @@ class Quantize(Pass):
         how = "simulated" if self.measure == "sim" else "rate-model"
         if ctx.calibration_labels is not None:
             y = ctx.calibration_labels[: len(x)]
-            ctx.info(f"{what}; {how} accuracy {np.mean(before == y):.4f} -> {np.mean(after == y):.4f} "
-                     f"on {len(x)} calibration samples")  # fmt: skip
+            ctx.info(
+                f"{what}; {how} accuracy {np.mean(before == y):.4f} -> {np.mean(after == y):.4f} "
+                f"on {len(x)} calibration samples"
+            )
         else:
-            ctx.info(f"{what}; {how} predictions unchanged on {np.mean(before == after):.2%} of {len(x)} "
-                     "calibration samples")  # fmt: skip
+            ctx.info(
+                f"{what}; {how} predictions unchanged on {np.mean(before == after):.2%} of {len(x)} calibration samples"
+            )
         return graph
 
     def _predict(self, graph: Graph, x: np.ndarray) -> np.ndarray:

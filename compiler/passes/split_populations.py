@@ -69,8 +69,17 @@ class SplitPopulations(Pass):
     summary = "slice every population into cores from the target's limits; fail if it cannot fit"
     neurons_per_core: Optional[int] = None  # None: the target's value (see Pass.setting)
     source_neurons_per_core: Optional[int] = None
-    reads = ("neurons_per_core", "source_neurons_per_core", "max_neurons_per_core", "grid_populations", "max_fan_in",
-             "max_synapses_per_core", "chips", "cores_per_chip", "reserved_cores")
+    reads = (
+        "neurons_per_core",
+        "source_neurons_per_core",
+        "max_neurons_per_core",
+        "grid_populations",
+        "max_fan_in",
+        "max_synapses_per_core",
+        "chips",
+        "cores_per_chip",
+        "reserved_cores",
+    )
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         spec, machine = ctx.target, ctx.target.machine
@@ -97,14 +106,17 @@ class SplitPopulations(Pass):
                 self._check_synapses(graph, node, shape, per_core, spec)
         capacity = machine.application_cores()
         if capacity is not None and total > capacity:
-            raise PassError(f"the network needs {total} cores; {spec.machine_text()} has too few "
-                            "(fewer neurons per core cannot help; choose a larger board)")  # fmt: skip
+            raise PassError(
+                f"the network needs {total} cores; {spec.machine_text()} has too few "
+                "(fewer neurons per core cannot help; choose a larger board)"
+            )
         ctx.info(f"{total} cores for one instance of the network at {limit} neurons per core")
         return graph
 
     @staticmethod
-    def _check_synapses(graph: Graph, pop: str, shape: tuple[int, ...], per_core: tuple[int, ...],
-                        spec: TargetSpec) -> None:  # fmt: skip
+    def _check_synapses(
+        graph: Graph, pop: str, shape: tuple[int, ...], per_core: tuple[int, ...], spec: TargetSpec
+    ) -> None:
         machine = spec.machine
         if machine.max_fan_in is None and machine.max_synapses_per_core is None:
             return

@@ -43,7 +43,6 @@ class SplitSigns(Pass):
         return graph
 
 
-
 def _kernel_mapped(graph: Graph, proj: str) -> bool:
     op = graph.op(proj)
     (pre,) = graph.inputs(proj)

@@ -24,17 +24,29 @@ DATA = HERE.parent.parent / "data" / "fashion-mnist"
 
 def mlp() -> nn.Module:
     return nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
-        nn.Linear(256, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10),
-    )  # fmt: skip
+        nn.Flatten(),
+        nn.Linear(784, 256),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Linear(128, 10),
+    )
 
 
 def cnn() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Dropout(0.2), nn.Linear(32 * 7 * 7, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(16, 32, 5, padding=2),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(32 * 7 * 7, 10),
+    )
 
 
 def train(net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> None:
@@ -70,10 +82,15 @@ def main() -> None:
         seconds = time.perf_counter() - start
         metrics[name] = {"test_accuracy": accuracy(net, xt, yt), "epochs": epochs, "train_seconds": round(seconds, 1)}
         torch.onnx.export(
-            net.eval(), x[:1], HERE / f"{name}.onnx", dynamo=False, opset_version=17,
-            input_names=["image"], output_names=["logits"],
+            net.eval(),
+            x[:1],
+            HERE / f"{name}.onnx",
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["logits"],
             dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        )  # fmt: skip
+        )
         print(f"{name}: test accuracy {metrics[name]['test_accuracy']:.4f} after {seconds:.0f} s")
     (HERE / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     np.savez(HERE / "calibration.npz", x=train_set["x"][-256:], y=train_set["y"][-256:])

@@ -29,16 +29,21 @@ from pathlib import Path
 import numpy as np
 
 import snnc
-from snnc.ir.semantics.ann import predict
 from snnc.datasets import resolve
+from snnc.ir.semantics.ann import predict
 from snnc.ir.semantics.simulator import simulate
 from snnc.passes import PassError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 NETWORKS = ["spikey", "nas63", "nas129", "diehl", "snnbench"]
-TITLES = {"spikey": "Spikey network", "nas63": "NAS63", "nas129": "NAS129", "diehl": "Diehl et al. 784-1200-1200-10",
-          "snnbench": "SNNBench Image-Conversion"}  # fmt: skip
+TITLES = {
+    "spikey": "Spikey network",
+    "nas63": "NAS63",
+    "nas129": "NAS129",
+    "diehl": "Diehl et al. 784-1200-1200-10",
+    "snnbench": "SNNBench Image-Conversion",
+}
 RESULTS = ROOT / "benchmarks" / "results" / "paper_table.json"
 
 
@@ -51,22 +56,48 @@ def sim_row(model: Path, calib: dict, x: np.ndarray, y: np.ndarray) -> dict:
 
 def nest_row(model: Path, calib: Path, data: Path, samples: int, work: Path) -> dict:
     out = work / f"{model.stem}-nest"
-    cmd = [sys.executable, "-m", "snnc.cli", str(model), "-t", "nest", "-o", str(out), "--calibration", str(calib),
-           "--data", str(data)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snnc.cli",
+        str(model),
+        "-t",
+        "nest",
+        "-o",
+        str(out),
+        "--calibration",
+        str(calib),
+        "--data",
+        str(data),
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
-    subprocess.run([sys.executable, str(out / "run.py"), "--samples", str(samples), "--threads", "2", "--no-ann"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(out / "run.py"), "--samples", str(samples), "--threads", "2", "--no-ann"],
+        check=True,
+        capture_output=True,
+    )
     r = json.loads((out / "results.json").read_text())
-    return {"platform": "NEST 3 (CPU, 2 threads)", "accuracy": r["accuracy"], "wall_s": r["wall_time_s"],
-            "instances": 1, "samples": r["samples"]}  # fmt: skip
+    return {
+        "platform": "NEST 3 (CPU, 2 threads)",
+        "accuracy": r["accuracy"],
+        "wall_s": r["wall_time_s"],
+        "instances": 1,
+        "samples": r["samples"],
+    }
 
 
-def spinnaker_row(model: Path, board: str, calib: dict, x: np.ndarray, y: np.ndarray, work: Path,
-                  home: Path, map_it: bool) -> dict:  # fmt: skip
+def spinnaker_row(
+    model: Path, board: str, calib: dict, x: np.ndarray, y: np.ndarray, work: Path, home: Path, map_it: bool
+) -> dict:
     name = f"{board.upper().replace('SPINN', 'SpiNN')} (sim of its model)"
     try:
-        compiled = snnc.compile(model, "spinnaker", calibration=calib["x"], calibration_labels=calib["y"],
-                                settings={"board": board, "instances": "auto", "measure": "none"})  # fmt: skip
+        compiled = snnc.compile(
+            model,
+            "spinnaker",
+            calibration=calib["x"],
+            calibration_labels=calib["y"],
+            settings={"board": board, "instances": "auto", "measure": "none"},
+        )
     except PassError as exc:
         return {"platform": name, "fits": False, "why": str(exc)}
     out = compiled.emit(work / f"{model.stem}-{board}")
@@ -75,14 +106,32 @@ def spinnaker_row(model: Path, board: str, calib: dict, x: np.ndarray, y: np.nda
     acc = float(np.mean(simulate(compiled.graph, x, chains=instances).predictions == y))
     per_instance = math.ceil(len(x) / instances)
     window_ms = report["presentation_ms"] + report["pause_ms"]
-    row = {"platform": name, "fits": True, "accuracy": acc, "instances": instances, "batch_size": per_instance,
-           "cores": report["cores"], "wall_s": per_instance * window_ms * report["time_scale_factor"] / 1000.0,
-           "energy_mj": report["energy"]["mj_per_inference_with_idle"]}  # fmt: skip
+    row = {
+        "platform": name,
+        "fits": True,
+        "accuracy": acc,
+        "instances": instances,
+        "batch_size": per_instance,
+        "cores": report["cores"],
+        "wall_s": per_instance * window_ms * report["time_scale_factor"] / 1000.0,
+        "energy_mj": report["energy"]["mj_per_inference_with_idle"],
+    }
     if map_it:  # sPyNNaker's own mapping (placement, routing, data) on a virtual board
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(out / "run.py"), "--samples", str(instances), "--no-ann",
-                               "--data", str(resolve("mnist:test"))], capture_output=True, text=True,
-                              env={**os.environ, "HOME": str(home)})  # fmt: skip
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(out / "run.py"),
+                "--samples",
+                str(instances),
+                "--no-ann",
+                "--data",
+                str(resolve("mnist:test")),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HOME": str(home)},
+        )
         if proc.returncode != 0:
             raise SystemExit(f"{out}: sPyNNaker could not map it: {proc.stderr.strip().splitlines()[-1]}")
         row["virtual_mapping_s"] = time.perf_counter() - start
@@ -91,8 +140,11 @@ def spinnaker_row(model: Path, board: str, calib: dict, x: np.ndarray, y: np.nda
 
 
 def markdown(table: list[dict]) -> str:
-    lines = ["| network | platform | accuracy | ANN | loss (pt) | wall clock, test set | energy per inference | "
-             "instances (batch size) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| network | platform | accuracy | ANN | loss (pt) | wall clock, test set | energy per inference | "
+        "instances (batch size) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for net in table:
         for row in net["rows"]:
             if not row.get("fits", True):
@@ -102,9 +154,11 @@ def markdown(table: list[dict]) -> str:
             batch = f"{row['instances']} ({row['batch_size']})" if "batch_size" in row else str(row["instances"])
             ann = row.get("ann_accuracy", net["ann_accuracy"])
             platform = row["platform"] + (f", {row['samples']} digits" if "samples" in row else "")
-            lines.append(f"| {TITLES[net['network']]} | {platform} | {100 * row['accuracy']:.2f}% | "
-                         f"{100 * ann:.2f}% | {100 * (ann - row['accuracy']):+.2f} | "
-                         f"{row['wall_s']:.1f} s | {energy} | {batch} |")  # fmt: skip
+            lines.append(
+                f"| {TITLES[net['network']]} | {platform} | {100 * row['accuracy']:.2f}% | "
+                f"{100 * ann:.2f}% | {100 * (ann - row['accuracy']):+.2f} | "
+                f"{row['wall_s']:.1f} s | {energy} | {batch} |"
+            )
     return "\n".join(lines)
 
 

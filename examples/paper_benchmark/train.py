@@ -93,13 +93,22 @@ def main() -> None:
         start = time.perf_counter()
         train(name, net, x, y)
         seconds = time.perf_counter() - start
-        metrics[name] = {"test_accuracy": accuracy(net, xt, yt), "epochs": EPOCHS, "train_seconds": round(seconds, 1),
-                         "parameters": sum(p.numel() for p in net.parameters())}  # fmt: skip
+        metrics[name] = {
+            "test_accuracy": accuracy(net, xt, yt),
+            "epochs": EPOCHS,
+            "train_seconds": round(seconds, 1),
+            "parameters": sum(p.numel() for p in net.parameters()),
+        }
         torch.onnx.export(
-            net.eval(), x[:1], HERE / f"{name}.onnx", dynamo=False, opset_version=17,
-            input_names=["image"], output_names=["scores"],
+            net.eval(),
+            x[:1],
+            HERE / f"{name}.onnx",
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["scores"],
             dynamic_axes={"image": {0: "batch"}, "scores": {0: "batch"}},
-        )  # fmt: skip
+        )
         print(f"{name}: test accuracy {metrics[name]['test_accuracy']:.4f} after {seconds:.0f} s", flush=True)
     (HERE / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     np.savez(HERE / "calibration.npz", x=x[-1000:].numpy(), y=y[-1000:].numpy())

@@ -194,8 +194,7 @@ def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, 
     return result
 
 
-def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: int, seed: int, record: bool,
-                bar: _Bar):
+def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: int, seed: int, record: bool, bar: _Bar):
     """Samples back to back: chain c shows samples c*m .. c*m + m - 1, with ``pause`` steps between."""
     n = len(x)
     m = -(-n // chains)

@@ -53,32 +53,60 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         size = math.prod(graph.shape(n))
         limits.check("neurons", size, f"%{n}")
         if isinstance(op, ir.Source):
-            cells.append({"id": n, "kind": "source", "size": size, "shape": list(op.shape), "encoding": op.encoding,
-                          "gain": op.gain, "max_rate": op.max_rate})  # fmt: skip
+            cells.append(
+                {
+                    "id": n,
+                    "kind": "source",
+                    "size": size,
+                    "shape": list(op.shape),
+                    "encoding": op.encoding,
+                    "gain": op.gain,
+                    "max_rate": op.max_rate,
+                }
+            )
             continue
         if op.model != "if":
             raise TargetError(f"%{n}: neuron model {op.model!r} has no NEST mapping")
         key = f"cell{index[n]}_i_offset"
         arrays[key] = (graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(size)).astype(np.float64)
-        cells.append({
-            "id": n, "kind": "population", "size": size, "i_offset": key,
-            "v_thresh": op.v_threshold, "v_reset": op.v_reset, "reset": op.reset,
-            "tau_m": NO_LEAK_TAU_M if math.isinf(op.tau_m) else op.tau_m, "tau_refrac": op.tau_refrac,
-            "v_min": op.v_min,
-            "readout": readouts.get(n),
-        })  # fmt: skip
+        cells.append(
+            {
+                "id": n,
+                "kind": "population",
+                "size": size,
+                "i_offset": key,
+                "v_thresh": op.v_threshold,
+                "v_reset": op.v_reset,
+                "reset": op.reset,
+                "tau_m": NO_LEAK_TAU_M if math.isinf(op.tau_m) else op.tau_m,
+                "tau_refrac": op.tau_refrac,
+                "v_min": op.v_min,
+                "readout": readouts.get(n),
+            }
+        )
         for proj in graph.inputs(n):
             p = graph.op(proj)
             (pre,) = graph.inputs(proj)
             c = connections(graph, proj)
             key = f"proj{len(projections)}"
             arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
-            projections.append({"id": proj, "pre": index[pre], "post": index[n], "receptor": p.receptor,
-                                "delay": p.delay, "connections": key})  # fmt: skip
+            projections.append(
+                {
+                    "id": proj,
+                    "pre": index[pre],
+                    "post": index[n],
+                    "receptor": p.receptor,
+                    "delay": p.delay,
+                    "connections": key,
+                }
+            )
     network = {
-        "dt": graph_number(graph, "dt"), "presentation_time": graph_number(graph, "presentation_time"),
-        "cells": cells, "projections": projections, "input_layout": graph.attrs.get("input_layout", "NCHW"),
-    }  # fmt: skip
+        "dt": graph_number(graph, "dt"),
+        "presentation_time": graph_number(graph, "presentation_time"),
+        "cells": cells,
+        "projections": projections,
+        "input_layout": graph.attrs.get("input_layout", "NCHW"),
+    }
     return network, arrays
 
 
@@ -94,11 +122,13 @@ class NestTarget(Target):
         write_network_json(out / "network.json", network)
         write_npz(out / "weights.npz", arrays)
         context = {
-            "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
-            "dt": network["dt"], "presentation_time": network["presentation_time"],
+            "version": manifest["snnc_version"],
+            "pipeline": ",".join(manifest["pipeline"]),
+            "dt": network["dt"],
+            "presentation_time": network["presentation_time"],
             "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
             "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj")),
-        }  # fmt: skip
+        }
         copy_run_script("nest", out)
         render("nest", "README.md.j2", out / "README.md", context)
 

@@ -80,16 +80,23 @@ def _projection(graph: Graph, proj: str, op: ir.Projection, nodes: dict, edges: 
         per_channel = bias.reshape(graph.shape(post)[0], -1)
         if (top, left) != (bottom, right) or not np.all(per_channel == per_channel[:, :1]):
             raise IRError(f"%{proj}: NIR Conv2d needs symmetric padding and one bias per channel")
-        nodes[proj] = nir.Conv2d(input_shape=graph.shape(pre)[1:], weight=graph.tensor(op.weight) * gain,
-                                 stride=op.strides, padding=(top, left), dilation=op.dilations, groups=op.groups,
-                                 bias=per_channel[:, 0])  # fmt: skip
+        nodes[proj] = nir.Conv2d(
+            input_shape=graph.shape(pre)[1:],
+            weight=graph.tensor(op.weight) * gain,
+            stride=op.strides,
+            padding=(top, left),
+            dilation=op.dilations,
+            groups=op.groups,
+            bias=per_channel[:, 0],
+        )
     elif op.connectivity == "pool":
         top, left, bottom, right = op.pads
         if (top, left) != (bottom, right) or np.any(bias):
             raise IRError(f"%{proj}: NIR pooling needs symmetric padding and no bias")
         feed = f"{proj}_sum"
-        nodes[feed] = nir.SumPool2d(kernel_size=np.array(op.kernel), stride=np.array(op.strides),
-                                    padding=np.array((top, left)))  # fmt: skip
+        nodes[feed] = nir.SumPool2d(
+            kernel_size=np.array(op.kernel), stride=np.array(op.strides), padding=np.array((top, left))
+        )
         edges.append((pre, feed))
         nodes[proj] = nir.Scale(scale=np.full(graph.shape(post), op.scale * gain, np.float32))
     else:

@@ -25,9 +25,11 @@ class SimTarget(Target):
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         context = {
-            "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
-            "dt": graph_number(graph, "dt"), "presentation_time": graph_number(graph, "presentation_time"),
-        }  # fmt: skip
+            "version": manifest["snnc_version"],
+            "pipeline": ",".join(manifest["pipeline"]),
+            "dt": graph_number(graph, "dt"),
+            "presentation_time": graph_number(graph, "presentation_time"),
+        }
         copy_run_script("sim", out)
         render("sim", "README.md.j2", out / "README.md", context)
 
@@ -50,11 +52,17 @@ class SimTarget(Target):
         spiking = graph.op(graph.outputs[0]).mode == "spike_count"
         raster = np.argwhere(np.diff(cumulative, axis=0, prepend=0) > 0) if spiking else np.zeros((0, 3))
         np.savez(
-            request.out / "outputs.npz", readout=result.counts[graph.outputs[0]], predictions=result.predictions,
-            labels=y, over_time=result.counts_over_time[at], over_time_ms=(at + 1) * result.dt,
-            populations=np.array(pops), raster=raster.astype(np.int32), dt=result.dt,
+            request.out / "outputs.npz",
+            readout=result.counts[graph.outputs[0]],
+            predictions=result.predictions,
+            labels=y,
+            over_time=result.counts_over_time[at],
+            over_time_ms=(at + 1) * result.dt,
+            populations=np.array(pops),
+            raster=raster.astype(np.int32),
+            dt=result.dt,
             **{f"spikes_{i}": result.neuron_counts[p] for i, p in enumerate(pops)},
-        )  # fmt: skip
+        )
         return {
             "target": "sim",
             "samples": len(x),

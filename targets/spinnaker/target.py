@@ -82,10 +82,13 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             raise TargetError(f"%{n} has no core plan: the spinnaker pipeline needs split-populations")
         grid = len(op.per_core) == 3
         cell: dict[str, Any] = {
-            "id": n, "shape": list(shape), "size": math.prod(shape), "grid": grid,
+            "id": n,
+            "shape": list(shape),
+            "size": math.prod(shape),
+            "grid": grid,
             # sPyNNaker's order: (cols, rows) for grids
             "per_core": [op.per_core[2], op.per_core[1]] if grid else [op.per_core[0]],
-        }  # fmt: skip
+        }
         if isinstance(op, ir.Source):
             if op.encoding != "regular":
                 raise TargetError(f"%{n}: SpiNNaker input here is spike trains; compile with encoding=regular")
@@ -95,13 +98,17 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
                 raise TargetError(f"%{n}: sPyNNaker's IF cells reset to v_reset; compile with reset=zero")
             if op.v_min is not None:  # IF_trunc_delta: no leak, v held at or above v_reset
                 if not math.isinf(op.tau_m) or op.v_min != op.v_reset:
-                    raise TargetError(f"%{n}: sPyNNaker's floored IF (IF_trunc_delta) has no leak and its floor at "
-                                      "v_reset; set tau-m=inf and v-min equal to v-reset")  # fmt: skip
+                    raise TargetError(
+                        f"%{n}: sPyNNaker's floored IF (IF_trunc_delta) has no leak and its floor at "
+                        "v_reset; set tau-m=inf and v-min equal to v-reset"
+                    )
                 model = "IF_trunc_delta"
                 params = {"tau_m": 1.0, "cm": 1.0}  # R = tau_m / cm = 1: v += input
             elif math.isinf(op.tau_m):
-                raise TargetError(f"%{n}: samples run back to back on SpiNNaker and need a leak (tau-m) or a "
-                                  "floor (tau-m=inf, v-min=0)")  # fmt: skip
+                raise TargetError(
+                    f"%{n}: samples run back to back on SpiNNaker and need a leak (tau-m) or a "
+                    "floor (tau-m=inf, v-min=0)"
+                )
             else:
                 model = "IF_curr_delta"
                 params = {"tau_m": op.tau_m, "cm": _cm(op.tau_m, dt), "v_rest": 0.0}
@@ -113,20 +120,28 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             # Without quantize (a custom pipeline) sPyNNaker picks the shifts from its own statistics.
             summed = None if op.weight_shift is None else [0.75 * 2.0**e for e in op.weight_shift]
             cell.update(
-                kind="population", i_offset=key, readout=readouts.get(n), model=model,
+                kind="population",
+                i_offset=key,
+                readout=readouts.get(n),
+                model=model,
                 params={**params, "v_reset": op.v_reset, "v_thresh": op.v_threshold, "tau_refrac": op.tau_refrac},
                 max_expected_summed_weight=summed,
-            )  # fmt: skip
+            )
         cells.append(cell)
         if isinstance(op, ir.Population):
             for proj in graph.inputs(n):
                 projections.append(_projection(graph, proj, index, cells, arrays, len(projections)))
     network = {
-        "dt": dt, "presentation_time": float(graph_number(graph, "presentation_time")),
-        "pause": float(graph_number(graph, "pause", 0.0)), "instances": int(graph_number(graph, "instances", 1)),
-        "time_scale_factor": spec.options.time_scale_factor, "board": spec.options.board, "cells": cells,
-        "projections": projections, "input_layout": graph.attrs.get("input_layout", "NCHW"),
-    }  # fmt: skip
+        "dt": dt,
+        "presentation_time": float(graph_number(graph, "presentation_time")),
+        "pause": float(graph_number(graph, "pause", 0.0)),
+        "instances": int(graph_number(graph, "instances", 1)),
+        "time_scale_factor": spec.options.time_scale_factor,
+        "board": spec.options.board,
+        "cells": cells,
+        "projections": projections,
+        "input_layout": graph.attrs.get("input_layout", "NCHW"),
+    }
     return network, arrays
 
 
@@ -155,8 +170,10 @@ def _projection(graph: Graph, proj: str, index: dict, cells: list, arrays: dict,
         entry.update(kind="pool_dense", weights=key)
     else:
         if pre_cell["grid"] or post_cell["grid"]:
-            raise TargetError(f"%{proj}: {op.connectivity} connections between 2-D populations are not mapped "
-                              "to SpiNNaker (only convolution, pooling and dense)")  # fmt: skip
+            raise TargetError(
+                f"%{proj}: {op.connectivity} connections between 2-D populations are not mapped "
+                "to SpiNNaker (only convolution, pooling and dense)"
+            )
         if op.receptor == "mixed":
             raise TargetError(f"%{proj}: mixed-sign projection; sPyNNaker needs split-signs first")
         c = connections(graph, proj)
@@ -174,19 +191,25 @@ class SpinnakerTarget(Target):
     def configure(self, spec: TargetSpec) -> TargetSpec:
         board = BOARDS[spec.options.board]  # the pass manager accepts known boards only (spec.accepts)
         machine = dataclasses.replace(spec.machine, chips=board["chips"], reserved_cores=board["reserved_cores"])
-        return dataclasses.replace(spec, machine=machine, energy=dataclasses.replace(spec.energy,
-                                   idle_watts=board["idle_watts"]))  # fmt: skip
+        return dataclasses.replace(
+            spec, machine=machine, energy=dataclasses.replace(spec.energy, idle_watts=board["idle_watts"])
+        )
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         network, arrays = describe(graph, self.spec)
         write_network_json(out / "network.json", network)
         write_npz(out / "weights.npz", arrays)
         context = {
-            "version": manifest["snnc_version"], "pipeline": ",".join(manifest["pipeline"]),
-            "board": self.spec.options.board, "machine_version": BOARDS[self.spec.options.board]["version"],
-            "time_scale_factor": self.spec.options.time_scale_factor, "instances": network["instances"],
-            "dt": network["dt"], "presentation_time": network["presentation_time"], "pause": network["pause"],
-        }  # fmt: skip
+            "version": manifest["snnc_version"],
+            "pipeline": ",".join(manifest["pipeline"]),
+            "board": self.spec.options.board,
+            "machine_version": BOARDS[self.spec.options.board]["version"],
+            "time_scale_factor": self.spec.options.time_scale_factor,
+            "instances": network["instances"],
+            "dt": network["dt"],
+            "presentation_time": network["presentation_time"],
+            "pause": network["pause"],
+        }
         copy_run_script("spinnaker", out)
         render("spinnaker", "spynnaker.cfg.j2", out / "spynnaker.cfg", context)
         render("spinnaker", "README.md.j2", out / "README.md", context)

@@ -261,6 +261,21 @@ def data_path(folder: Path, given: Optional[Path]) -> Path:
     return Path(recorded)
 
 
+def load_inputs(
+    folder: Path, data: Optional[Path], samples: Optional[int], check_network: Callable[[dict, dict], None]
+) -> tuple[dict, dict, Path, np.ndarray, np.ndarray]:
+    """What a run script reads, all checked: ``(network.json, weights.npz arrays, data path,
+    x (N, inputs) in the network's C, H, W order, y)``; ``check_network`` is the script's own check."""
+    network = read_json(folder / "network.json")
+    arrays = read_npz(folder / "weights.npz")
+    check_network(network, arrays)
+    path = data_path(folder, data)
+    source = network["cells"][0]
+    readout = next(c for c in network["cells"] if c.get("readout"))
+    x, y = load_samples(path, samples, tuple(source["shape"]), readout["size"], network["input_layout"])
+    return network, arrays, path, x.reshape(len(x), -1), y
+
+
 def load_samples(
     path: Path, samples: Optional[int], shape: tuple[int, ...], classes: int, layout: Optional[str] = "NCHW"
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -121,14 +121,7 @@ def _check_projection(proj: dict, cells: list, arrays: dict, where: str) -> None
 
 def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray, np.ndarray]:
     """(network, arrays, data path, x (N, inputs) in the network's C, H, W order, y), all checked."""
-    network = runtime.read_json(args.dir / "network.json")
-    arrays = runtime.read_npz(args.dir / "weights.npz")
-    check_network(network, arrays)
-    path = runtime.data_path(args.dir, args.data)
-    source = network["cells"][0]
-    readout = next(c for c in network["cells"] if c.get("readout"))
-    x, y = runtime.load_samples(path, args.samples, tuple(source["shape"]), readout["size"], network["input_layout"])
-    return network, arrays, path, x.reshape(len(x), -1), y
+    return runtime.load_inputs(args.dir, args.data, args.samples, check_network)
 
 
 class Instance:

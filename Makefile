@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXAMPLES := examples/fashion_mnist
+# PyGeNN is on no package index: `make venv` installs its wheel from here when it is present.
+WHEELS ?= ../shared/wheels
+GENN_WHEEL := $(firstword $(wildcard $(WHEELS)/pygenn-5.4.0-*.whl))
 
 .PHONY: venv data examples test lint demo bench paper-table peer-bench fuzz clean
 
@@ -14,6 +17,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" -e ".[dev]"
+ifneq ($(GENN_WHEEL),)
+	$(PY) -m pip install -q "$(GENN_WHEEL)"
+else
+	@echo "note: no $(WHEELS)/pygenn-5.4.0-*.whl, so PyGeNN is not installed and the GeNN tests are skipped"
+endif
 	touch $(STAMP)
 
 data: venv

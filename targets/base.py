@@ -109,6 +109,7 @@ TARGETS: dict[str, str] = {
     "nest": "snnc.targets.nest.target:NestTarget",
     "nir": "snnc.targets.nir.target:NirTarget",
     "spinnaker": "snnc.targets.spinnaker.target:SpinnakerTarget",
+    "genn": "snnc.targets.genn.target:GennTarget",
 }
 
 

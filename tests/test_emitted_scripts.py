@@ -20,7 +20,7 @@ from snnc.targets.nest import run_nest
 from snnc.targets.spinnaker import run_spinnaker
 
 PAYLOAD = '"""\nimport pathlib; pathlib.Path("PWNED").write_text("x")\n"""'
-TARGETS = ["sim", "nest", "spinnaker"]
+TARGETS = ["sim", "nest", "spinnaker", "genn"]
 
 
 @pytest.fixture(scope="module")

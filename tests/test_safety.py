@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,15 @@ NAMES = {
 }
 
 
-TARGETS = ["sim", pytest.param("nest", marks=pytest.mark.nest), pytest.param("spinnaker", marks=pytest.mark.spinnaker)]
+NO_GENN = pytest.mark.skipif(
+    find_spec("pygenn") is None, reason="PyGeNN is not installed: pip install ../shared/wheels/pygenn-5.4.0-*.whl"
+)
+TARGETS = [
+    "sim",
+    pytest.param("nest", marks=pytest.mark.nest),
+    pytest.param("spinnaker", marks=pytest.mark.spinnaker),
+    pytest.param("genn", marks=[pytest.mark.genn, NO_GENN]),
+]
 
 
 @pytest.mark.parametrize("target", TARGETS)

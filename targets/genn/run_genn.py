@@ -1,0 +1,348 @@
+"""Run this spiking network on GeNN through PyGeNN; written by snnc (the same file for every network).
+
+    python run.py --data test.npz --samples 500 [--batch 64] [--backend cuda]
+
+The network is described by network.json and weights.npz beside this file (README.md gives its
+size, time step and presentation time); both, and the data file, are checked (snnc_runtime.py)
+before anything is built. GeNN generates and compiles C++ into genn_build/ inside the network's
+folder once (again only when the network or batch size changes). A batch of samples runs at
+once; between batches the state is reset through GeNN's variables, without a rebuild. Prints the
+accuracy and writes results.json. Needs PyGeNN 5.4 (GeNN's install instructions), g++ and make.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+if __package__:  # imported from snnc (snnc.targets.genn.run_genn)
+    from snnc.ir import runtime
+else:  # run as out/run.py, with snnc_runtime.py beside it
+    import snnc_runtime as runtime
+
+HERE = Path(__file__).resolve().parent
+MAX_BATCH = 100_000
+MAX_DELAY_STEPS = 10_000
+CONNECTIVITY = ("dense", "conv", "pool", "one_to_one")
+
+# Integrate-and-fire of docs/snn-semantics.md, one step: decay, constant input (i_offset * dt and
+# W @ x * dt), synaptic input, floor, refractory clamp, threshold, reset. Active = 0 freezes it.
+IF_SIM = """
+if (Active != 0) {
+    V = V * Decay + Ioffset + Isyn;
+    if (Floor != 0) { V = fmax(V, Vmin); }
+    if (RefracTime > 0) { V = Vreset; RefracTime -= 1; }
+}
+"""
+IF_RESET = """
+if (Subtract != 0) { V -= Vthresh; } else { V = Vreset; }
+RefracTime = RefracSteps;
+SpikeCount += 1;
+"""
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """The command line: the common run-script arguments plus --batch, --backend and --precision."""
+    p = runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True)
+    p.add_argument(
+        "--batch", type=runtime.bounded(int, 1, MAX_BATCH), help="samples at once (default: the compiled instances)"
+    )
+    p.add_argument("--backend", choices=("single_threaded_cpu", "cuda"), default="single_threaded_cpu")
+    p.add_argument("--precision", choices=("float", "double"), default="float", help="GeNN's scalar type")
+    args = p.parse_args(argv)
+    args.dir = args.dir.resolve()
+    return args
+
+
+def check_network(network: Any, arrays: dict) -> None:
+    """network.json and weights.npz of the genn target (see targets/genn/target.py)."""
+    cells = runtime.check_cells(network)
+    runtime.integer(network, "batch_size", "network.json", 1, MAX_BATCH)
+    for i, cell in enumerate(cells[1:], start=1):
+        where = f"network.json: cells[{i}]"
+        runtime.array(arrays, cell, "i_offset", where, (cell["size"],))
+        if runtime.number(cell, "v_reset", where) >= runtime.number(cell, "v_thresh", where):
+            raise runtime.Invalid(f"{where}.v_reset", "must be below v_thresh")
+        runtime.choice(cell, "reset", where, ("zero", "subtract"))
+        runtime.number(cell, "decay", where, 0.0, 1.0)
+        runtime.integer(cell, "refrac_steps", where, 0, 10**6)
+        runtime.number(cell, "v_min", where, optional=True)
+        runtime.choice(cell, "readout", where, (None, "spike_count", "membrane"))
+    runtime.choice(cells[0], "encoding", "network.json: cells[0]", ("current", "poisson", "regular"))
+    for j, proj in enumerate(runtime.entries(network, "projections", "network.json", dict, 1)):
+        where = f"network.json: projections[{j}]"
+        pre, post = runtime.projection_ends(proj, cells, where)
+        runtime.choice(proj, "connectivity", where, CONNECTIVITY)
+        current = pre["kind"] == "source" and pre["encoding"] == "current"
+        runtime.integer(proj, "delay_steps", where, 0 if current else 1, MAX_DELAY_STEPS)
+        conn = runtime.array(arrays, proj, "connections", where, (None, 3))
+        runtime.index_column(conn, 0, pre["size"], f"{where}.connections")
+        runtime.index_column(conn, 1, post["size"], f"{where}.connections")
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray, np.ndarray]:
+    """(network, arrays, data path, x (N, inputs) in the network's C, H, W order, y), all checked."""
+    return runtime.load_inputs(args.dir, args.data, args.samples, check_network)
+
+
+def neuron_models(genn: Any) -> dict[str, Any]:
+    """snnc's GeNN neuron models: integrate-and-fire, and the regular and Poisson spike sources."""
+    dup = genn.VarAccess.READ_ONLY_DUPLICATE
+    integrate_and_fire = genn.create_neuron_model(
+        "snnc_if",
+        params=[
+            "Vthresh",
+            "Vreset",
+            "Decay",
+            "Vmin",
+            ("RefracSteps", "int"),
+            ("Subtract", "int"),
+            ("Floor", "int"),
+            ("Spiking", "int"),
+            ("Active", "int"),
+        ],
+        vars=[("V", "scalar"), ("Ioffset", "scalar", dup), ("RefracTime", "int"), ("SpikeCount", "int")],
+        sim_code=IF_SIM,
+        threshold_condition_code="Spiking != 0 && Active != 0 && V >= Vthresh",
+        reset_code=IF_RESET,
+    )
+    regular = genn.create_neuron_model(
+        "snnc_regular",
+        params=[("Active", "int")],
+        vars=[("Phase", "scalar"), ("Rate", "scalar", dup)],
+        sim_code="if (Active != 0) { Phase += Rate; }",
+        threshold_condition_code="Active != 0 && Phase >= 1.0",
+        reset_code="Phase -= 1.0;",
+    )
+    poisson = genn.create_neuron_model(
+        "snnc_poisson",
+        params=[("Active", "int")],
+        vars=[("Fire", "int"), ("Rate", "scalar", dup)],
+        sim_code="Fire = (Active != 0 && gennrand_uniform() < Rate) ? 1 : 0;",
+        threshold_condition_code="Fire != 0",
+    )
+    return {"if": integrate_and_fire, "regular": regular, "poisson": poisson}
+
+
+class Network:
+    """The GeNN model of network.json: one neuron population per cell (none for a current source)
+    and one synapse population per projection out of a spiking cell."""
+
+    def __init__(self, genn: Any, network: dict, arrays: dict, batch: int, backend: str, precision: str) -> None:
+        self.cells = network["cells"]
+        self.dt = network["dt"]
+        self.batch = batch
+        self.model = genn.GeNNModel(precision, "snnc", backend=backend)
+        self.model.dt = self.dt
+        self.model.batch_size = batch
+        models = neuron_models(genn)
+        self.pops: dict[int, Any] = {}
+        for i, cell in enumerate(self.cells):
+            if cell["kind"] == "population":
+                self.pops[i] = self._population(models["if"], i, cell)
+            elif cell["encoding"] != "current":
+                vars_ = {"Phase": 0.0} if cell["encoding"] == "regular" else {"Fire": 0}
+                self.pops[i] = self.model.add_neuron_population(
+                    f"n{i}", cell["size"], models[cell["encoding"]], {"Active": 0}, {**vars_, "Rate": 0.0}
+                )
+                self.pops[i].set_param_dynamic("Active")
+        self.current_inputs: list[tuple[int, np.ndarray]] = []  # (post cell, W (post, pre) float32)
+        self.flush_steps = 1
+        for j, proj in enumerate(network["projections"]):
+            conn = arrays[proj["connections"]]
+            pre, post = proj["pre"], proj["post"]
+            pre_idx, post_idx, weight = conn[:, 0].astype(np.int64), conn[:, 1].astype(np.int64), conn[:, 2]
+            if pre not in self.pops:  # current input: W @ x joins the post population's Ioffset
+                w = np.zeros((self.cells[post]["size"], self.cells[pre]["size"]), np.float32)
+                np.add.at(w, (post_idx, pre_idx), weight.astype(np.float32))
+                self.current_inputs.append((post, w))
+                continue
+            self._synapses(genn, j, proj, pre_idx, post_idx, weight.astype(np.float32))
+            self.flush_steps = max(self.flush_steps, proj["delay_steps"])
+        self.base = {i: arrays[c["i_offset"]].astype(np.float32) * np.float32(self.dt) for i, c in self._neurons()}
+
+    def _neurons(self) -> list[tuple[int, dict]]:
+        return [(i, c) for i, c in enumerate(self.cells) if c["kind"] == "population"]
+
+    def _population(self, model: Any, i: int, cell: dict) -> Any:
+        params = {
+            "Vthresh": cell["v_thresh"],
+            "Vreset": cell["v_reset"],
+            "Decay": cell["decay"],
+            "Vmin": cell["v_min"] if cell["v_min"] is not None else 0.0,
+            "RefracSteps": cell["refrac_steps"],
+            "Subtract": int(cell["reset"] == "subtract"),
+            "Floor": int(cell["v_min"] is not None),
+            "Spiking": int(cell["readout"] != "membrane"),
+            "Active": 0,
+        }
+        state = {"V": 0.0, "Ioffset": 0.0, "RefracTime": 0, "SpikeCount": 0}
+        pop = self.model.add_neuron_population(f"n{i}", cell["size"], model, params, state)
+        pop.set_param_dynamic("Active")
+        return pop
+
+    def _synapses(self, genn: Any, j: int, proj: dict, pre: np.ndarray, post: np.ndarray, weight: np.ndarray) -> None:
+        """Dense layers as a DENSE weight matrix, convolutions and pooling as SPARSE synapse lists."""
+        n_pre, n_post = self.cells[proj["pre"]]["size"], self.cells[proj["post"]]["size"]
+        if proj["connectivity"] == "dense":
+            g = np.zeros(n_pre * n_post, np.float32)
+            np.add.at(g, pre * n_post + post, weight)
+            matrix = "DENSE"
+        else:
+            g, matrix = weight, "SPARSE"
+        syn = self.model.add_synapse_population(
+            f"s{j}",
+            matrix,
+            self.pops[proj["pre"]],
+            self.pops[proj["post"]],
+            genn.init_weight_update("StaticPulse", {}, {"g": g}),
+            genn.init_postsynaptic("DeltaCurr"),
+        )
+        syn.axonal_delay_steps = proj["delay_steps"] - 1  # GeNN adds one step of its own
+        if matrix == "SPARSE":
+            syn.set_sparse_connections(pre, post)
+
+    def build(self, folder: Path) -> None:
+        """Generate and compile the model's code into ``folder`` (reused when unchanged) and load it."""
+        folder.mkdir(exist_ok=True)
+        self.model.build(str(folder))
+        self.model.load()
+
+    def _set(self, pop: Any, name: str, values: np.ndarray) -> None:
+        var = pop.vars[name]
+        var.view[...] = np.asarray(values).reshape(var.view.shape)
+        var.push_to_device()
+
+    def _active(self, value: int) -> None:
+        for pop in self.pops.values():
+            pop.set_dynamic_param_value("Active", value)
+
+    def present(self, x: np.ndarray, steps: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Run one batch ``x`` (batch, inputs) for ``steps`` steps from a reset state; return the
+        spike counts and final membranes (batch, neurons) of every population."""
+        source = self.cells[0]
+        value = x.astype(np.float32) * np.float32(source["gain"])
+        offsets = {i: np.broadcast_to(self.base[i], (self.batch, c["size"])) for i, c in self._neurons()}
+        for post, w in self.current_inputs:
+            offsets[post] = offsets[post] + (value @ w.T) * np.float32(self.dt)
+        for i, cell in self._neurons():
+            pop = self.pops[i]
+            self._set(pop, "V", np.zeros((self.batch, cell["size"]), np.float32))
+            self._set(pop, "RefracTime", np.zeros((self.batch, cell["size"]), np.int32))
+            self._set(pop, "SpikeCount", np.zeros((self.batch, cell["size"]), np.int32))
+            self._set(pop, "Ioffset", offsets[i])
+        if 0 in self.pops:
+            rate = value * np.float32(source["max_rate"] / 1000.0 * self.dt)  # spikes (or phase) per step
+            self._set(self.pops[0], "Rate", rate)
+            if source["encoding"] == "regular":
+                self._set(self.pops[0], "Phase", np.zeros_like(rate))
+        self._active(1)
+        for _ in range(steps):
+            self.model.step_time()
+        counts, membranes = {}, {}
+        for i, _cell in self._neurons():
+            for name, into in (("SpikeCount", counts), ("V", membranes)):
+                var = self.pops[i].vars[name]
+                var.pull_from_device()
+                into[i] = var.view.reshape(self.batch, -1).copy()
+        self._active(0)  # frozen steps deliver the spikes still in flight and drop them
+        for _ in range(self.flush_steps):
+            self.model.step_time()
+        return counts, membranes
+
+
+def batch_size(network: dict, args: argparse.Namespace, samples: int) -> int:
+    """Samples run at once: --batch or the compiled instances on CUDA; GeNN's CPU backend takes one."""
+    wanted = min(args.batch or network["batch_size"], samples)
+    if args.backend == "cuda" or wanted == 1:
+        return wanted
+    print(f"run.py: GeNN's {args.backend} backend runs one sample at a time; a batch of {wanted} needs --backend cuda")
+    return 1
+
+
+def simulate(
+    network: dict, arrays: dict, x: np.ndarray, duration: float, args: argparse.Namespace, batch: int
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], float, float]:
+    """Show the samples ``x`` for ``duration`` ms each, ``batch`` at once, from a reset network;
+    return (readout (samples, outputs), spikes per sample, counts per population (samples,
+    neurons), build seconds, run seconds)."""
+    import pygenn
+
+    steps = int(round(duration / network["dt"]))
+    start_build = time.perf_counter()
+    net = Network(pygenn, network, arrays, batch, args.backend, args.precision)
+    net.model.seed = args.seed + 1
+    net.build(args.dir / "genn_build")
+    build_time = time.perf_counter() - start_build
+
+    readout_cell = next(i for i, c in enumerate(net.cells) if c.get("readout"))
+    membrane = net.cells[readout_cell]["readout"] == "membrane"
+    counts = {i: [] for i, _ in net._neurons()}
+    readout = []
+    start_run = time.perf_counter()
+    for first in range(0, len(x), batch):
+        chunk = x[first : first + batch]
+        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), x.shape[1]), x.dtype)])
+        spikes, v = net.present(padded, steps)
+        for i in counts:
+            counts[i].append(spikes[i][: len(chunk)])
+        readout.append((v if membrane else spikes)[readout_cell][: len(chunk)])
+    run_time = time.perf_counter() - start_run
+    per_population = {i: np.concatenate(c) for i, c in counts.items()}
+    totals = sum(c.sum(axis=1) for c in per_population.values())
+    return np.concatenate(readout), totals, per_population, build_time, run_time
+
+
+def ann_reference(folder: Path, x: np.ndarray, y: np.ndarray) -> Optional[float]:
+    """The original ANN's accuracy on the same samples, where snnc is installed here."""
+    try:
+        from snnc.ir import load
+        from snnc.ir.semantics.ann import accuracy
+    except ImportError:
+        print("run.py: snnc is not installed here, so no ANN reference accuracy")
+        return None
+    return accuracy(load(folder / "ann.snnir"), x, y)
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    """Run the network on GeNN; write outputs.npz and results.json into --dir and return the results."""
+    args = parse_args(argv)
+    network, arrays, data_path, x, y = load_inputs(args)
+    duration = args.presentation_time or network["presentation_time"]
+    batch = batch_size(network, args, len(x))
+    readout, totals, per_population, build_time, run_time = simulate(network, arrays, x, duration, args, batch)
+    predictions = readout.argmax(axis=1)
+    results = {
+        "target": "genn",
+        "samples": len(x),
+        "accuracy": float(np.mean(predictions == y)),
+        "ann_accuracy": None if args.no_ann else ann_reference(args.dir, x, y),
+        "spikes_per_sample": float(totals.mean()),
+        "simulated_time_ms": duration,
+        "dt": network["dt"],
+        "batch_size": batch,
+        "backend": args.backend,
+        "precision": args.precision,
+        "wall_time_s": build_time + run_time,
+        "build_time_s": build_time,
+        "run_time_s": run_time,
+        "samples_per_second": len(x) / run_time if run_time > 0 else None,
+        "data": str(data_path),
+    }
+    counts = {f"counts_cell{i}": c for i, c in per_population.items()}
+    np.savez(args.dir / "outputs.npz", readout=readout, predictions=predictions, labels=y, **counts)
+    runtime.write_results(args.dir, results)
+    ann = results["ann_accuracy"]
+    print(
+        f"genn: accuracy {results['accuracy']:.4f} (ANN {'n/a' if ann is None else f'{ann:.4f}'}) on {len(x)} "
+        f"samples; build {build_time:.1f} s, run {run_time:.1f} s ({results['samples_per_second']:.1f} samples/s)"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Target ``genn``: a standalone PyGeNN script plus its network description and weights.
+
+The script (``run.py``) is generic: it builds whatever ``network.json`` describes, with the
+arrays of ``weights.npz``, as a GeNN model with snnc's own neuron models (integrate-and-fire
+with reset by subtraction or to v_reset, an optional leak, refractoriness and a floor, and a
+spike counter). Nothing from the model is written into code; op ids appear only as JSON data.
+
+==================  =========================================================
+snnc                GeNN
+==================  =========================================================
+v, weight           V and g of StaticPulse synapses into DeltaCurr (a jump of g per spike)
+i_offset * dt       Ioffset, a per-batch variable added to V each step (with W @ x for current input)
+tau_m               Decay = exp(-dt / tau_m) per step (1 for tau_m = inf)
+tau_refrac          RefracTime steps during which V stays at v_reset
+delay               one step of GeNN's own latency plus round(delay / dt) - 1 axonal delay steps
+instances           GeNN's batch size: that many samples run at once
+poisson, regular    spike-source populations with a per-batch rate variable
+==================  =========================================================
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snnc.ir import Graph, graph_number, limits, write_npz
+from snnc.ir import ops as ir
+from snnc.ir.options import TargetSpec
+from snnc.ir.semantics.connectivity import connections
+from snnc.targets.base import RunRequest, Target, TargetError, run_script, write_network_json
+from snnc.targets.templates import copy_run_script, render
+
+from .spec import SPEC
+
+
+def describe(graph: Graph, batch_size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The network as JSON-able structure plus the arrays it refers to by key."""
+    dt = graph_number(graph, "dt")
+    arrays: dict[str, np.ndarray] = {}
+    nodes = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
+    index = {n: i for i, n in enumerate(nodes)}
+    readouts = {graph.inputs(r)[0]: graph.op(r).mode for r in graph.outputs}
+    cells, projections = [], []
+    for n in nodes:
+        op = graph.op(n)
+        size = math.prod(graph.shape(n))
+        limits.check("neurons", size, f"%{n}")
+        if isinstance(op, ir.Source):
+            cells.append(
+                {
+                    "id": n,
+                    "kind": "source",
+                    "size": size,
+                    "shape": list(op.shape),
+                    "encoding": op.encoding,
+                    "gain": op.gain,
+                    "max_rate": op.max_rate,
+                }
+            )
+            continue
+        if op.model != "if":
+            raise TargetError(f"%{n}: neuron model {op.model!r} has no GeNN mapping")
+        key = f"cell{index[n]}_i_offset"
+        arrays[key] = (graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(size)).astype(np.float32)
+        cells.append(
+            {
+                "id": n,
+                "kind": "population",
+                "size": size,
+                "i_offset": key,
+                "v_thresh": op.v_threshold,
+                "v_reset": op.v_reset,
+                "reset": op.reset,
+                "decay": 1.0 if math.isinf(op.tau_m) else math.exp(-dt / op.tau_m),
+                "refrac_steps": int(round(op.tau_refrac / dt)),
+                "v_min": op.v_min,
+                "readout": readouts.get(n),
+            }
+        )
+        for proj in graph.inputs(n):
+            p = graph.op(proj)
+            (pre,) = graph.inputs(proj)
+            current = isinstance(graph.op(pre), ir.Source) and graph.op(pre).encoding == "current"
+            steps = int(round(p.delay / dt))
+            if steps < 1 and not current:
+                raise TargetError(f"%{proj}: a delay of {p.delay:g} ms is under one step; GeNN needs min_delay >= dt")
+            c = connections(graph, proj)
+            key = f"proj{len(projections)}"
+            arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
+            projections.append(
+                {
+                    "id": proj,
+                    "pre": index[pre],
+                    "post": index[n],
+                    "connectivity": p.connectivity,
+                    "delay_steps": steps,
+                    "delay": p.delay,
+                    "connections": key,
+                }
+            )
+    network = {
+        "dt": dt,
+        "presentation_time": graph_number(graph, "presentation_time"),
+        "batch_size": batch_size,
+        "cells": cells,
+        "projections": projections,
+        "input_layout": graph.attrs.get("input_layout", "NCHW"),
+    }
+    return network, arrays
+
+
+class GennTarget(Target):
+    spec = SPEC
+
+    def configure(self, spec: TargetSpec) -> TargetSpec:
+        """Refuse instances=auto: a GeNN batch has no machine limit to fill."""
+        if not spec.options.instances.isdigit():
+            raise TargetError(f"instances={spec.options.instances}: GeNN's batch size needs a number")
+        return spec
+
+    def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
+        network, arrays = describe(graph, int(self.spec.options.instances))
+        write_network_json(out / "network.json", network)
+        write_npz(out / "weights.npz", arrays)
+        context = {
+            "version": manifest["snnc_version"],
+            "pipeline": ",".join(manifest["pipeline"]),
+            "dt": network["dt"],
+            "presentation_time": network["presentation_time"],
+            "batch_size": network["batch_size"],
+            "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
+            "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj")),
+        }
+        copy_run_script("genn", out)
+        render("genn", "README.md.j2", out / "README.md", context)
+
+    def run(self, request: RunRequest) -> dict[str, Any]:
+        """Run snnc's GeNN script on ``out`` in a fresh interpreter (it builds into ``out/genn_build``)."""
+        args = ["--data", str(request.data), "--seed", str(request.seed), "--no-ann"]
+        if request.samples is not None:
+            args += ["--samples", str(request.samples)]
+        if request.presentation_time is not None:
+            args += ["--presentation-time", str(request.presentation_time)]
+        return run_script("genn", request.out, args)

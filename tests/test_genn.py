@@ -84,12 +84,19 @@ def test_mlp_spike_counts_equal_the_simulator(genn, models, tmp_path: Path) -> N
     results = get_target("genn").run(RunRequest(out, data))  # snnc's own copy of the script
     assert results["samples"] == 24 and results["samples_per_second"] > 0 and results["batch_size"] == 1
     assert min(_compare(out, data).values()) > 0  # every layer spikes: the comparison means something
+    generated = [p.read_text(errors="replace") for p in (out / "genn_build").rglob("*.cc")]
+    assert generated and not any("fc1" in text or "fc2" in text for text in generated)  # no model name in code
 
 
-def test_cnn_spike_counts_equal_the_simulator(genn, models, tmp_path: Path) -> None:
+def test_cnn_spike_counts_equal_the_simulator_with_conv2d_and_with_synapse_lists(genn, models, tmp_path: Path) -> None:
     out, data = _compile(models, "cnn", tmp_path / "out")
-    _run(out, data)
-    assert min(_compare(out, data).values()) > 0
+    network = json.loads((out / "network.json").read_text())
+    assert [p["matrix"] for p in network["projections"]] == ["DENSE", "SPARSE", "TOEPLITZ", "DENSE"]
+    assert "AvgPoolConv2D" in network["projections"][1]["reason"]  # why the pool is a synapse list
+    for conv in ("toeplitz", "sparse"):
+        proc = _run(out, data, "--conv", conv)
+        assert ("projection 2 as a SPARSE synapse list" in proc.stdout) == (conv == "sparse")
+        assert min(_compare(out, data).values()) > 0
     assert (out / "genn_build").is_dir()
 
 
@@ -99,9 +106,9 @@ def test_hard_reset_leak_refractoriness_floor_and_regular_input_equal_the_simula
     settings = {"reset": "zero", "tau-m": "20", "tau-refrac": "2", "v-min": "-0.2", "encoding": "regular"}
     out, data = _compile(models, "cnn", tmp_path / "out", **settings, **{"dt": "0.5", "min-delay": "1.5"})
     network = json.loads((out / "network.json").read_text())
-    assert {p["delay_steps"] for p in network["projections"][1:]} == {3}
+    assert {p["delay_steps"] for p in network["projections"]} == {3}  # spike input: every projection delays
     assert {c["refrac_steps"] for c in network["cells"][1:]} == {4}
-    _run(out, data)
+    _run(out, data, "--conv", "toeplitz")
     assert min(_compare(out, data).values()) > 0
 
 
@@ -144,5 +151,57 @@ def test_settings_genn_cannot_take_are_refused_at_compile_time(models, tmp_path:
         _compile(models, "mlp", tmp_path / "auto", instances="auto")
     with pytest.raises(TargetError, match=r"a delay of 0.5 ms is under one step; GeNN needs min_delay >= dt$"):
         _compile(models, "mlp", tmp_path / "delay", **{"min-delay": "0.5"})
-    with pytest.raises(SnncError, match="genn takes None only"):
+    with pytest.raises(SnncError, match="genn fixes pause: GeNN resets"):
         _compile(models, "mlp", tmp_path / "pause", pause="10")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda n: n.update(batch_size="2; rm -rf"), r"batch_size: must be an integer"),
+        (lambda n: n["projections"][1].update(delay_steps=0), r"projections\[1\].delay_steps"),
+        (lambda n: n["projections"][1].update(matrix="PROCEDURAL"), r"matrix: must be one of"),
+        (lambda n: n["projections"][1].update(reason="x\n" * 3), r"reason: must be a line"),
+        (lambda n: n["cells"][1].update(decay=2.0), r"cells\[1\].decay: 2.0 is outside"),
+        (lambda n: n["cells"][2].update(refrac_steps=-1), r"cells\[2\].refrac_steps"),
+        (lambda n: n["cells"][0].update(encoding="spikes"), r"encoding: must be one of"),
+    ],
+)
+def test_run_checks_refuse_a_tampered_network(models, tmp_path: Path, edit, message: str) -> None:
+    from snnc.ir import runtime
+    from snnc.targets.genn import run_genn
+
+    out, _ = _compile(models, "mlp", tmp_path / "out")
+    network, arrays = runtime.read_json(out / "network.json"), runtime.read_npz(out / "weights.npz")
+    run_genn.check_network(network, arrays)  # the emitted files pass
+    edit(network)
+    with pytest.raises(SystemExit, match=message):
+        run_genn.check_network(network, arrays)
+
+
+def test_residual_add_and_concatenation_on_conv2d_equal_the_simulator(genn, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    class Residual(nn.Module):  # same-padded and 1x1 convolutions on several channels, an add, a concat
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.c2, self.c3 = nn.Conv2d(2, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 4, 1)
+            self.fc = nn.Linear(12 * 3 * 3, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.c1(x))
+            h = nn.functional.avg_pool2d(h + torch.relu(self.c2(h)), 2)
+            h = nn.functional.avg_pool2d(torch.cat([h, torch.relu(self.c3(h))], 1), 2)
+            return self.fc(h.reshape(h.size(0), -1))
+
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).random((8, 2, 14, 14), dtype=np.float32)
+    torch.onnx.export(Residual().eval(), torch.from_numpy(x[:1]), str(tmp_path / "res.onnx"), dynamo=False)
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(8, np.int64))
+    models = {"res": (tmp_path / "res.onnx", tmp_path / "d.npz")}
+    out, data = _compile(models, "res", tmp_path / "out")
+    matrices = [p["matrix"] for p in json.loads((out / "network.json").read_text())["projections"]]
+    assert matrices.count("TOEPLITZ") == 2 and len(matrices) == 11  # adds and concatenations: several projections
+    _run(out, data, "--conv", "toeplitz")
+    assert min(_compare(out, data).values()) > 0

@@ -14,7 +14,7 @@ SPEC = TargetSpec(
     ),
     reads=frozenset({"instances"}),  # GeNN's batch size: the network is not replicated
     accepts={
-        "pause": ((None,), "GeNN resets the network between samples through its variables"),
+        "pause": ((), "GeNN resets the network between samples through its variables"),
         "split_signs": ((), "GeNN synapses take weights of both signs; add split-signs to --pipeline"),
     },
 )

@@ -9,6 +9,8 @@ spike counter). Nothing from the model is written into code; op ids appear only 
 snnc                GeNN
 ==================  =========================================================
 v, weight           V and g of StaticPulse synapses into DeltaCurr (a jump of g per spike)
+dense, conv, pool   DENSE weight matrices, TOEPLITZ Conv2D kernels (stride 1), SPARSE synapse lists
+(C, H, W) neurons   numbered H, W, C in GeNN (Conv2D's layout); run.py permutes arrays to and fro
 i_offset * dt       Ioffset, a per-batch variable added to V each step (with W @ x for current input)
 tau_m               Decay = exp(-dt / tau_m) per step (1 for tau_m = inf)
 tau_refrac          RefracTime steps during which V stays at v_reset
@@ -34,6 +36,23 @@ from snnc.targets.base import RunRequest, Target, TargetError, run_script, write
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
+
+
+def matrix(graph: Graph, proj: str) -> tuple[str, str]:
+    """How GeNN holds projection ``proj``: ``DENSE`` (a dense layer), ``TOEPLITZ`` (a convolution
+    GeNN's Conv2D connectivity computes from its kernel) or ``SPARSE`` (a synapse list), with why."""
+    p = graph.op(proj)
+    if p.connectivity == "dense":
+        return "DENSE", "a dense layer"
+    if p.connectivity == "conv":
+        if tuple(p.strides) != (1, 1) or tuple(p.dilations) != (1, 1) or p.groups != 1:
+            return "SPARSE", "GeNN's Conv2D takes stride 1, dilation 1 and one group only"
+        if p.pads[0] != p.pads[2] or p.pads[1] != p.pads[3]:
+            return "SPARSE", "GeNN's Conv2D pads both sides alike"
+        return "TOEPLITZ", "a convolution (GeNN's Conv2D)"
+    if p.connectivity == "pool":
+        return "SPARSE", "a pool has its own neurons here; GeNN's AvgPoolConv2D fuses a pool into a convolution"
+    return "SPARSE", f"{p.connectivity} connectivity has no procedural form in GeNN"
 
 
 def describe(graph: Graph, batch_size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -70,6 +89,7 @@ def describe(graph: Graph, batch_size: int) -> tuple[dict[str, Any], dict[str, n
                 "id": n,
                 "kind": "population",
                 "size": size,
+                "shape": list(graph.shape(n)),
                 "i_offset": key,
                 "v_thresh": op.v_threshold,
                 "v_reset": op.v_reset,
@@ -87,20 +107,17 @@ def describe(graph: Graph, batch_size: int) -> tuple[dict[str, Any], dict[str, n
             steps = int(round(p.delay / dt))
             if steps < 1 and not current:
                 raise TargetError(f"%{proj}: a delay of {p.delay:g} ms is under one step; GeNN needs min_delay >= dt")
-            c = connections(graph, proj)
+            kind, reason = ("DENSE", "current input") if current else matrix(graph, proj)
             key = f"proj{len(projections)}"
-            arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
-            projections.append(
-                {
-                    "id": proj,
-                    "pre": index[pre],
-                    "post": index[n],
-                    "connectivity": p.connectivity,
-                    "delay_steps": steps,
-                    "delay": p.delay,
-                    "connections": key,
-                }
-            )
+            entry = {"id": proj, "pre": index[pre], "post": index[n], "matrix": kind, "reason": reason}
+            if kind == "TOEPLITZ":  # the kernel as GeNN indexes it: (kh, kw, in channels, out channels)
+                arrays[key] = graph.tensor(p.weight).astype(np.float32).transpose(2, 3, 1, 0)
+                entry["kernel"] = key
+            else:
+                c = connections(graph, proj)
+                arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
+                entry["connections"] = key
+            projections.append({**entry, "delay_steps": steps, "delay": p.delay})
     network = {
         "dt": dt,
         "presentation_time": graph_number(graph, "presentation_time"),
@@ -132,7 +149,7 @@ class GennTarget(Target):
             "presentation_time": network["presentation_time"],
             "batch_size": network["batch_size"],
             "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
-            "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj")),
+            "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj") and a.ndim == 2),
         }
         copy_run_script("genn", out)
         render("genn", "README.md.j2", out / "README.md", context)

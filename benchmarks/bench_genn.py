@@ -1,0 +1,114 @@
+"""GeNN against the ANN and the reference simulator on the Fashion-MNIST example networks.
+
+    python benchmarks/bench_genn.py [--samples 1000] [--networks mlp,cnn] [--backend single_threaded_cpu]
+
+For each network: the ANN's accuracy, then the genn target's compile with the default settings
+(reset by subtraction, dt 1 ms, the default presentation time), run by its emitted run.py on
+the first ``--samples`` test images: accuracy, samples per second (batch 1: GeNN's CPU backend
+runs one sample at a time) and build time; the reference simulator on the same compiled graph:
+accuracy, samples per second, and how many predictions and spike counts agree with GeNN. For the
+CNN also the samples per second with convolutions on GeNN's Conv2D (``--conv toeplitz``).
+Saves benchmarks/results/genn.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import snnc
+from snnc.ir import load
+from snnc.ir.semantics.ann import predict
+from snnc.ir.semantics.simulator import simulate
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "fashion-mnist"
+RESULTS = ROOT / "benchmarks" / "results" / "genn.json"
+
+
+def run_genn(out: Path, data: Path, samples: int, backend: str, conv: str = "auto") -> dict:
+    """The emitted run.py on ``samples`` images; its results.json."""
+    cmd = [sys.executable, str(out / "run.py"), "--data", str(data), "--samples", str(samples), "--no-ann"]
+    proc = subprocess.run([*cmd, "--backend", backend, "--conv", conv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-2000:])
+    return json.loads((out / "results.json").read_text())
+
+
+def bench(name: str, samples: int, backend: str, folder: Path) -> dict:
+    model = ROOT / "examples" / "fashion_mnist" / f"{name}.onnx"
+    calib, test = np.load(DATA / "calib.npz"), np.load(DATA / "test.npz")
+    x, y = test["x"][:samples], test["y"][:samples]
+    np.savez(folder / "test.npz", x=x, y=y)
+    ann = float(np.mean(predict(snnc.load(model), x).argmax(axis=1) == y))
+    out = folder / name
+    compiled = snnc.compile(model, "genn", calibration=calib["x"], calibration_labels=calib["y"])
+    compiled.emit(out)
+    toeplitz = None
+    if name == "cnn":  # GeNN's Conv2D instead of synapse lists, on at most 100 images (slower on a CPU)
+        toeplitz = run_genn(out, folder / "test.npz", min(samples, 100), backend, "toeplitz")["samples_per_second"]
+    genn = run_genn(out, folder / "test.npz", samples, backend)
+    start = time.perf_counter()
+    reference = simulate(load(out / "model.snnir"), x, record_neurons=True)
+    sim_seconds = time.perf_counter() - start
+    outputs = np.load(out / "outputs.npz")
+    network = json.loads((out / "network.json").read_text())
+    differing = total = 0
+    for i, cell in enumerate(network["cells"]):
+        if cell["kind"] == "population":
+            counts = outputs[f"counts_cell{i}"]
+            differing += int(np.sum(counts != reference.neuron_counts[cell["id"]].reshape(counts.shape)))
+            total += counts.size
+    return {
+        "network": name,
+        "samples": samples,
+        "presentation_time_ms": network["presentation_time"],
+        "dt_ms": network["dt"],
+        "ann_accuracy": ann,
+        "genn_accuracy": genn["accuracy"],
+        "genn_minus_ann_points": 100 * (genn["accuracy"] - ann),
+        "genn_samples_per_second": genn["samples_per_second"],
+        "genn_conv2d_toeplitz_samples_per_second": toeplitz,
+        "genn_batch_size": genn["batch_size"],
+        "genn_backend": genn["backend"],
+        "genn_build_time_s": genn["build_time_s"],
+        "genn_spikes_per_sample": genn["spikes_per_sample"],
+        "sim_accuracy": float(np.mean(reference.predictions == y)),
+        "sim_samples_per_second": samples / sim_seconds,
+        "predictions_equal_to_sim": float(np.mean(outputs["predictions"] == reference.predictions)),
+        "neuron_counts_differing_from_sim": differing,
+        "neuron_counts_compared": total,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--networks", default="mlp,cnn")
+    parser.add_argument("--backend", default="single_threaded_cpu", choices=("single_threaded_cpu", "cuda"))
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.networks.split(","):
+            rows.append(bench(name, args.samples, args.backend, Path(tmp)))
+            print(json.dumps(rows[-1]))
+    results = {
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()},
+        "note": "GeNN's single_threaded_cpu backend runs batch size 1 only; larger batches need the CUDA backend",
+        "rows": rows,
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

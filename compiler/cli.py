@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -63,6 +64,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             return _COMMANDS[command](args)
     except KeyboardInterrupt:
         return _fail("interrupted", debug, EXIT_INTERRUPTED)
+    except BrokenPipeError:  # the reader stopped early (snnc passes | head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except SnncError as exc:
         return _fail(str(exc) or type(exc).__name__, debug)
     except OSError as exc:

@@ -432,3 +432,14 @@ def test_sweep_applies_the_budget_in_every_point_and_replaces_links(compiled, tm
     rows = json.loads((out / "sweep.json").read_text())["rows"]
     assert len(rows) == 2 and all("exceed the budget" in row["error"] for row in rows)
     assert victim.read_text() == "do not touch" and not (out / "sweep.csv").is_symlink()
+
+
+def test_a_reader_that_stops_early_is_not_an_error() -> None:
+    """`snnc targets | head -1`: the closed pipe ends the listing quietly, exit 0, no error line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snnc.cli", "targets"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "error" not in stderr, stderr

@@ -261,6 +261,18 @@ def data_path(folder: Path, given: Optional[Path]) -> Path:
     return Path(recorded)
 
 
+def ann_reference(folder: Path, x: np.ndarray, y: np.ndarray) -> Optional[float]:
+    """The original ANN's accuracy on the same samples, where snnc is installed here
+    (ann.snnir in ``folder``; None for a model that was spiking already)."""
+    try:
+        from snnc.ir import load
+        from snnc.ir.semantics.ann import accuracy
+    except ImportError:
+        print("run.py: snnc is not installed here, so no ANN reference accuracy")
+        return None
+    return accuracy(load(folder / "ann.snnir"), x, y)
+
+
 def load_inputs(
     folder: Path, data: Optional[Path], samples: Optional[int], check_network: Callable[[dict, dict], None]
 ) -> tuple[dict, dict, Path, np.ndarray, np.ndarray]:

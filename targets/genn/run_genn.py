@@ -384,17 +384,6 @@ def simulate(
     return np.concatenate(readout), totals, per_population, build_time, run_time
 
 
-def ann_reference(folder: Path, x: np.ndarray, y: np.ndarray) -> Optional[float]:
-    """The original ANN's accuracy on the same samples, where snnc is installed here."""
-    try:
-        from snnc.ir import load
-        from snnc.ir.semantics.ann import accuracy
-    except ImportError:
-        print("run.py: snnc is not installed here, so no ANN reference accuracy")
-        return None
-    return accuracy(load(folder / "ann.snnir"), x, y)
-
-
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     """Run the network on GeNN; write outputs.npz and results.json into --dir and return the results."""
     args = parse_args(argv)
@@ -407,7 +396,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         "target": "genn",
         "samples": len(x),
         "accuracy": float(np.mean(predictions == y)),
-        "ann_accuracy": None if args.no_ann else ann_reference(args.dir, x, y),
+        "ann_accuracy": None if args.no_ann else runtime.ann_reference(args.dir, x, y),
         "spikes_per_sample": float(totals.mean()),
         "simulated_time_ms": duration,
         "dt": network["dt"],

@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from snnc.ir import Graph, graph_number, limits, write_npz
+from snnc.ir import Graph, graph_number, write_npz
 from snnc.ir import ops as ir
 from snnc.ir.options import TargetSpec
 from snnc.ir.semantics.connectivity import connections
 from snnc.targets.base import RunRequest, Target, TargetError, run_script, write_network_json
+from snnc.targets.network_json import describe_network
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
@@ -58,75 +59,39 @@ def matrix(graph: Graph, proj: str) -> tuple[str, str]:
 def describe(graph: Graph, batch_size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The network as JSON-able structure plus the arrays it refers to by key."""
     dt = graph_number(graph, "dt")
-    arrays: dict[str, np.ndarray] = {}
-    nodes = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
-    index = {n: i for i, n in enumerate(nodes)}
-    readouts = {graph.inputs(r)[0]: graph.op(r).mode for r in graph.outputs}
-    cells, projections = [], []
-    for n in nodes:
-        op = graph.op(n)
-        size = math.prod(graph.shape(n))
-        limits.check("neurons", size, f"%{n}")
-        if isinstance(op, ir.Source):
-            cells.append(
-                {
-                    "id": n,
-                    "kind": "source",
-                    "size": size,
-                    "shape": list(op.shape),
-                    "encoding": op.encoding,
-                    "gain": op.gain,
-                    "max_rate": op.max_rate,
-                }
-            )
-            continue
-        if op.model != "if":
-            raise TargetError(f"%{n}: neuron model {op.model!r} has no GeNN mapping")
-        key = f"cell{index[n]}_i_offset"
-        arrays[key] = (graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(size)).astype(np.float32)
-        cells.append(
-            {
-                "id": n,
-                "kind": "population",
-                "size": size,
-                "shape": list(graph.shape(n)),
-                "i_offset": key,
-                "v_thresh": op.v_threshold,
-                "v_reset": op.v_reset,
-                "reset": op.reset,
-                "decay": 1.0 if math.isinf(op.tau_m) else math.exp(-dt / op.tau_m),
-                "refrac_steps": int(round(op.tau_refrac / dt)),
-                "v_min": op.v_min,
-                "readout": readouts.get(n),
-            }
-        )
-        for proj in graph.inputs(n):
-            p = graph.op(proj)
-            (pre,) = graph.inputs(proj)
-            current = isinstance(graph.op(pre), ir.Source) and graph.op(pre).encoding == "current"
-            steps = int(round(p.delay / dt))
-            if steps < 1 and not current:
-                raise TargetError(f"%{proj}: a delay of {p.delay:g} ms is under one step; GeNN needs min_delay >= dt")
-            kind, reason = ("DENSE", "current input") if current else matrix(graph, proj)
-            key = f"proj{len(projections)}"
-            entry = {"id": proj, "pre": index[pre], "post": index[n], "matrix": kind, "reason": reason}
-            if kind == "TOEPLITZ":  # the kernel as GeNN indexes it: (kh, kw, in channels, out channels)
-                arrays[key] = graph.tensor(p.weight).astype(np.float32).transpose(2, 3, 1, 0)
-                entry["kernel"] = key
-            else:
-                c = connections(graph, proj)
-                arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
-                entry["connections"] = key
-            projections.append({**entry, "delay_steps": steps, "delay": p.delay})
-    network = {
-        "dt": dt,
-        "presentation_time": graph_number(graph, "presentation_time"),
-        "batch_size": batch_size,
-        "cells": cells,
-        "projections": projections,
-        "input_layout": graph.attrs.get("input_layout", "NCHW"),
-    }
-    return network, arrays
+
+    def population(node: str, op: ir.Population, size: int, readout: Any) -> dict[str, Any]:
+        return {
+            "shape": list(graph.shape(node)),
+            "v_thresh": op.v_threshold,
+            "v_reset": op.v_reset,
+            "reset": op.reset,
+            "decay": 1.0 if math.isinf(op.tau_m) else math.exp(-dt / op.tau_m),
+            "refrac_steps": int(round(op.tau_refrac / dt)),
+            "v_min": op.v_min,
+            "readout": readout,
+        }
+
+    def projection(proj: str, pre: int, post: int, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        p = graph.op(proj)
+        source = graph.op(graph.inputs(proj)[0])
+        current = isinstance(source, ir.Source) and source.encoding == "current"
+        steps = int(round(p.delay / dt))
+        if steps < 1 and not current:
+            raise TargetError(f"%{proj}: a delay of {p.delay:g} ms is under one step; GeNN needs min_delay >= dt")
+        kind, reason = ("DENSE", "current input") if current else matrix(graph, proj)
+        entry = {"id": proj, "pre": pre, "post": post, "matrix": kind, "reason": reason}
+        if kind == "TOEPLITZ":  # the kernel as GeNN indexes it: (kh, kw, in channels, out channels)
+            arrays[key] = graph.tensor(p.weight).astype(np.float32).transpose(2, 3, 1, 0)
+            entry["kernel"] = key
+        else:
+            c = connections(graph, proj)
+            arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
+            entry["connections"] = key
+        return {**entry, "delay_steps": steps, "delay": p.delay}
+
+    network, arrays = describe_network(graph, "GeNN", population, projection, np.float32)
+    return {**network, "batch_size": batch_size}, arrays
 
 
 class GennTarget(Target):

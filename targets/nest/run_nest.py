@@ -174,17 +174,6 @@ def count_spikes(
     return counts
 
 
-def ann_reference(folder: Path, x: np.ndarray, y: np.ndarray) -> Optional[float]:
-    """The original ANN's accuracy on the same samples, where snnc is installed here."""
-    try:
-        from snnc.ir import load
-        from snnc.ir.semantics.ann import accuracy
-    except ImportError:
-        print("run.py: snnc is not installed here, so no ANN reference accuracy")
-        return None
-    return accuracy(load(folder / "ann.snnir"), x, y)
-
-
 def simulate(
     network: dict, arrays: dict, x: np.ndarray, duration: float, seed: int, threads: int
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -252,7 +241,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         "target": "nest",
         "samples": len(x),
         "accuracy": float(np.mean(predictions == y)),
-        "ann_accuracy": None if args.no_ann else ann_reference(args.dir, x, y),
+        "ann_accuracy": None if args.no_ann else runtime.ann_reference(args.dir, x, y),
         "spikes_per_sample": float(totals.mean()),
         "simulated_time_ms": duration,
         "dt": network["dt"],

@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from snnc.ir import Graph, graph_number, limits, write_npz
+from snnc.ir import Graph, graph_number, write_npz
 from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import connections
 from snnc.targets.base import RunRequest, Target, TargetError, run_script, write_network_json
+from snnc.targets.network_json import describe_network
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
@@ -43,71 +44,25 @@ NO_LEAK_TAU_M = 1e9  # ms
 
 def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The network as JSON-able structure plus the arrays it refers to by key."""
-    arrays: dict[str, np.ndarray] = {}
-    nodes = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
-    index = {n: i for i, n in enumerate(nodes)}
-    readouts = {graph.inputs(r)[0]: graph.op(r).mode for r in graph.outputs}
-    cells, projections = [], []
-    for n in nodes:
-        op = graph.op(n)
-        size = math.prod(graph.shape(n))
-        limits.check("neurons", size, f"%{n}")
-        if isinstance(op, ir.Source):
-            cells.append(
-                {
-                    "id": n,
-                    "kind": "source",
-                    "size": size,
-                    "shape": list(op.shape),
-                    "encoding": op.encoding,
-                    "gain": op.gain,
-                    "max_rate": op.max_rate,
-                }
-            )
-            continue
-        if op.model != "if":
-            raise TargetError(f"%{n}: neuron model {op.model!r} has no NEST mapping")
-        key = f"cell{index[n]}_i_offset"
-        arrays[key] = (graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(size)).astype(np.float64)
-        cells.append(
-            {
-                "id": n,
-                "kind": "population",
-                "size": size,
-                "i_offset": key,
-                "v_thresh": op.v_threshold,
-                "v_reset": op.v_reset,
-                "reset": op.reset,
-                "tau_m": NO_LEAK_TAU_M if math.isinf(op.tau_m) else op.tau_m,
-                "tau_refrac": op.tau_refrac,
-                "v_min": op.v_min,
-                "readout": readouts.get(n),
-            }
-        )
-        for proj in graph.inputs(n):
-            p = graph.op(proj)
-            (pre,) = graph.inputs(proj)
-            c = connections(graph, proj)
-            key = f"proj{len(projections)}"
-            arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
-            projections.append(
-                {
-                    "id": proj,
-                    "pre": index[pre],
-                    "post": index[n],
-                    "receptor": p.receptor,
-                    "delay": p.delay,
-                    "connections": key,
-                }
-            )
-    network = {
-        "dt": graph_number(graph, "dt"),
-        "presentation_time": graph_number(graph, "presentation_time"),
-        "cells": cells,
-        "projections": projections,
-        "input_layout": graph.attrs.get("input_layout", "NCHW"),
-    }
-    return network, arrays
+
+    def population(node: str, op: ir.Population, size: int, readout: Any) -> dict[str, Any]:
+        return {
+            "v_thresh": op.v_threshold,
+            "v_reset": op.v_reset,
+            "reset": op.reset,
+            "tau_m": NO_LEAK_TAU_M if math.isinf(op.tau_m) else op.tau_m,
+            "tau_refrac": op.tau_refrac,
+            "v_min": op.v_min,
+            "readout": readout,
+        }
+
+    def projection(proj: str, pre: int, post: int, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        c = connections(graph, proj)
+        arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
+        p = graph.op(proj)
+        return {"id": proj, "pre": pre, "post": post, "receptor": p.receptor, "delay": p.delay, "connections": key}
+
+    return describe_network(graph, "NEST", population, projection, np.float64)
 
 
 class NestTarget(Target):

@@ -254,17 +254,6 @@ def count_spikes(pops: list, starts: np.ndarray, duration: float) -> np.ndarray:
     return np.concatenate(counts, axis=1)
 
 
-def ann_reference(folder: Path, x: np.ndarray, y: np.ndarray) -> Optional[float]:
-    """The original ANN's accuracy on the same samples, where snnc is installed here."""
-    try:
-        from snnc.ir import load
-        from snnc.ir.semantics.ann import accuracy
-    except ImportError:
-        print("run.py: snnc is not installed here, so no ANN reference accuracy")
-        return None
-    return accuracy(load(folder / "ann.snnir"), x, y)
-
-
 def simulate(
     network: dict, arrays: dict, x: np.ndarray, time_scale_factor: Optional[int]
 ) -> tuple[Optional[np.ndarray], dict[str, Any], float, float]:
@@ -339,7 +328,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         predictions = counts.argmax(axis=1)
         results["accuracy"] = float(np.mean(predictions == y))
         np.savez(args.dir / "outputs.npz", readout=counts, predictions=predictions, labels=y)
-    results["ann_accuracy"] = None if args.no_ann else ann_reference(args.dir, x, y)
+    results["ann_accuracy"] = None if args.no_ann else runtime.ann_reference(args.dir, x, y)
     runtime.write_results(args.dir, results)
     if counts is None:
         print(

@@ -1,0 +1,75 @@
+"""The walk over an snn graph that ``network.json`` targets share: spike sources and IF
+populations become cells, a population's projections are listed after it, arrays go by key.
+
+A target supplies what differs: the fields of a population cell (its unit mapping) and of a
+projection entry (its synapse form). Cells are numbered in graph order; projections reference
+cells by that number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from snnc.ir import Graph, graph_number, limits
+from snnc.ir import ops as ir
+from snnc.targets.base import TargetError
+
+# (node id, op, size, readout mode or None) -> the target's fields of a population cell
+PopulationFields = Callable[[str, ir.Population, int, Any], dict[str, Any]]
+# (projection id, pre cell, post cell, array key, arrays to add to) -> the projection entry
+ProjectionEntry = Callable[[str, int, int, str, dict[str, np.ndarray]], dict[str, Any]]
+
+
+def describe_network(
+    graph: Graph, target: str, population: PopulationFields, projection: ProjectionEntry, offset_dtype: Any
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(network, arrays)``: ``network`` holds dt, presentation_time, input_layout, cells and
+    projections; each population's ``i_offset`` is stored as ``offset_dtype`` under its key."""
+    arrays: dict[str, np.ndarray] = {}
+    nodes = [n for n in graph.topo() if isinstance(graph.op(n), (ir.Source, ir.Population))]
+    index = {n: i for i, n in enumerate(nodes)}
+    readouts = {graph.inputs(r)[0]: graph.op(r).mode for r in graph.outputs}
+    cells: list[dict[str, Any]] = []
+    projections: list[dict[str, Any]] = []
+    for n in nodes:
+        op = graph.op(n)
+        size = math.prod(graph.shape(n))
+        limits.check("neurons", size, f"%{n}")
+        if isinstance(op, ir.Source):
+            cells.append(source_cell(n, op, size))
+            continue
+        if op.model != "if":
+            raise TargetError(f"%{n}: neuron model {op.model!r} has no {target} mapping")
+        key = f"cell{index[n]}_i_offset"
+        arrays[key] = (graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(size)).astype(offset_dtype)
+        cells.append(
+            {"id": n, "kind": "population", "size": size, "i_offset": key, **population(n, op, size, readouts.get(n))}
+        )
+        for proj in graph.inputs(n):
+            (pre,) = graph.inputs(proj)
+            projections.append(projection(proj, index[pre], index[n], f"proj{len(projections)}", arrays))
+    network = {
+        "dt": graph_number(graph, "dt"),
+        "presentation_time": graph_number(graph, "presentation_time"),
+        "cells": cells,
+        "projections": projections,
+        "input_layout": graph.attrs.get("input_layout", "NCHW"),
+    }
+    return network, arrays
+
+
+def source_cell(node: str, op: ir.Source, size: int) -> dict[str, Any]:
+    """The cell of a spike source or current input."""
+    return {
+        "id": node,
+        "kind": "source",
+        "size": size,
+        "shape": list(op.shape),
+        "encoding": op.encoding,
+        "gain": op.gain,
+        "max_rate": op.max_rate,
+    }

@@ -130,31 +130,37 @@ def apply_settings(passes: list[Pass], spec: TargetSpec, settings: Mapping[str, 
         for i, p in enumerate(passes):
             if (not scope or scope == p.name) and _has_field(p, short):
                 passes[i] = _set_field(p, short, value, what)
-                _check_accepted(spec, p.home(name), passes[i].options()[short.replace("_", "-")], key, value)
+                _check_accepted(spec, p.home(name), passes[i].options()[short.replace("_", "-")], f"--set {key}", value)
                 hit = True
         if not scope and spec.part_of(name) is not None:
             _, parsed = _parse_setting(getattr(spec, spec.part_of(name)), name, value, what)
             spec = _checked(spec.with_setting, (name, parsed), name, value, what)
-            _check_accepted(spec, name, parsed, key, value)
+            _check_accepted(spec, name, parsed, f"--set {key}", value)
             _check_read(passes, spec, name, key, value)
             hit = True
         if not hit:
             if not scope and name in spec.accepts:
-                _check_accepted(spec, name, None, key, value)
+                _check_accepted(spec, name, None, f"--set {key}", value)
             raise PassError(f"{what}: no pass in the pipeline and no target setting has that option")
+    for p in passes:  # options written in the pipeline string itself (lower-to-snn{reset=subtract})
+        for option, value in p.options().items():
+            if value is not None:
+                _check_accepted(spec, p.home(option.replace("-", "_")), value, f"{p.name}{{{option}", str(value))
     return passes, spec
 
 
-def _check_accepted(spec: TargetSpec, name: Optional[str], parsed: Any, key: str, text: str) -> None:
-    """Refuse a value of target setting ``name`` that target ``spec`` does not accept, with its reason."""
+def _check_accepted(spec: TargetSpec, name: Optional[str], parsed: Any, what: str, text: str) -> None:
+    """Refuse a value of target setting ``name`` that target ``spec`` does not accept, with its
+    reason; ``what`` (``--set key`` or ``pass{option``) and ``text`` name it in the message."""
     if name is None or name not in spec.accepts:
         return
     values, reason = spec.accepts[name]
+    closing = "}" if "{" in what else ""
     if not values:
-        raise PassError(f"--set {key}={_shown(text)}: {spec.name} fixes {name.replace('_', '-')}: {reason}")
+        raise PassError(f"{what}={_shown(text)}{closing}: {spec.name} fixes {name.replace('_', '-')}: {reason}")
     if parsed not in values:
         shown = " or ".join(map(str, values))
-        raise PassError(f"--set {key}={_shown(text)}: {spec.name} takes {shown} only: {reason}")
+        raise PassError(f"{what}={_shown(text)}{closing}: {spec.name} takes {shown} only: {reason}")
 
 
 def _check_read(passes: list[Pass], spec: TargetSpec, name: str, key: str, text: str) -> None:

@@ -168,6 +168,16 @@ def test_settings_have_one_home_and_nothing_reads_the_rest() -> None:
         )
 
 
+@pytest.mark.parametrize("target", ["nest", "spinnaker"])
+def test_an_option_written_in_the_pipeline_is_held_to_the_target(target: str) -> None:
+    """lower-to-snn{reset=subtract} in --pipeline is refused as --set reset=subtract is."""
+    pipeline = get_target(target).spec.pipeline.replace("lower-to-snn", "lower-to-snn{reset=subtract}", 1)
+    with pytest.raises(PassError, match=rf"^lower-to-snn{{reset=subtract}}: {target} takes zero only"):
+        apply_settings(parse_pipeline(pipeline), get_target(target).spec, {})
+    accepted = get_target(target).spec.pipeline.replace("lower-to-snn", "lower-to-snn{reset=zero}", 1)
+    apply_settings(parse_pipeline(accepted), get_target(target).spec, {})
+
+
 def test_spinnaker_run_passes_the_presentation_time_to_its_script(monkeypatch, tmp_path: Path) -> None:
     from snnc.targets import RunRequest
     from snnc.targets.spinnaker import run_spinnaker

@@ -51,6 +51,16 @@ class RunRequest:
     seed: int = 0
     presentation_time: Optional[float] = None
 
+    def script_args(self, seed: bool = True) -> list[str]:
+        """The request as run-script arguments (see ``snnc.ir.runtime.argument_parser``); the ANN
+        reference is left to ``snnc run``. ``seed``: the script takes ``--seed``."""
+        args = ["--data", str(self.data), "--no-ann"] + (["--seed", str(self.seed)] if seed else [])
+        if self.samples is not None:
+            args += ["--samples", str(self.samples)]
+        if self.presentation_time is not None:
+            args += ["--presentation-time", str(self.presentation_time)]
+        return args
+
 
 class Target:
     """Base of all targets. ``emit`` writes ``out``; ``run`` simulates it (where possible here)."""

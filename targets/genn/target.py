@@ -121,9 +121,4 @@ class GennTarget(Target):
 
     def run(self, request: RunRequest) -> dict[str, Any]:
         """Run snnc's GeNN script on ``out`` in a fresh interpreter (it builds into ``out/genn_build``)."""
-        args = ["--data", str(request.data), "--seed", str(request.seed), "--no-ann"]
-        if request.samples is not None:
-            args += ["--samples", str(request.samples)]
-        if request.presentation_time is not None:
-            args += ["--presentation-time", str(request.presentation_time)]
-        return run_script("genn", request.out, args)
+        return run_script("genn", request.out, request.script_args())

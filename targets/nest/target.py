@@ -89,9 +89,4 @@ class NestTarget(Target):
 
     def run(self, request: RunRequest) -> dict[str, Any]:
         """Run snnc's NEST script on ``out`` in a fresh interpreter (NEST cannot be reset inside one process)."""
-        args = ["--data", str(request.data), "--seed", str(request.seed), "--no-ann"]
-        if request.samples is not None:
-            args += ["--samples", str(request.samples)]
-        if request.presentation_time is not None:
-            args += ["--presentation-time", str(request.presentation_time)]
-        return run_script("nest", request.out, args)
+        return run_script("nest", request.out, request.script_args())

@@ -219,9 +219,4 @@ class SpinnakerTarget(Target):
 
     def run(self, request: RunRequest) -> dict[str, Any]:
         """Run snnc's sPyNNaker script on ``out`` (mapping only on a virtual board)."""
-        args = ["--data", str(request.data), "--no-ann"]
-        if request.samples:
-            args += ["--samples", str(request.samples)]
-        if request.presentation_time is not None:
-            args += ["--presentation-time", str(request.presentation_time)]
-        return run_script("spinnaker", request.out, args)
+        return run_script("spinnaker", request.out, request.script_args(seed=False))

@@ -6,8 +6,9 @@ For each network: the ANN's accuracy, then the genn target's compile with the de
 (reset by subtraction, dt 1 ms, the default presentation time), run by its emitted run.py on
 the first ``--samples`` test images: accuracy, samples per second (batch 1: GeNN's CPU backend
 runs one sample at a time) and build time; the reference simulator on the same compiled graph:
-accuracy, samples per second, and how many predictions and spike counts agree with GeNN. For the
-CNN also the samples per second with convolutions on GeNN's Conv2D (``--conv toeplitz``).
+accuracy, samples per second, and how many predictions and spike counts agree with GeNN; NEST
+(the nest target's defaults, 2 threads) on the first ``--nest-samples`` images. For the CNN also
+the samples per second with convolutions on GeNN's Conv2D (``--conv toeplitz``).
 Saves benchmarks/results/genn.json.
 """
 
@@ -35,28 +36,37 @@ DATA = ROOT / "data" / "fashion-mnist"
 RESULTS = ROOT / "benchmarks" / "results" / "genn.json"
 
 
-def run_genn(out: Path, data: Path, samples: int, backend: str, conv: str = "auto") -> dict:
+def run_script(out: Path, data: Path, samples: int, *options: str) -> dict:
     """The emitted run.py on ``samples`` images; its results.json."""
     cmd = [sys.executable, str(out / "run.py"), "--data", str(data), "--samples", str(samples), "--no-ann"]
-    proc = subprocess.run([*cmd, "--backend", backend, "--conv", conv], capture_output=True, text=True)
+    proc = subprocess.run([*cmd, *options], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-2000:])
     return json.loads((out / "results.json").read_text())
 
 
-def bench(name: str, samples: int, backend: str, folder: Path) -> dict:
+def run_nest(model: Path, calib: dict, data: Path, samples: int, folder: Path) -> dict:
+    """The nest target with its defaults (hard reset, PyNN's IF_curr_delta cells) on ``samples`` images."""
+    out = folder / f"{model.stem}-nest"
+    snnc.compile(model, "nest", calibration=calib["x"], calibration_labels=calib["y"]).emit(out)
+    return run_script(out, data, samples, "--threads", "2")
+
+
+def bench(name: str, samples: int, nest_samples: int, backend: str, folder: Path) -> dict:
     model = ROOT / "examples" / "fashion_mnist" / f"{name}.onnx"
     calib, test = np.load(DATA / "calib.npz"), np.load(DATA / "test.npz")
     x, y = test["x"][:samples], test["y"][:samples]
     np.savez(folder / "test.npz", x=x, y=y)
-    ann = float(np.mean(predict(snnc.load(model), x).argmax(axis=1) == y))
+    correct = predict(snnc.load(model), x).argmax(axis=1) == y
+    ann = float(np.mean(correct))
     out = folder / name
     compiled = snnc.compile(model, "genn", calibration=calib["x"], calibration_labels=calib["y"])
     compiled.emit(out)
     toeplitz = None
     if name == "cnn":  # GeNN's Conv2D instead of synapse lists, on at most 100 images (slower on a CPU)
-        toeplitz = run_genn(out, folder / "test.npz", min(samples, 100), backend, "toeplitz")["samples_per_second"]
-    genn = run_genn(out, folder / "test.npz", samples, backend)
+        toeplitz = run_script(out, folder / "test.npz", min(samples, 100), "--backend", backend, "--conv", "toeplitz")
+    genn = run_script(out, folder / "test.npz", samples, "--backend", backend)
+    nest = run_nest(model, calib, folder / "test.npz", min(samples, nest_samples), folder)
     start = time.perf_counter()
     reference = simulate(load(out / "model.snnir"), x, record_neurons=True)
     sim_seconds = time.perf_counter() - start
@@ -77,7 +87,7 @@ def bench(name: str, samples: int, backend: str, folder: Path) -> dict:
         "genn_accuracy": genn["accuracy"],
         "genn_minus_ann_points": 100 * (genn["accuracy"] - ann),
         "genn_samples_per_second": genn["samples_per_second"],
-        "genn_conv2d_toeplitz_samples_per_second": toeplitz,
+        "genn_conv2d_toeplitz_samples_per_second": toeplitz and toeplitz["samples_per_second"],
         "genn_batch_size": genn["batch_size"],
         "genn_backend": genn["backend"],
         "genn_build_time_s": genn["build_time_s"],
@@ -87,19 +97,24 @@ def bench(name: str, samples: int, backend: str, folder: Path) -> dict:
         "predictions_equal_to_sim": float(np.mean(outputs["predictions"] == reference.predictions)),
         "neuron_counts_differing_from_sim": differing,
         "neuron_counts_compared": total,
+        "nest_samples": nest["samples"],
+        "nest_accuracy": nest["accuracy"],
+        "ann_accuracy_on_nest_samples": float(np.mean(correct[: nest["samples"]])),
+        "nest_samples_per_second": nest["samples_per_second"],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--nest-samples", type=int, default=1000, help="images NEST runs (it is the slowest)")
     parser.add_argument("--networks", default="mlp,cnn")
     parser.add_argument("--backend", default="single_threaded_cpu", choices=("single_threaded_cpu", "cuda"))
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.networks.split(","):
-            rows.append(bench(name, args.samples, args.backend, Path(tmp)))
+            rows.append(bench(name, args.samples, args.nest_samples, args.backend, Path(tmp)))
             print(json.dumps(rows[-1]))
     results = {
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()},

@@ -190,6 +190,8 @@ class CompileOptions:
     instances: str = "1"  # parallel copies of the network, or "auto" (as many as fit)
     board: Optional[str] = None  # a named machine; the target fills its facts from it
     time_scale_factor: int = 1  # slow-down of a real-time machine (2: half speed)
+    backend: Optional[Literal["single_threaded_cpu", "cuda"]] = None  # a simulator's code backend (GeNN)
+    precision: Literal["float", "double"] = "float"  # a simulator's floating-point type (GeNN's scalar)
 
     def __post_init__(self) -> None:
         check_fields(self)

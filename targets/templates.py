@@ -24,7 +24,13 @@ from snnc.targets.base import TargetError, run_script_files
 
 _HERE = Path(__file__).parent
 # Names a template may show, and what they may hold (pipeline: pass names and validated options).
-TEXT_KEYS = {"version": r"[0-9][0-9a-z.+-]{0,31}", "pipeline": r"[a-z0-9_{}=.,+-]{1,4000}", "board": r"[a-z0-9]{1,16}"}
+TEXT_KEYS = {
+    "version": r"[0-9][0-9a-z.+-]{0,31}",
+    "pipeline": r"[a-z0-9_{}=.,+-]{1,4000}",
+    "board": r"[a-z0-9]{1,16}",
+    "backend": r"[a-z_]{1,32}",
+    "precision": r"float|double",
+}
 
 
 @functools.cache

@@ -2,9 +2,11 @@
 subprocess, and its spike counts equal the reference simulator's, neuron by neuron.
 
 Why exact: GeNN runs the same float32 operations in the same order as ``ir.semantics.simulator``
-(decay, constant input, synaptic input, floor, refractory clamp, threshold, reset), a projection's
-delay of d steps is GeNN's one step of latency plus d - 1 axonal steps, and the input current
-W @ x is computed on the host as the simulator does. Poisson input draws other random numbers,
+(decay, constant input, synaptic input, floor, refractory clamp, threshold, reset); each layer
+starts as many steps after its inputs as GeNN's latency of one step per projection needs, and
+shorter paths wait in axonal delays, so every layer sees its inputs at the simulator's steps
+(no latency per layer, or the compiled delay); the input current W @ x is computed on the host
+as the simulator does. Poisson input draws other random numbers,
 so there only the totals are compared. Each network is built once per output folder.
 """
 
@@ -81,6 +83,9 @@ def _compare(out: Path, data: Path, exact: bool = True) -> dict[str, int]:
 
 def test_mlp_spike_counts_equal_the_simulator(genn, models, tmp_path: Path) -> None:
     out, data = _compile(models, "mlp", tmp_path / "out")
+    network = json.loads((out / "network.json").read_text())  # each layer starts a step after the one before
+    assert [c["start"] for c in network["cells"][1:]] == list(range(len(network["cells"]) - 1))
+    assert [p["delay_steps"] for p in network["projections"]] == [0] + [1] * (len(network["projections"]) - 1)
     results = get_target("genn").run(RunRequest(out, data))  # snnc's own copy of the script
     assert results["samples"] == 24 and results["samples_per_second"] > 0 and results["batch_size"] == 1
     assert min(_compare(out, data).values()) > 0  # every layer spikes: the comparison means something
@@ -107,6 +112,7 @@ def test_hard_reset_leak_refractoriness_floor_and_regular_input_equal_the_simula
     out, data = _compile(models, "cnn", tmp_path / "out", **settings, **{"dt": "0.5", "min-delay": "1.5"})
     network = json.loads((out / "network.json").read_text())
     assert {p["delay_steps"] for p in network["projections"]} == {3}  # spike input: every projection delays
+    assert {c["start"] for c in network["cells"][1:]} == {0}  # the delays hide GeNN's step: no later starts
     assert {c["refrac_steps"] for c in network["cells"][1:]} == {4}
     _run(out, data, "--conv", "toeplitz")
     assert min(_compare(out, data).values()) > 0
@@ -149,8 +155,6 @@ def test_a_tampered_network_is_refused_before_building(genn, models, tmp_path: P
 def test_settings_genn_cannot_take_are_refused_at_compile_time(models, tmp_path: Path) -> None:
     with pytest.raises(TargetError, match=r"^instances=auto: GeNN's batch size needs a number$"):
         _compile(models, "mlp", tmp_path / "auto", instances="auto")
-    with pytest.raises(TargetError, match=r"a delay of 0.5 ms is under one step; GeNN needs min_delay >= dt$"):
-        _compile(models, "mlp", tmp_path / "delay", **{"min-delay": "0.5"})
     with pytest.raises(SnncError, match="genn fixes pause: GeNN resets"):
         _compile(models, "mlp", tmp_path / "pause", pause="10")
 
@@ -201,7 +205,18 @@ def test_residual_add_and_concatenation_on_conv2d_equal_the_simulator(genn, tmp_
     np.savez(tmp_path / "d.npz", x=x, y=np.zeros(8, np.int64))
     models = {"res": (tmp_path / "res.onnx", tmp_path / "d.npz")}
     out, data = _compile(models, "res", tmp_path / "out")
-    matrices = [p["matrix"] for p in json.loads((out / "network.json").read_text())["projections"]]
+    projections = json.loads((out / "network.json").read_text())["projections"]
+    matrices = [p["matrix"] for p in projections]
     assert matrices.count("TOEPLITZ") == 2 and len(matrices) == 11  # adds and concatenations: several projections
+    assert max(p["delay_steps"] for p in projections) > 1  # the shorter path of an add waits for the longer
     _run(out, data, "--conv", "toeplitz")
     assert min(_compare(out, data).values()) > 0
+
+
+def test_compiled_precision_and_backend_are_what_snnc_run_uses(genn, models, tmp_path: Path) -> None:
+    out, data = _compile(models, "mlp", tmp_path / "out", precision="double")
+    network = json.loads((out / "network.json").read_text())
+    assert (network["precision"], network["backend"]) == ("double", "single_threaded_cpu")
+    results = get_target("genn").run(RunRequest(out, data))
+    assert (results["precision"], results["backend"]) == ("double", "single_threaded_cpu")
+    assert "double* V" in (out / "genn_build" / "snnc_CODE" / "definitions.h").read_text()  # GeNN's scalar type

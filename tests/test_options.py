@@ -36,6 +36,8 @@ CANDIDATES: dict[str, list[str]] = {
     "instances": ["2", "3"],
     "board": ["spinn3", "spinn5"],
     "time-scale-factor": ["2", "3"],
+    "backend": ["cuda", "single_threaded_cpu"],
+    "precision": ["double", "float"],
     "max-neurons-per-core": ["8", "9"],
     "grid-populations": ["false", "true"],
     "max-fan-in": ["10", "11"],

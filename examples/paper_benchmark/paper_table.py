@@ -1,4 +1,4 @@
-"""Our version of Ostrau et al.'s Table 1: every network on sim, NEST, SpiNN3 and SpiNN5.
+"""Our version of Ostrau et al.'s Table 1: every network on sim, NEST, GeNN, SpiNN3 and SpiNN5.
 
     make paper-table            # or: python examples/paper_benchmark/paper_table.py [--nest-samples N]
 
@@ -9,14 +9,15 @@ instance classifies). SpiNNaker rows: accuracy from the reference simulator with
 neuron model, 16-bit weights and back-to-back samples, one chain per instance as on the board;
 wall time is the real-time estimate (samples per instance x (presentation + pause)); energy from
 report.json (Sharp et al. 2012 per-event figures plus board idle power); the SpiNN3 mapping of
-every network is run by sPyNNaker on a virtual board. sim and NEST run here on the CPU, where no
-power meter exists, so their energy is left open. Prints the table and saves
+every network is run by sPyNNaker on a virtual board. sim, NEST and GeNN (its CPU backend) run
+here on the CPU, where no power meter exists, so their energy is left open. Prints the table and saves
 benchmarks/results/paper_table.json and examples/paper_benchmark/TABLE.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -86,6 +87,26 @@ def nest_row(model: Path, calib: Path, data: Path, samples: int, work: Path) -> 
     }
 
 
+def genn_row(model: Path, calib: Path, data: Path, work: Path) -> dict:
+    """GeNN's CPU backend (one sample at a time) on every test digit; wall clock of the run, the
+    model's build apart."""
+    if importlib.util.find_spec("pygenn") is None:
+        return {"platform": "GeNN 5", "fits": False, "why": "not run: PyGeNN is not installed"}
+    out = work / f"{model.stem}-genn"
+    cmd = [sys.executable, "-m", "snnc.cli", str(model), "-t", "genn", "-o", str(out), "--calibration", str(calib)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    run = [sys.executable, str(out / "run.py"), "--data", str(data), "--no-ann"]
+    subprocess.run(run, check=True, capture_output=True)
+    r = json.loads((out / "results.json").read_text())
+    return {
+        "platform": "GeNN 5 (CPU backend, 1 thread)",
+        "accuracy": r["accuracy"],
+        "wall_s": r["run_time_s"],
+        "build_s": r["build_time_s"],
+        "instances": r["batch_size"],
+    }
+
+
 def spinnaker_row(
     model: Path, board: str, calib: dict, x: np.ndarray, y: np.ndarray, work: Path, home: Path, map_it: bool
 ) -> dict:
@@ -148,7 +169,8 @@ def markdown(table: list[dict]) -> str:
     for net in table:
         for row in net["rows"]:
             if not row.get("fits", True):
-                lines.append(f"| {TITLES[net['network']]} | {row['platform']} | does not fit | | | | | |")
+                why = row["why"] if row["why"].startswith("not run") else "does not fit"
+                lines.append(f"| {TITLES[net['network']]} | {row['platform']} | {why} | | | | | |")
                 continue
             energy = f"{row['energy_mj']:.3g} mJ" if row.get("energy_mj") is not None else "n/a (no power meter)"
             batch = f"{row['instances']} ({row['batch_size']})" if "batch_size" in row else str(row["instances"])
@@ -188,7 +210,7 @@ def main() -> None:
             ann = float(np.mean(correct))
             nest = nest_row(model, calib_path, data, args.nest_samples, work)
             nest["ann_accuracy"] = float(np.mean(correct[: nest["samples"]]))  # the ANN on the same digits
-            rows = [sim_row(model, calib, x, y), nest]
+            rows = [sim_row(model, calib, x, y), nest, genn_row(model, calib_path, data, work)]
             for board in ("spinn3", "spinn5"):
                 rows.append(spinnaker_row(model, board, calib, x, y, work, home, map_it=board == "spinn3"))
             table.append({"network": name, "ann_accuracy": ann, "rows": rows})

@@ -31,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 MAX_BATCH = 100_000
 MAX_DELAY_STEPS = 10_000
 MATRICES = ("DENSE", "SPARSE", "TOEPLITZ")
+BACKENDS = ("single_threaded_cpu", "cuda")
+PRECISIONS = ("float", "double")
 
 # Integrate-and-fire of docs/snn-semantics.md, one step: decay, constant input (i_offset * dt and
 # W @ x * dt), synaptic input, floor, refractory clamp, threshold, reset. Active = 0 freezes it.
@@ -54,8 +56,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument(
         "--batch", type=runtime.bounded(int, 1, MAX_BATCH), help="samples at once (default: the compiled instances)"
     )
-    p.add_argument("--backend", choices=("single_threaded_cpu", "cuda"), default="single_threaded_cpu")
-    p.add_argument("--precision", choices=("float", "double"), default="float", help="GeNN's scalar type")
+    p.add_argument("--backend", choices=BACKENDS, help="GeNN's code backend (default: the compiled one)")
+    p.add_argument("--precision", choices=PRECISIONS, help="GeNN's scalar type (default: the compiled one)")
     p.add_argument(
         "--conv",
         choices=("auto", "toeplitz", "sparse"),
@@ -72,6 +74,8 @@ def check_network(network: Any, arrays: dict) -> None:
     """network.json and weights.npz of the genn target (see targets/genn/target.py)."""
     cells = runtime.check_cells(network)
     runtime.integer(network, "batch_size", "network.json", 1, MAX_BATCH)
+    runtime.choice(network, "backend", "network.json", BACKENDS)
+    runtime.choice(network, "precision", "network.json", PRECISIONS)
     for i, cell in enumerate(cells[1:], start=1):
         where = f"network.json: cells[{i}]"
         runtime.array(arrays, cell, "i_offset", where, (cell["size"],))
@@ -81,6 +85,7 @@ def check_network(network: Any, arrays: dict) -> None:
         runtime.choice(cell, "reset", where, ("zero", "subtract"))
         runtime.number(cell, "decay", where, 0.0, 1.0)
         runtime.integer(cell, "refrac_steps", where, 0, 10**6)
+        runtime.integer(cell, "start", where, 0, MAX_DELAY_STEPS)
         runtime.number(cell, "v_min", where, optional=True)
         runtime.choice(cell, "readout", where, (None, "spike_count", "membrane"))
     runtime.choice(cells[0], "encoding", "network.json: cells[0]", ("current", "poisson", "regular"))
@@ -190,6 +195,7 @@ class Network:
                 self.pops[i].set_param_dynamic("Active")
         self.current_inputs: list[tuple[int, np.ndarray]] = []  # (post cell, W (post, pre) float32)
         self.flush_steps = 1
+        self.start = {i: cell["start"] if cell["kind"] == "population" else 0 for i, cell in enumerate(self.cells)}
         for j, proj in enumerate(network["projections"]):
             self.flush_steps = max(self.flush_steps, proj["delay_steps"])
             pre, post = proj["pre"], proj["post"]
@@ -283,9 +289,17 @@ class Network:
         for pop in self.pops.values():
             pop.set_dynamic_param_value("Active", value)
 
+    def _schedule(self, steps: int) -> dict[int, list[tuple[int, int]]]:
+        """Where each cell's window of ``steps`` steps opens and closes: {step: [(cell, Active)]}."""
+        changes: dict[int, list[tuple[int, int]]] = {}
+        for i in self.pops:
+            for step, value in ((self.start[i], 1), (self.start[i] + steps, 0)):
+                changes.setdefault(step, []).append((i, value))
+        return changes
+
     def present(self, x: np.ndarray, steps: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-        """Run one batch ``x`` (batch, inputs) for ``steps`` steps from a reset state; return the
-        spike counts and final membranes (batch, neurons) of every population."""
+        """Run one batch ``x`` (batch, inputs) from a reset state, each cell for ``steps`` steps from
+        its start; return the spike counts and final membranes (batch, neurons) of every population."""
         source = self.cells[0]
         value = x.astype(np.float32) * np.float32(source["gain"])
         offsets = {i: np.broadcast_to(self.base[i], (self.batch, c["size"])) for i, c in self._neurons()}
@@ -303,8 +317,10 @@ class Network:
             self._set(self.pops[0], "Rate", rate)
             if source["encoding"] == "regular":
                 self._set(self.pops[0], "Phase", np.zeros_like(rate))
-        self._active(1)
-        for _ in range(steps):
+        changes = self._schedule(steps)
+        for k in range(steps + max(self.start[i] for i in self.pops)):
+            for i, active in changes.get(k, ()):
+                self.pops[i].set_dynamic_param_value("Active", active)
             self.model.step_time()
         counts, membranes = {}, {}
         for i, _cell in self._neurons():
@@ -388,6 +404,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     """Run the network on GeNN; write outputs.npz and results.json into --dir and return the results."""
     args = parse_args(argv)
     network, arrays, data_path, x, y = load_inputs(args)
+    args.backend = args.backend or network["backend"]
+    args.precision = args.precision or network["precision"]
     duration = args.presentation_time or network["presentation_time"]
     batch = batch_size(network, args, len(x))
     readout, totals, per_population, build_time, run_time = simulate(network, arrays, x, duration, args, batch)

@@ -10,9 +10,10 @@ SPEC = TargetSpec(
     machine=Machine(),
     options=CompileOptions(
         dt=1.0,
-        min_delay=1.0,  # GeNN delivers a spike one step after it is emitted at the earliest
+        backend="single_threaded_cpu",  # cuda where a GPU and CUDA are
+        min_delay=0.0,  # as sim: GeNN's one step per layer is hidden by starting each layer later
     ),
-    reads=frozenset({"instances"}),  # GeNN's batch size: the network is not replicated
+    reads=frozenset({"instances", "backend", "precision"}),  # instances: GeNN's batch size, no replication
     accepts={
         "pause": ((), "GeNN resets the network between samples through its variables"),
         "split_signs": ((), "GeNN synapses take weights of both signs; add split-signs to --pipeline"),

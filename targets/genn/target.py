@@ -14,7 +14,12 @@ dense, conv, pool   DENSE weight matrices, TOEPLITZ Conv2D kernels (stride 1), S
 i_offset * dt       Ioffset, a per-batch variable added to V each step (with W @ x for current input)
 tau_m               Decay = exp(-dt / tau_m) per step (1 for tau_m = inf)
 tau_refrac          RefracTime steps during which V stays at v_reset
-delay               one step of GeNN's own latency plus round(delay / dt) - 1 axonal delay steps
+delay               GeNN delivers a spike one step after it is emitted, at the earliest; a layer
+                    therefore runs ``start`` steps later than the input (its latency), and a
+                    projection waits delay_steps = round(delay / dt) + start(post) - start(pre)
+                    (GeNN's step plus axonal delay steps), so that every layer sees its input as
+                    the simulator's does with no latency per layer; each cell runs its own window
+                    of presentation-time steps from its ``start``
 instances           GeNN's batch size: that many samples run at once
 poisson, regular    spike-source populations with a per-batch rate variable
 ==================  =========================================================
@@ -56,12 +61,41 @@ def matrix(graph: Graph, proj: str) -> tuple[str, str]:
     return "SPARSE", f"{p.connectivity} connectivity has no procedural form in GeNN"
 
 
-def describe(graph: Graph, batch_size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def starts(graph: Graph) -> dict[str, int]:
+    """The step at which each source and population begins its window on GeNN: the latency of
+    the earliest step at which every input of a population can reach it (GeNN's one step per
+    projection less the projection's own delay), so that no path arrives late."""
+    dt = graph_number(graph, "dt")
+    start: dict[str, int] = {}
+    for node in graph.topo():
+        op = graph.op(node)
+        if isinstance(op, ir.Source):
+            start[node] = 0
+        elif isinstance(op, ir.Population):
+            latest = [
+                start[pre] + 1 - int(round(graph.op(proj).delay / dt))
+                for proj in graph.inputs(node)
+                for pre in graph.inputs(proj)
+                if not is_current(graph, pre)
+            ]
+            start[node] = max([0, *latest])
+    return start
+
+
+def is_current(graph: Graph, node: str) -> bool:
+    """Whether ``node`` is an input given as a current (no spikes, no latency)."""
+    op = graph.op(node)
+    return isinstance(op, ir.Source) and op.encoding == "current"
+
+
+def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The network as JSON-able structure plus the arrays it refers to by key."""
     dt = graph_number(graph, "dt")
+    start = starts(graph)
 
     def population(node: str, op: ir.Population, size: int, readout: Any) -> dict[str, Any]:
         return {
+            "start": start[node],
             "shape": list(graph.shape(node)),
             "v_thresh": op.v_threshold,
             "v_reset": op.v_reset,
@@ -74,11 +108,9 @@ def describe(graph: Graph, batch_size: int) -> tuple[dict[str, Any], dict[str, n
 
     def projection(proj: str, pre: int, post: int, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         p = graph.op(proj)
-        source = graph.op(graph.inputs(proj)[0])
-        current = isinstance(source, ir.Source) and source.encoding == "current"
-        steps = int(round(p.delay / dt))
-        if steps < 1 and not current:
-            raise TargetError(f"%{proj}: a delay of {p.delay:g} ms is under one step; GeNN needs min_delay >= dt")
+        (source,) = graph.inputs(proj)
+        (target,) = graph.users(proj)
+        current = is_current(graph, source)
         kind, reason = ("DENSE", "current input") if current else matrix(graph, proj)
         entry = {"id": proj, "pre": pre, "post": post, "matrix": kind, "reason": reason}
         if kind == "TOEPLITZ":  # the kernel as GeNN indexes it: (kh, kw, in channels, out channels)
@@ -88,10 +120,12 @@ def describe(graph: Graph, batch_size: int) -> tuple[dict[str, Any], dict[str, n
             c = connections(graph, proj)
             arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
             entry["connections"] = key
+        steps = 0 if current else int(round(p.delay / dt)) + start[target] - start[source]
         return {**entry, "delay_steps": steps, "delay": p.delay}
 
     network, arrays = describe_network(graph, "GeNN", population, projection, np.float32)
-    return {**network, "batch_size": batch_size}, arrays
+    o = spec.options
+    return {**network, "batch_size": int(o.instances), "backend": o.backend, "precision": o.precision}, arrays
 
 
 class GennTarget(Target):
@@ -104,7 +138,7 @@ class GennTarget(Target):
         return spec
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
-        network, arrays = describe(graph, int(self.spec.options.instances))
+        network, arrays = describe(graph, self.spec)
         write_network_json(out / "network.json", network)
         write_npz(out / "weights.npz", arrays)
         context = {
@@ -113,6 +147,8 @@ class GennTarget(Target):
             "dt": network["dt"],
             "presentation_time": network["presentation_time"],
             "batch_size": network["batch_size"],
+            "backend": network["backend"],
+            "precision": network["precision"],
             "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
             "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj") and a.ndim == 2),
         }

@@ -602,6 +602,9 @@ class Population(Op):
     dimension (tiles; ``[1, 7, 28]`` puts one channel's 7 rows of 28 on each core).
     ``weight_shift`` gives, per receptor (excitatory, inhibitory), the exponent e of the
     fixed-point weights: they are multiples of 2^(e + 1 - bits) (SpiNNaker's ring-buffer shift).
+    ``core_scale`` gives, per core of the plan, how much the chip's weights (and, times
+    loihi_weights.S_SCALE, biases) relative to its rounded threshold exceed the values nengo-loihi
+    is given: the weights hold the chip's values, the loihi emitter divides by the factor.
     """
 
     OPNAME: ClassVar[str] = "snn.population"
@@ -617,8 +620,11 @@ class Population(Op):
     i_offset: Optional[TensorRef] = None
     per_core: Optional[tuple[int, ...]] = None
     weight_shift: Optional[tuple[int, ...]] = None
+    core_scale: Optional[tuple[float, ...]] = None
 
     def check(self) -> None:
+        if self.core_scale is not None and not all(math.isfinite(c) and c > 0 for c in self.core_scale):
+            self.fail(f"core_scale factors must be positive and finite, got {list(self.core_scale)}")
         _check_finite(
             self, v_threshold=self.v_threshold, v_reset=self.v_reset, tau_refrac=self.tau_refrac, v_min=self.v_min
         )
@@ -640,6 +646,8 @@ class Population(Op):
             if ref is not None and tensor_shape(ref) != (n,):
                 self.fail(f"{ref.name} has shape {list(tensor_shape(ref))}, expected [{n}]")
         _check_per_core(self, self.per_core, in_shapes[0])
+        if self.core_scale is not None and len(self.core_scale) != cores_of(self, in_shapes[0]):
+            self.fail(f"core_scale has {len(self.core_scale)} factors for {cores_of(self, in_shapes[0])} cores")
         return in_shapes[0]
 
 

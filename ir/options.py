@@ -85,6 +85,9 @@ OPTION_RULES: dict[str, Rule] = {
     "max_neurons_per_core": Rule(1, 2**31 - 1),
     "max_fan_in": Rule(1, 2**31 - 1),
     "max_synapses_per_core": Rule(1, 2**31 - 1),
+    "max_input_axons_per_core": Rule(1, 2**31 - 1),
+    "max_output_axons_per_core": Rule(1, 2**31 - 1),
+    "synapse_bits_per_core": Rule(1, 2**40),
     "weight_bits": Rule(2, 32),
     "bits": Rule(2, 32),
     "chips": Rule(1, 1_000_000),
@@ -155,8 +158,13 @@ class Machine:
     grid_populations: bool = False  # (C, H, W) populations become C two-dimensional grids
     max_fan_in: Optional[int] = None  # synapses into one neuron
     max_synapses_per_core: Optional[int] = None
+    max_input_axons_per_core: Optional[int] = None  # Loihi: distinct inputs a core receives
+    max_output_axons_per_core: Optional[int] = None  # Loihi: (neuron, target core) routes out of a core
+    synapse_bits_per_core: Optional[int] = None  # Loihi: synapse memory in bits (see passes/loihi_cores.py)
+    whole_channels: bool = False  # slice (C, H, W) populations at channel boundaries (per-core weight scales)
+    sources_take_cores: bool = True  # input neurons occupy cores (SpiNNaker) or come from outside (Loihi)
     weight_bits: Optional[int] = None  # None: floating point
-    weight_scheme: Literal["shift", "linear"] = "shift"  # see the quantize pass
+    weight_scheme: Literal["shift", "linear", "loihi"] = "shift"  # see the quantize pass
     chips: Optional[int] = None
     cores_per_chip: Optional[int] = None  # application cores per chip
     reserved_cores: int = 0  # application cores the system takes on the whole machine

@@ -120,6 +120,7 @@ TARGETS: dict[str, str] = {
     "nir": "snnc.targets.nir.target:NirTarget",
     "spinnaker": "snnc.targets.spinnaker.target:SpinnakerTarget",
     "genn": "snnc.targets.genn.target:GennTarget",
+    "loihi": "snnc.targets.loihi.target:LoihiTarget",
 }
 
 

@@ -66,16 +66,17 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         if not isinstance(op, (ir.Source, ir.Population)):
             continue
         shape = graph.shape(node)
+        source = isinstance(op, ir.Source)
         synapses = sum(matrices[p].nnz for p in graph.inputs(node))
         per_core = op.per_core or (math.prod(shape),)
         populations.append(
             {
                 "id": node,
-                "kind": "source" if isinstance(op, ir.Source) else "population",
+                "kind": "source" if source else "population",
                 "shape": list(shape),
                 "neurons": math.prod(shape),
                 "per_core": list(per_core),
-                "cores": ir.cores_of(op, shape),
+                "cores": ir.cores_of(op, shape) if spec.machine.sources_take_cores or not source else 0,
                 "synapses_in": int(synapses),
                 "slices": slices(shape, per_core),
                 **({"weight_shift": list(op.weight_shift)} if getattr(op, "weight_shift", None) else {}),

@@ -38,6 +38,11 @@ CANDIDATES: dict[str, list[str]] = {
     "time-scale-factor": ["2", "3"],
     "backend": ["cuda", "single_threaded_cpu"],
     "precision": ["double", "float"],
+    "max-input-axons-per-core": ["10", "11"],
+    "max-output-axons-per-core": ["5", "6"],
+    "synapse-bits-per-core": ["640", "1280"],
+    "whole-channels": ["true", "false"],
+    "sources-take-cores": ["false", "true"],
     "max-neurons-per-core": ["8", "9"],
     "grid-populations": ["false", "true"],
     "max-fan-in": ["10", "11"],
@@ -60,7 +65,7 @@ CANDIDATES: dict[str, list[str]] = {
     "measure-samples": ["5", "6"],
 }
 # Keys whose effect only shows on convolutions (C, H, W populations); they use the small CNN.
-CNN_KEYS = {"grid-populations", "split-signs.shared-kernels"}
+CNN_KEYS = {"grid-populations", "split-signs.shared-kernels", "whole-channels"}
 # The same for every compile of a target, to keep it fast: quantize measures with the rate model.
 BASE = {"spinnaker": {"quantize.measure": "rates"}}
 

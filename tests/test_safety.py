@@ -31,6 +31,7 @@ TARGETS = [
     pytest.param("nest", marks=pytest.mark.nest),
     pytest.param("spinnaker", marks=pytest.mark.spinnaker),
     pytest.param("genn", marks=[pytest.mark.genn, NO_GENN]),
+    pytest.param("loihi", marks=[pytest.mark.loihi, pytest.mark.filterwarnings("ignore:invalid value encountered")]),
 ]
 
 

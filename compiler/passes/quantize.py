@@ -1,6 +1,6 @@
 """quantize: round weights to the target's fixed-point resolution, as its software will.
 
-Two schemes, chosen by the target's machine (``weight_scheme``, ``weight_bits``):
+Three schemes, chosen by the target's machine (``weight_scheme``, ``weight_bits``):
 
 * ``shift`` (SpiNNaker): per population and receptor, weights are unsigned ``bits``-bit
   integers times 2^(e + 1 - bits). sPyNNaker picks the exponent e (the ring-buffer left
@@ -9,6 +9,9 @@ Two schemes, chosen by the target's machine (``weight_scheme``, ``weight_bits``)
   so the 16-bit ring buffers never saturate, and writes e into ``weight_shift`` so the
   emitted script makes sPyNNaker use the same e (``max_expected_summed_weight``).
 * ``linear``: per projection, signed ``bits``-bit integers times max|w| / (2^(bits-1) - 1).
+* ``loihi``: per core of the ``per_core`` plan (split-populations runs first), nengo-loihi's
+  discretization: 8-bit weights scaled by the core's largest weight, biases on the chip's
+  mantissa and exponent (``loihi_weights.py``).
 
 The effect is measured on calibration samples and reported: by default with the reference
 simulator (the spiking network before and after rounding), or with the faster rate model.
@@ -28,6 +31,7 @@ from snnc.ir.semantics.rates import readout_scores
 from snnc.ir.semantics.simulator import simulate
 
 from .base import Pass, PassContext, PassError
+from .loihi_weights import quantize_graph
 
 
 def ring_buffer_shift(max_summed_weight: float) -> int:
@@ -50,7 +54,7 @@ class Quantize(Pass):
     dialect = "snn"
     summary = "round weights to the target's fixed-point resolution and report the accuracy effect"
     bits: Optional[int] = None  # None: the machine's weight_bits (see Pass.setting)
-    scheme: Optional[Literal["shift", "linear"]] = None  # None: the machine's weight_scheme
+    scheme: Optional[Literal["shift", "linear", "loihi"]] = None  # None: the machine's weight_scheme
     measure: Literal["sim", "rates", "none"] = "sim"
     measure_samples: int = 128
     reads = ("weight_bits", "weight_scheme")
@@ -63,9 +67,12 @@ class Quantize(Pass):
         scheme = self.setting(ctx, "weight_scheme")
         x = None if ctx.calibration is None or self.measure == "none" else ctx.calibration[: self.measure_samples]
         original = graph.copy()
-        changed = self._shift(graph, bits) if scheme == "shift" else self._linear(graph, bits)
+        if scheme == "loihi":
+            changed, what = self._loihi(graph, bits)
+        else:
+            changed = self._shift(graph, bits) if scheme == "shift" else self._linear(graph, bits)
+            what = f"{bits}-bit weights ({scheme}); largest change {changed:.3g} of the weight range"
         graph.prune_tensors()
-        what = f"{bits}-bit weights ({scheme}); largest change {changed:.3g} of the weight range"
         if x is None:
             ctx.info(what + "; the accuracy effect is not measured (no calibration data or measure=none)")
             return graph
@@ -87,6 +94,19 @@ class Quantize(Pass):
         if self.measure == "rates":
             return readout_scores(graph, x).argmax(axis=1)
         return simulate(graph, x, chains=len(x)).predictions  # one sample per chain: no carried-over state
+
+    @staticmethod
+    def _loihi(graph: Graph, bits: int) -> tuple[float, str]:
+        if bits != 8:
+            raise PassError(f"bits={bits}: Loihi's weights as nengo-loihi sets them have 8 bits")
+        try:
+            changed, blocks, approximated = quantize_graph(graph)
+        except ValueError as exc:
+            raise PassError(str(exc)) from None
+        what = f"Loihi's 8-bit weights per core (nengo-loihi's discretization of {blocks} blocks)"
+        if approximated:
+            what += f"; {approximated} shared weights differ between the blocks that use them (sim approximates those)"
+        return changed, f"{what}; largest change {changed:.3g} of a block's largest weight"
 
     def _shift(self, graph: Graph, bits: int) -> float:
         levels = 2**bits - 1

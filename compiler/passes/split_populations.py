@@ -3,7 +3,8 @@
 The plan is the ``per_core`` attribute of each op (see ``snn.population``): one number for
 consecutive slices, or, where the target lays out (C, H, W) populations that convolutions or
 pooling connect as C two-dimensional grids (``grid_populations``), a tile ``[1, rows, cols]``
-whose rows and columns divide H and W, as sPyNNaker requires. Limits come from the
+whose rows and columns divide H and W, as sPyNNaker requires; or, where a core scales the weights
+of its own channels (``whole_channels``, Loihi), slices of whole channels. Limits come from the
 target's machine and compile options; a network that cannot fit fails here, naming the population and the limit.
 """
 
@@ -21,6 +22,7 @@ from snnc.ir.options import TargetSpec
 from snnc.ir.semantics.connectivity import from_current_source, projection_matrix
 
 from .base import Pass, PassContext, PassError
+from .loihi_cores import core_use
 
 
 def grid_tile(shape: tuple[int, ...], limit: int) -> tuple[int, ...]:
@@ -74,6 +76,11 @@ class SplitPopulations(Pass):
         "source_neurons_per_core",
         "max_neurons_per_core",
         "grid_populations",
+        "whole_channels",
+        "sources_take_cores",
+        "max_input_axons_per_core",
+        "max_output_axons_per_core",
+        "synapse_bits_per_core",
         "max_fan_in",
         "max_synapses_per_core",
         "chips",
@@ -95,15 +102,23 @@ class SplitPopulations(Pass):
             op = graph.op(node)
             if not isinstance(op, (ir.Source, ir.Population)):
                 continue
+            if isinstance(op, ir.Source) and not machine.sources_take_cores:
+                continue  # the input comes from outside the cores
             shape = graph.shape(node)
             n_max = source_limit if isinstance(op, ir.Source) else limit
-            grid = machine.grid_populations and len(shape) == 3 and _kernel_connected(graph, node)
-            per_core = grid_tile(shape, n_max) if grid else (n_max,)
+            kernel = len(shape) == 3 and _kernel_connected(graph, node)
+            if machine.grid_populations and kernel:
+                per_core = grid_tile(shape, n_max)
+            elif machine.whole_channels and kernel and math.prod(shape[1:]) <= n_max:
+                per_core = (n_max - n_max % math.prod(shape[1:]),)  # whole channels on each core
+            else:
+                per_core = (n_max,)
             op = replace(op, per_core=per_core)
             graph.set_op(node, op)
             total += ir.cores_of(op, shape)
             if isinstance(op, ir.Population):
                 self._check_synapses(graph, node, shape, per_core, spec)
+        self._check_axons(graph, spec)
         capacity = machine.application_cores()
         if capacity is not None and total > capacity:
             raise PassError(
@@ -112,6 +127,27 @@ class SplitPopulations(Pass):
             )
         ctx.info(f"{total} cores for one instance of the network at {limit} neurons per core")
         return graph
+
+    @staticmethod
+    def _check_axons(graph: Graph, spec: TargetSpec) -> None:
+        """Loihi's limits per core: input axons, output axons and synapse memory (loihi_cores.py)."""
+        m = spec.machine
+        limits = {
+            "in_axons": (m.max_input_axons_per_core, "input axons", "max-input-axons-per-core"),
+            "out_axons": (m.max_output_axons_per_core, "output axons", "max-output-axons-per-core"),
+            "synapse_bits": (m.synapse_bits_per_core, "bits of synapse memory", "synapse-bits-per-core"),
+        }
+        if all(limit is None for limit, _, _ in limits.values()):
+            return
+        for pop, use in core_use(graph).items():
+            for key, (limit, what, option) in limits.items():
+                worst = max(use[key], default=0)
+                if limit is not None and worst > limit:
+                    core = use[key].index(worst)
+                    raise PassError(
+                        f"%{pop}: core {core} would need {worst} {what}; {spec.name} allows {limit} ({option}); "
+                        "set fewer neurons-per-core (input axons of a dense layer do not shrink with it)"
+                    )
 
     @staticmethod
     def _check_synapses(

@@ -61,6 +61,8 @@ SPEC = TargetSpec(
         "reserved_cores": ((), _BOARD_FACT),
         "reset": (("zero",), "sPyNNaker's IF cells reset to v_reset"),
         "encoding": (("regular",), "a board takes input as spike trains (SpikeSourceArray), not currents"),
+        "whole_channels": ((), "sPyNNaker's convolutions take Grid2D tiles (grid-populations)"),
+        "sources_take_cores": ((), "SpikeSourceArray populations occupy cores like any other"),
         "split_signs": ((), "sPyNNaker's synapse lists have one receptor each: the pipeline's split-signs splits them"),
     },
 )

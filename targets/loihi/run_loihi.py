@@ -1,0 +1,291 @@
+"""Run this spiking network on Loihi through nengo-loihi; written by snnc (the same file for every network).
+
+    python run.py --data test.npz --samples 300            # nengo-loihi's emulator of the chip
+    python run.py --data test.npz --samples 300 --hardware # a Loihi board (NxSDK installed)
+
+The network is described by network.json and weights.npz beside this file (README.md gives its
+size, time step, presentation time and pause); both, and the data file, are checked
+(snnc_runtime.py) before anything is built. Each population becomes an ensemble of nengo's
+spiking ReLU neurons, split into Loihi cores (blocks) as snnc planned them; the samples become
+one precomputed spike raster, shown back to back with the pause between them (a chip is not
+reset). Spikes of the readout population are counted in each sample's presentation window.
+Prints the accuracy, the cores nengo-loihi used and the chips its allocator needs; writes
+results.json and outputs.npz (readout, predictions, and with --record all the spike counts per
+cell). Needs nengo and nengo-loihi 1.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+if __package__:  # imported from snnc (snnc.targets.loihi.run_loihi)
+    from snnc.ir import runtime
+else:  # run as out/run.py, with snnc_runtime.py beside it
+    import snnc_runtime as runtime
+
+HERE = Path(__file__).resolve().parent
+KINDS = ("dense", "conv", "sparse")
+MAX_CORES_PER_CHIP = 128
+MAX_COMPARTMENTS = 1024
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """The command line: the common run-script arguments plus --hardware and --record."""
+    p = runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True)
+    p.add_argument("--hardware", action="store_true", help="run on a Loihi board (nengo-loihi's target 'loihi')")
+    p.add_argument(
+        "--record",
+        choices=("readout", "all"),
+        default="readout",
+        help="probe the readout population only, or every population (memory: steps x neurons)",
+    )
+    args = p.parse_args(argv)
+    args.dir = args.dir.resolve()
+    return args
+
+
+def check_network(network: Any, arrays: dict) -> None:
+    """network.json and weights.npz of the loihi target (see targets/loihi/target.py)."""
+    cells = runtime.check_cells(network)
+    runtime.number(network, "pause", "network.json", 0.0, 1e7)
+    runtime.integer(network, "chips", "network.json", 1, 1_000_000)
+    runtime.integer(network, "cores_per_chip", "network.json", 1, MAX_CORES_PER_CHIP)
+    runtime.choice(cells[0], "encoding", "network.json: cells[0]", ("poisson", "regular"))
+    if runtime.number(cells[0], "max_rate", "network.json: cells[0]") * network["dt"] > 1000.0:
+        raise runtime.Invalid("network.json: cells[0].max_rate", "is above one spike per time step")
+    for i, cell in enumerate(cells[1:], start=1):
+        where = f"network.json: cells[{i}]"
+        runtime.array(arrays, cell, "i_offset", where, (cell["size"],))
+        check_shape(cell, where)
+        runtime.number(cell, "v_thresh", where, 0.0, 1e30, low_open=True)
+        runtime.integer(cell, "per_core", where, 1, MAX_COMPARTMENTS)
+        runtime.choice(cell, "readout", where, (None, "spike_count"))
+    for j, proj in enumerate(runtime.entries(network, "projections", "network.json", dict, 1)):
+        where = f"network.json: projections[{j}]"
+        pre, post = runtime.projection_ends(proj, cells, where)
+        kind = runtime.choice(proj, "kind", where, KINDS)
+        if kind == "dense":
+            runtime.array(arrays, proj, "weights", where, (post["size"], pre["size"]))
+        elif kind == "conv":
+            check_conv(proj, pre, post, arrays, where)
+        else:
+            conn = runtime.array(arrays, proj, "connections", where, (None, 3))
+            runtime.index_column(conn, 0, pre["size"], f"{where}.connections")
+            runtime.index_column(conn, 1, post["size"], f"{where}.connections")
+
+
+def check_shape(cell: dict, where: str) -> None:
+    """A population's ``shape``: positive integers holding its ``size`` neurons."""
+    shape = runtime.entries(cell, "shape", where, int, 1)
+    if min(shape) < 1 or int(np.prod(shape)) != cell["size"]:
+        raise runtime.Invalid(f"{where}.shape", f"{shape} does not hold {cell['size']} neurons")
+
+
+def conv_output(size: int, kernel: int, stride: int, padding: str) -> int:
+    """nengo's output size of a convolution along one axis."""
+    return -(-size // stride) if padding == "same" else (size - kernel) // stride + 1
+
+
+def check_conv(proj: dict, pre: dict, post: dict, arrays: dict, where: str) -> None:
+    """A conv projection: a (kh, kw, in, out) kernel between two population (C, H, W) cells that
+    nengo's Convolution with these strides and padding turns into each other."""
+    if pre["kind"] != "population" or len(pre["shape"]) != 3 or len(post["shape"]) != 3:
+        raise runtime.Invalid(where, "a conv projection joins two (C, H, W) populations")
+    kernel_size = runtime.entries(proj, "kernel_size", where, int, 2)
+    strides = runtime.entries(proj, "strides", where, int, 2)
+    padding = runtime.choice(proj, "padding", where, ("valid", "same"))
+    if len(kernel_size) != 2 or len(strides) != 2 or min(kernel_size + strides) < 1:
+        raise runtime.Invalid(f"{where}.kernel_size", "kernel_size and strides are two positive integers")
+    runtime.array(arrays, proj, "kernel", where, (*kernel_size, pre["shape"][0], post["shape"][0]))
+    out = [conv_output(n, k, s, padding) for n, k, s in zip(pre["shape"][1:], kernel_size, strides, strict=True)]
+    if out != post["shape"][1:]:
+        raise runtime.Invalid(where, f"the convolution makes {out}, the population is {post['shape'][1:]}")
+
+
+def raster(x: np.ndarray, source: dict, dt: float, steps: int, pause: int, rng: np.random.Generator) -> np.ndarray:
+    """The input spikes of every sample back to back, (samples * (steps + pause), inputs) booleans:
+    snnc's regular code (a phase from 0 per sample, as the reference simulator) or Poisson."""
+    p = x.astype(np.float32) * np.float32(source["gain"]) * np.float32(source["max_rate"] / 1000.0 * dt)
+    out = np.zeros((len(x), steps + pause, x.shape[1]), bool)
+    if source["encoding"] == "poisson":
+        out[:, :steps] = rng.random((len(x), steps, x.shape[1]), dtype=np.float32) < p[:, None, :]
+        return out.reshape(-1, x.shape[1])
+    phase = np.zeros_like(p)
+    for k in range(steps):
+        phase += p
+        fired = phase >= 1.0
+        phase -= fired
+        out[:, k] = fired
+    return out.reshape(-1, x.shape[1])
+
+
+@functools.cache
+def spike_raster() -> type:
+    """A nengo process of precomputed input spikes injected into the chip, built as nengo-loihi
+    builds its DVS file input (a SpikeInput with every spike added in advance)."""
+    from nengo_loihi.builder import Builder
+    from nengo_loihi.inputs import ChipProcess, SpikeInput
+
+    class SpikeRaster(ChipProcess):
+        def __init__(self, rows: np.ndarray) -> None:
+            self.rows = rows
+            super().__init__(default_size_in=0, default_size_out=rows.shape[1])
+
+        def make_step(self, shape_in: Any, shape_out: Any, dt: float, rng: Any, state: Any) -> Any:
+            return lambda t: np.zeros(shape_out)
+
+    @Builder.register(SpikeRaster)
+    def build_raster(model: Any, process: SpikeRaster, node: Any = None) -> Any:
+        source = SpikeInput(process.rows.shape[1], label="raster")
+        for step, row in enumerate(process.rows, start=1):
+            source.add_spikes(step, row.nonzero()[0], permanent=True)
+        model.add_input(source)
+        return source
+
+    return SpikeRaster
+
+
+def build(network: dict, arrays: dict, spikes: np.ndarray, record: str) -> tuple[Any, dict[int, Any]]:
+    """The nengo network of network.json fed by ``spikes``; its probes by cell."""
+    import nengo
+    import nengo_loihi
+
+    dt_s = network["dt"] / 1000.0
+    cells = network["cells"]
+    objects: dict[int, Any] = {}
+    probes: dict[int, Any] = {}
+    with nengo.Network(seed=0) as net:
+        nengo_loihi.add_params(net)
+        objects[0] = nengo.Node(spike_raster()(spikes), label="input")
+        for i, cell in enumerate(cells[1:], start=1):
+            bias = arrays[cell["i_offset"]].astype(np.float64) * network["dt"] / cell["v_thresh"] / dt_s
+            relu = nengo.SpikingRectifiedLinear(initial_state={"voltage": nengo.dists.Choice([0])})
+            ens = nengo.Ensemble(
+                cell["size"], 1, neuron_type=relu, gain=np.ones(cell["size"]), bias=bias, label=f"cell{i}"
+            )
+            net.config[ens].block_shape = nengo_loihi.BlockShape((cell["per_core"],), (cell["size"],))
+            objects[i] = ens.neurons
+            if record == "all" or cell["readout"]:
+                probes[i] = nengo.Probe(ens.neurons)
+        for proj in network["projections"]:
+            pre, post = proj["pre"], proj["post"]
+            scale = 1.0 / cells[post]["v_thresh"]
+            nengo.Connection(objects[pre], objects[post], transform=transform(proj, cells, arrays, scale), synapse=None)
+    return net, probes
+
+
+def transform(proj: dict, cells: list, arrays: dict, scale: float) -> Any:
+    """The nengo transform of a projection, in units of the post population's threshold."""
+    import nengo
+
+    pre, post = cells[proj["pre"]], cells[proj["post"]]
+    if proj["kind"] == "dense":
+        return arrays[proj["weights"]].astype(np.float64) * scale
+    if proj["kind"] == "conv":
+        kernel = arrays[proj["kernel"]].astype(np.float64) * scale
+        return nengo.Convolution(
+            kernel.shape[3],
+            tuple(pre["shape"]),
+            kernel_size=tuple(proj["kernel_size"]),
+            strides=tuple(proj["strides"]),
+            padding=proj["padding"],
+            channels_last=False,
+            init=kernel,
+        )
+    conn = arrays[proj["connections"]]
+    indices = np.stack([conn[:, 1], conn[:, 0]], axis=1).astype(np.int64)  # (post, pre)
+    return nengo.transforms.Sparse((post["size"], pre["size"]), indices=indices, init=conn[:, 2] * scale)
+
+
+def simulate(
+    network: dict, arrays: dict, x: np.ndarray, duration: float, args: argparse.Namespace
+) -> tuple[dict[int, np.ndarray], dict[str, Any], float, float]:
+    """Show ``x`` back to back on nengo-loihi; return per probed cell the spike counts (samples,
+    neurons) in each presentation window, what nengo-loihi built (cores, chips, utilization), and
+    the build and run seconds."""
+    warnings.filterwarnings("ignore", message="invalid value encountered in cast")  # its emulator, numpy >= 1.24
+    warnings.filterwarnings("ignore", message="This version of `nengo_loihi` has not been tested")
+    import nengo_loihi
+
+    dt = network["dt"]
+    steps, pause = int(round(duration / dt)), int(round(network["pause"] / dt))
+    spikes = raster(x, network["cells"][0], dt, steps, pause, np.random.default_rng(args.seed))
+    start = time.perf_counter()
+    net, probes = build(network, arrays, spikes, args.record)
+    target = "loihi" if args.hardware else "sim"
+    with nengo_loihi.Simulator(net, dt=dt / 1000.0, target=target, precompute=True, progress_bar=False) as sim:
+        build_time = time.perf_counter() - start
+        start = time.perf_counter()
+        sim.run_steps(len(spikes))
+        run_time = time.perf_counter() - start
+        window = steps + pause
+        counts = {}
+        for i, probe in probes.items():
+            per_step = np.rint(sim.data[probe] * (dt / 1000.0)).astype(np.int64).reshape(len(x), window, -1)
+            counts[i] = per_step[:, :steps].sum(axis=1)
+        built = built_model(sim.model, network)
+    return counts, built, build_time, run_time
+
+
+def built_model(model: Any, network: dict) -> dict[str, Any]:
+    """Cores (nengo-loihi's blocks), the chips its Greedy allocator needs, and the fullest core."""
+    from nengo_loihi.hardware.allocators import Greedy
+
+    use = [block.utilization() for block in model.blocks]
+    fullest = {k: max(u[k][0] / u[k][1] for u in use) for k in use[0]} if use else {}
+    chips = math.ceil(len(model.blocks) / network["cores_per_chip"])
+    try:
+        chips = Greedy(cores_per_chip=network["cores_per_chip"])(model, n_chips=max(chips, 1)).n_chips
+    except AssertionError:  # more chips than that: the estimate stands
+        pass
+    return {"cores": len(model.blocks), "chips": chips, "fullest_core": fullest}
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    """Run the network on nengo-loihi; write outputs.npz and results.json into --dir and return the results."""
+    args = parse_args(argv)
+    network, arrays, data_path, x, y = runtime.load_inputs(args.dir, args.data, args.samples, check_network)
+    duration = args.presentation_time or network["presentation_time"]
+    counts, built, build_time, run_time = simulate(network, arrays, x, duration, args)
+    readout_cell = next(i for i, c in enumerate(network["cells"]) if c.get("readout"))
+    readout = counts[readout_cell]
+    predictions = readout.argmax(axis=1)
+    results = {
+        "target": "loihi",
+        "backend": "loihi" if args.hardware else "emulator",
+        "samples": len(x),
+        "accuracy": float(np.mean(predictions == y)),
+        "ann_accuracy": None if args.no_ann else runtime.ann_reference(args.dir, x, y),
+        "spikes_per_sample": float(sum(c.sum() for c in counts.values()) / len(x)) if args.record == "all" else None,
+        "simulated_time_ms": duration,
+        "pause_ms": network["pause"],
+        "dt": network["dt"],
+        **built,
+        "wall_time_s": build_time + run_time,
+        "build_time_s": build_time,
+        "run_time_s": run_time,
+        "samples_per_second": len(x) / run_time if run_time > 0 else None,
+        "data": str(data_path),
+    }
+    per_cell = {f"counts_cell{i}": c for i, c in counts.items()}
+    np.savez(args.dir / "outputs.npz", readout=readout, predictions=predictions, labels=y, **per_cell)
+    runtime.write_results(args.dir, results)
+    ann = "n/a" if results["ann_accuracy"] is None else f"{results['ann_accuracy']:.4f}"
+    print(
+        f"loihi ({results['backend']}): accuracy {results['accuracy']:.4f} (ANN {ann})"
+        f" on {len(x)} samples; {built['cores']} cores on {built['chips']} chip(s); build {build_time:.1f} s, "
+        f"run {run_time:.1f} s ({results['samples_per_second']:.1f} samples/s)"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

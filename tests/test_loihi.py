@@ -98,7 +98,7 @@ def test_split_plan_is_the_cores_nengo_loihi_uses(models, tmp_path: Path) -> Non
 def test_cnn_with_convolution_pooling_and_sparse_input(models, tmp_path: Path) -> None:
     out, data = _compile(models, "cnn", tmp_path / "out", **{"neurons-per-core": "100"})
     network = json.loads((out / "network.json").read_text())
-    assert [p["kind"] for p in network["projections"]] == ["sparse", "conv", "conv", "dense"]
+    assert [p["kind"] for p in network["projections"]] == ["sparse", "sparse", "conv", "dense"]
     grids = [c for c in network["cells"][1:] if len(c["shape"]) == 3]
     assert [c["per_core"] for c in grids] == [64, 96, 100]  # whole channels of 8x8, 4x4 and 2x2
     results = get_target("loihi").run(RunRequest(out, data))  # snnc's own copy of the script
@@ -141,6 +141,16 @@ def test_core_use_is_what_nengo_loihi_counts(models, tmp_path: Path, name: str, 
     assert predicted == built and len(built) == _planned_cores(out)
 
 
+def test_populations_are_cut_to_fit_a_cores_synapse_memory(models, tmp_path: Path) -> None:
+    """Without neurons-per-core the plan takes the largest equal cores that fit (as nengo-loihi's
+    own split): 16 inputs x 64 bits fit 1280 bits of synapse memory with at most 6 of 12 neurons."""
+    out, data = _compile(models, "mlp", tmp_path / "out", **{"synapse-bits-per-core": "1280"})
+    assert [c.get("per_core") for c in json.loads((out / "network.json").read_text())["cells"]] == [None, 6, 4]
+    blocks = _blocks(out, data)
+    assert len(blocks) == _planned_cores(out) == 3
+    assert max(b.utilization()["synapses"][0] for b in blocks) <= 1280
+
+
 def test_quantize_predicts_the_chips_integers(models, tmp_path: Path) -> None:
     """nengo-loihi's own discretization of every block: weight over threshold as the graph holds it."""
     out, data = _compile(models, "mlp", tmp_path / "out", **{"neurons-per-core": "5"})
@@ -160,7 +170,7 @@ def test_quantize_predicts_the_chips_integers(models, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "setting, message",
     [
-        ({"synapse-bits-per-core": "640"}, r"%fc1: core 0 would need 2048 bits of synapse memory; loihi allows 640"),
+        ({"synapse-bits-per-core": "640"}, r"%fc1: core 0 would need 1024 bits of synapse memory; loihi allows 640"),
         ({"max-input-axons-per-core": "15"}, r"%fc1: core 0 would need 16 input axons; loihi allows 15"),
         ({"reset": "subtract"}, "loihi takes zero only: nengo-loihi's spiking ReLU resets to zero"),
         ({"encoding": "current"}, "loihi takes regular or poisson only: a chip takes input as spikes"),

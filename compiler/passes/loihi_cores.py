@@ -41,16 +41,17 @@ def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 def convolution(graph: Graph, proj: str) -> Optional[dict[str, Any]]:
-    """A conv or pool projection as nengo.Convolution arguments (kernel apart), or None where
-    nengo-loihi's on-chip convolution cannot express it."""
+    """A conv projection as nengo.Convolution arguments (kernel apart), or None where nengo-loihi's
+    on-chip convolution cannot express it or a synapse list costs less."""
     p = graph.op(proj)
     (pre,) = graph.inputs(proj)
-    if p.connectivity not in ("conv", "pool") or isinstance(graph.op(pre), ir.Source):
-        return None  # nengo-loihi convolves the spikes of neurons only, not of its input raster
-    if p.connectivity == "conv" and (p.groups != 1 or tuple(p.dilations) != (1, 1)):
+    if p.connectivity != "conv" or isinstance(graph.op(pre), ir.Source):
+        return None  # a pool: each neuron reaches one output (as a convolution every pixel would
+        # reach every channel's core); the input raster: nengo-loihi convolves neurons' spikes only
+    if p.groups != 1 or tuple(p.dilations) != (1, 1):
         return None
     _, h, w = graph.shape(pre)
-    kernel = tuple(graph.tensor(p.weight).shape[2:]) if p.connectivity == "conv" else tuple(p.kernel)
+    kernel = tuple(graph.tensor(p.weight).shape[2:])
     (top, left, bottom, right), strides = p.pads, tuple(p.strides)
     if (top, left, bottom, right) == (0, 0, 0, 0):
         padding = "valid"
@@ -62,14 +63,8 @@ def convolution(graph: Graph, proj: str) -> Optional[dict[str, Any]]:
 
 
 def conv_kernel(graph: Graph, proj: str) -> np.ndarray:
-    """The (kh, kw, in, out) kernel of a conv, or of a pool as a convolution (a diagonal kernel)."""
-    p = graph.op(proj)
-    if p.connectivity == "conv":
-        return graph.tensor(p.weight).transpose(2, 3, 1, 0)
-    channels = graph.shape(proj)[0]
-    kernel = np.zeros((*p.kernel, channels, channels), np.float32)
-    kernel[:, :, np.arange(channels), np.arange(channels)] = p.scale
-    return kernel
+    """The (kh, kw, in, out) kernel of a conv projection, as nengo.Convolution takes it."""
+    return graph.tensor(graph.op(proj).weight).transpose(2, 3, 1, 0)
 
 
 def form(graph: Graph, proj: str) -> str:
@@ -240,3 +235,23 @@ def _add_out_axons(out: list[int], ax: Axons, pre_cores: list, post_cores: list,
         for k, (plo, phi) in enumerate(pre_cores):
             ids = ax.pre_axon[plo:phi]
             out[k] += slots * np.unique(ids[used[ids]]).size
+
+
+def fitting_per_core(graph: Graph, pop: str, most: int, unit: int, in_axons: Optional[int], bits: Optional[int]) -> int:
+    """The largest per-core size, at most ``most`` and a multiple of ``unit`` (whole channels),
+    that cuts population ``pop`` into equal cores whose input axons and synapse memory fit
+    (nengo-loihi's own split takes equal parts too). Returns the smallest size tried when none fits."""
+    n = math.prod(graph.shape(pop))
+    inputs = [axons(graph, p) for p in graph.inputs(pop) if not from_current_source(graph, p)]
+    cores = -(-n // most)
+    while True:
+        per_core = min(most, unit * math.ceil(math.ceil(n / cores) / unit))
+        use = [[block_use(ax, n, lo, hi) for ax in inputs] for lo, hi in slices(n, (per_core,))]
+        fits = all(
+            (in_axons is None or sum(a for a, _ in core) <= in_axons)
+            and (bits is None or sum(b for _, b in core) <= bits)
+            for core in use
+        )
+        if fits or per_core <= unit:
+            return per_core
+        cores += 1

@@ -18,11 +18,11 @@ import numpy as np
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
-from snnc.ir.options import TargetSpec
+from snnc.ir.options import Machine, TargetSpec
 from snnc.ir.semantics.connectivity import from_current_source, projection_matrix
 
 from .base import Pass, PassContext, PassError
-from .loihi_cores import core_use
+from .loihi_cores import core_use, fitting_per_core
 
 
 def grid_tile(shape: tuple[int, ...], limit: int) -> tuple[int, ...]:
@@ -91,7 +91,8 @@ class SplitPopulations(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         spec, machine = ctx.target, ctx.target.machine
         most = machine.max_neurons_per_core
-        limit = self.setting(ctx, "neurons_per_core") or most
+        explicit = self.setting(ctx, "neurons_per_core")
+        limit = explicit or most
         if limit is None:
             raise PassError(f"target {spec.name} has no neurons-per-core limit; give one (--set neurons-per-core=N)")
         if most is not None and limit > most:
@@ -107,12 +108,14 @@ class SplitPopulations(Pass):
             shape = graph.shape(node)
             n_max = source_limit if isinstance(op, ir.Source) else limit
             kernel = len(shape) == 3 and _kernel_connected(graph, node)
+            unit = math.prod(shape[1:]) if machine.whole_channels and kernel and math.prod(shape[1:]) <= n_max else 1
             if machine.grid_populations and kernel:
                 per_core = grid_tile(shape, n_max)
-            elif machine.whole_channels and kernel and math.prod(shape[1:]) <= n_max:
-                per_core = (n_max - n_max % math.prod(shape[1:]),)  # whole channels on each core
             else:
-                per_core = (n_max,)
+                per_core = (n_max - n_max % unit,)  # whole channels on each core where the machine wants them
+            if isinstance(op, ir.Population) and explicit is None and self._core_limits(machine):
+                bits, axons = machine.synapse_bits_per_core, machine.max_input_axons_per_core
+                per_core = (fitting_per_core(graph, node, per_core[0], unit, axons, bits),)  # fewer neurons fit
             op = replace(op, per_core=per_core)
             graph.set_op(node, op)
             total += ir.cores_of(op, shape)
@@ -125,8 +128,16 @@ class SplitPopulations(Pass):
                 f"the network needs {total} cores; {spec.machine_text()} has too few "
                 "(fewer neurons per core cannot help; choose a larger board)"
             )
-        ctx.info(f"{total} cores for one instance of the network at {limit} neurons per core")
+        ctx.info(
+            f"{total} cores for one instance of the network at {'' if explicit else 'at most '}{limit} neurons per core"
+        )
         return graph
+
+    @staticmethod
+    def _core_limits(machine: Machine) -> bool:
+        """Whether the machine counts axons or synapse memory per core (Loihi)."""
+        limits = (machine.max_input_axons_per_core, machine.max_output_axons_per_core, machine.synapse_bits_per_core)
+        return any(limit is not None for limit in limits)
 
     @staticmethod
     def _check_axons(graph: Graph, spec: TargetSpec) -> None:

@@ -13,9 +13,10 @@ v_threshold         the ReLU's threshold 1 / dt: run.py divides weights and bias
 weight              ``transform`` = weight / v_threshold: a spike adds that much of the threshold
 i_offset            ``bias`` = i_offset * dt / v_threshold / dt_s (dt_s: dt in seconds)
 dense               a dense transform
-conv, pool          nengo.Convolution (channels first; a pool is a convolution with a diagonal
-                    kernel) where nengo-loihi takes the shape, else a Sparse transform
-one_to_one          a Sparse transform
+conv                nengo.Convolution (channels first) where nengo-loihi takes the shape, else
+                    a Sparse transform (and always from the input raster, which it cannot convolve)
+pool, one_to_one    a Sparse transform (a pool's neuron reaches one output: as a convolution
+                    every pixel would reach every channel's core)
 source              a precomputed spike raster injected into the chip (regular or Poisson)
 delay               one step per core-to-core hop (the chip's own latency)
 pause               the silence between samples shown back to back (the chip is not reset)

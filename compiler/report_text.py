@@ -79,6 +79,12 @@ def check_report(report: Any, source: str = "report.json") -> None:
         if load is not None and not _is(load, _NUM):
             raise ReportError(f"{where}: key 'synaptic_events_per_ms_per_core' is {_short(load)}, expected {_NUM}")
         _check_slices(pop, where)
+        _check_core_use(pop.get("core_use"), f"{where}: key 'core_use'")
+    limits = report.get("core_limits")
+    if limits is not None and not (
+        isinstance(limits, dict) and all(v is None or _is(v, _INT) for v in limits.values())
+    ):
+        raise ReportError(f"{source}: key 'core_limits' is {_short(limits)}, expected whole numbers or null")
     energy = report.get("energy")
     if energy:
         _require(energy, {**_ENERGY, "model": _STR, "source": _STR}, f"{source}: energy", optional=("model", "source"))
@@ -96,6 +102,35 @@ def _check_slices(pop: dict[str, Any], where: str) -> None:
     per_core = pop.get("per_core")
     if not (isinstance(per_core, list) and len(per_core) >= 3 and all(_is(d, _INT) for d in per_core)):
         raise ReportError(f"{where}: key 'per_core' is {_short(per_core)}, expected [channels, rows, cols]")
+
+
+CORE_USE = {"in_axons": "input axons", "out_axons": "output axons", "synapse_bits": "synapse memory bits"}
+
+
+def _check_core_use(use: Any, where: str) -> None:
+    """A population's optional per-core use (Loihi): lists of whole numbers under CORE_USE's keys."""
+    if use is None:
+        return
+    if not isinstance(use, dict) or any(
+        not isinstance(use.get(k), list) or not all(_is(v, _INT) for v in use[k]) for k in CORE_USE
+    ):
+        raise ReportError(f"{where} is {_short(use)}, expected lists of whole numbers per core")
+
+
+def _core_use_lines(report: dict[str, Any]) -> list[str]:
+    """The fullest core of each population against the machine's limits (Loihi)."""
+    pops = [p for p in report["populations"] if p.get("core_use")]
+    if not pops:
+        return []
+    limits = report.get("core_limits") or {}
+    lines = ["", "fullest core of each population: " + ", ".join(CORE_USE.values()) + " (share of the core's limit)"]
+    for pop in pops:
+        parts = []
+        for key in CORE_USE:
+            most, limit = max(pop["core_use"][key], default=0), limits.get(key)
+            parts.append(f"{most}" + (f" ({most / limit:.0%})" if limit else ""))
+        lines.append(f"  {_text(pop['id'])[:24]:<24} " + ", ".join(parts))
+    return lines
 
 
 def _text(value: Any) -> str:
@@ -136,6 +171,7 @@ def format_report(report: dict[str, Any], source: str = "report.json") -> str:
             f"{_text(pop['id'])[:24]:<24} {shape:<14} {pop['neurons']:>8} {pop['cores']:>6} "
             f"{pop['synapses_in']:>12} {load_text:>15}  {_slices(pop)}"
         )
+    lines += _core_use_lines(report)
     energy = report.get("energy")
     if energy:
         lines += [

@@ -113,9 +113,10 @@ def mapping_report(graph: Graph, spec: TargetSpec, calibration: Optional[np.ndar
         act = activity(graph, calibration, matrices=matrices)
         events = sum(act["synaptic_events"].values())
         presentation = float(graph_number(graph, "presentation_time"))
-        for pop in populations:  # the load a core carries while a sample is shown
+        for pop in populations:  # the load a core carries while a sample is shown (inputs on no core: none)
             into = sum(act["synaptic_events"][p] for p in graph.inputs(pop["id"]))
-            pop["synaptic_events_per_ms_per_core"] = into / presentation / pop["cores"]
+            if pop["cores"]:
+                pop["synaptic_events_per_ms_per_core"] = into / presentation / pop["cores"]
         e_syn = events * energy.per_synaptic_event_nj * 1e-6  # mJ
         e_neuron = neurons * window * (energy.per_neuron_ms_nj or 0.0) * 1e-6
         e_idle = (energy.idle_watts or 0.0) * report["wall_ms_per_inference"]  # W x ms = mJ

@@ -201,3 +201,20 @@ def test_run_checks_refuse_a_tampered_network(models, tmp_path: Path, edit, mess
     edit(network)
     with pytest.raises(SystemExit, match=message):
         run_loihi.check_network(network, arrays)
+
+
+def test_report_shows_each_cores_axons_synapse_memory_and_energy(models, tmp_path: Path) -> None:
+    from snnc.report_text import ReportError, format_report
+
+    model, data = models["mlp"]
+    out = tmp_path / "out"
+    snnc.compile(model, "loihi", calibration=np.load(data)["x"], settings={"neurons-per-core": "5"}).emit(out)
+    report = json.loads((out / "report.json").read_text())
+    hidden = next(p for p in report["populations"] if p["id"] == "fc1")
+    assert hidden["cores"] == 3 and hidden["core_use"]["in_axons"] == [16, 16, 16]  # every input, on every core
+    assert report["energy"]["mj_per_inference"] > 0 and "Davies et al. 2018" in report["energy"]["source"]
+    text = format_report(report)
+    assert "fullest core of each population" in text and "16 (0%)" in text
+    hidden["core_use"]["synapse_bits"] = ["1024; rm -rf /"]
+    with pytest.raises(ReportError, match=r"populations\[1\]: key 'core_use'"):
+        format_report(report)

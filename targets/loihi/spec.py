@@ -12,7 +12,7 @@ a spike reaches the next core one step later. The chip cannot reset between samp
 back to back with a pause. Input comes as a precomputed spike raster (regular or Poisson).
 """
 
-from snnc.ir.options import CompileOptions, Machine, TargetSpec
+from snnc.ir.options import CompileOptions, EnergyModel, Machine, TargetSpec
 from snnc.targets.base import CONVERSION_PIPELINE
 
 _RELU = "nengo-loihi's spiking ReLU"
@@ -41,6 +41,16 @@ SPEC = TargetSpec(
         min_delay=1.0,  # a spike reaches the next core one step later
         encoding="regular",
         max_rate=1000.0,  # one spike per step at most
+    ),
+    # Davies et al. 2018, "Loihi: A Neuromorphic Manycore Processor with On-Chip Learning", IEEE
+    # Micro 38(1):82-99, Table 2 (pre-silicon figures at 0.75 V): 23.6 pJ per synaptic spike
+    # operation (its minimum) and 81 pJ per active neuron update (one per step, dt = 1 ms). Spike
+    # routing (1.7 pJ in a tile, 3-4 pJ per hop) and static power are left out.
+    energy=EnergyModel(
+        per_synaptic_event_nj=0.0236,
+        per_neuron_ms_nj=0.081,
+        source="Davies et al. 2018, IEEE Micro 38(1):82-99, Table 2 (pre-silicon): 23.6 pJ/synaptic op, "
+        "81 pJ/neuron update",
     ),
     reads=frozenset({"chips", "cores_per_chip"}),
     accepts={

@@ -39,7 +39,7 @@ import numpy as np
 from snnc.ir import Graph, graph_number, write_npz
 from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import connections
-from snnc.passes.loihi_cores import conv_kernel, convolution
+from snnc.passes.loihi_cores import conv_kernel, convolution, core_use
 from snnc.passes.loihi_weights import EMIT_FACTOR, S_SCALE, neuron_scales
 from snnc.targets.base import RunRequest, Target, TargetError, run_script, write_network_json
 from snnc.targets.mapping_report import mapping_report
@@ -114,7 +114,20 @@ class LoihiTarget(Target):
         render("loihi", "README.md.j2", out / "README.md", context)
 
     def report(self, graph: Graph, calibration: Optional[np.ndarray]) -> Optional[dict[str, Any]]:
-        return mapping_report(graph, self.spec, calibration)
+        """The shared mapping report plus, per population and core, nengo-loihi's input axons,
+        output axons and synapse memory (passes/loihi_cores.py) against the core's limits."""
+        report = mapping_report(graph, self.spec, calibration)
+        use = core_use(graph)
+        for pop in report["populations"]:
+            if pop["id"] in use:
+                pop["core_use"] = use[pop["id"]]
+        m = self.spec.machine
+        report["core_limits"] = {
+            "in_axons": m.max_input_axons_per_core,
+            "out_axons": m.max_output_axons_per_core,
+            "synapse_bits": m.synapse_bits_per_core,
+        }
+        return report
 
     def run(self, request: RunRequest) -> dict[str, Any]:
         """Run snnc's nengo-loihi script on ``out`` (the emulator)."""

@@ -87,11 +87,12 @@ def test_mlp_runs_on_the_emulator_as_the_simulator_predicts(models, tmp_path: Pa
     _compare(out, data)
 
 
-def test_split_plan_is_the_cores_nengo_loihi_uses(models, tmp_path: Path) -> None:
-    out, data = _compile(models, "mlp", tmp_path / "out", **{"neurons-per-core": "5"})
+def test_split_plan_is_the_cores_nengo_loihi_uses_over_chips(models, tmp_path: Path) -> None:
+    out, data = _compile(models, "mlp", tmp_path / "out", **{"neurons-per-core": "5", "cores-per-chip": "3"})
     assert [c.get("per_core") for c in json.loads((out / "network.json").read_text())["cells"]] == [None, 5, 5]
     results = _run(out, data)
     assert results["cores"] == _planned_cores(out) == 3 + 1  # 12 hidden neurons on 3 cores, 4 outputs on 1
+    assert results["chips"] == 2  # nengo-loihi's allocator spreads 4 cores over chips of 3
     _compare(out, data)  # each core scales its own weights: the simulator follows
 
 

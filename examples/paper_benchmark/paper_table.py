@@ -1,4 +1,4 @@
-"""Our version of Ostrau et al.'s Table 1: every network on sim, NEST, GeNN, SpiNN3 and SpiNN5.
+"""Our version of Ostrau et al.'s Table 1: every network on sim, NEST, GeNN, Loihi, SpiNN3 and SpiNN5.
 
     make paper-table            # or: python examples/paper_benchmark/paper_table.py [--nest-samples N]
 
@@ -10,8 +10,10 @@ neuron model, 16-bit weights and back-to-back samples, one chain per instance as
 wall time is the real-time estimate (samples per instance x (presentation + pause)); energy from
 report.json (Sharp et al. 2012 per-event figures plus board idle power); the SpiNN3 mapping of
 every network is run by sPyNNaker on a virtual board. sim, NEST and GeNN (its CPU backend) run
-here on the CPU, where no power meter exists, so their energy is left open. Prints the table and saves
-benchmarks/results/paper_table.json and examples/paper_benchmark/TABLE.md.
+here on the CPU, where no power meter exists, so their energy is left open. Loihi rows: nengo-loihi's
+emulator of the chip on the first --loihi-samples digits, its cores, and the report's energy
+estimate from Davies et al. 2018's per-operation figures (pre-silicon, static power left out).
+Prints the table and saves benchmarks/results/paper_table.json and examples/paper_benchmark/TABLE.md.
 """
 
 from __future__ import annotations
@@ -107,6 +109,30 @@ def genn_row(model: Path, calib: Path, data: Path, work: Path) -> dict:
     }
 
 
+def loihi_row(model: Path, calib: Path, data: Path, samples: int, work: Path) -> dict:
+    """nengo-loihi's emulator of the chip on the first ``samples`` digits (it is the slowest here);
+    the cores and chips nengo-loihi used, the energy estimate of the report."""
+    if importlib.util.find_spec("nengo_loihi") is None:
+        return {"platform": "Loihi", "fits": False, "why": "not run: nengo-loihi is not installed"}
+    out = work / f"{model.stem}-loihi"
+    cmd = [sys.executable, "-m", "snnc.cli", str(model), "-t", "loihi", "-o", str(out), "--calibration", str(calib)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    run = [sys.executable, str(out / "run.py"), "--data", str(data), "--samples", str(samples), "--no-ann"]
+    subprocess.run(run, check=True, capture_output=True)
+    r = json.loads((out / "results.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    return {
+        "platform": f"Loihi (nengo-loihi emulator, {r['cores']} cores)",
+        "accuracy": r["accuracy"],
+        "wall_s": r["run_time_s"],
+        "instances": 1,
+        "samples": r["samples"],
+        "cores": r["cores"],
+        "chips": r["chips"],
+        "energy_mj": report["energy"]["mj_per_inference"],
+    }
+
+
 def spinnaker_row(
     model: Path, board: str, calib: dict, x: np.ndarray, y: np.ndarray, work: Path, home: Path, map_it: bool
 ) -> dict:
@@ -187,6 +213,7 @@ def markdown(table: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nest-samples", type=int, default=2004, help="test digits NEST runs per network")
+    parser.add_argument("--loihi-samples", type=int, default=300, help="test digits nengo-loihi's emulator runs")
     parser.add_argument("--networks", default=",".join(NETWORKS))
     args = parser.parse_args()
     networks = args.networks.split(",")
@@ -210,7 +237,10 @@ def main() -> None:
             ann = float(np.mean(correct))
             nest = nest_row(model, calib_path, data, args.nest_samples, work)
             nest["ann_accuracy"] = float(np.mean(correct[: nest["samples"]]))  # the ANN on the same digits
-            rows = [sim_row(model, calib, x, y), nest, genn_row(model, calib_path, data, work)]
+            loihi = loihi_row(model, calib_path, data, args.loihi_samples, work)
+            if "samples" in loihi:
+                loihi["ann_accuracy"] = float(np.mean(correct[: loihi["samples"]]))
+            rows = [sim_row(model, calib, x, y), nest, genn_row(model, calib_path, data, work), loihi]
             for board in ("spinn3", "spinn5"):
                 rows.append(spinnaker_row(model, board, calib, x, y, work, home, map_it=board == "spinn3"))
             table.append({"network": name, "ann_accuracy": ann, "rows": rows})

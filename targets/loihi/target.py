@@ -63,6 +63,8 @@ def describe(graph: Graph, factor: float) -> tuple[dict[str, Any], dict[str, np.
         per_core = op.per_core or (size,)
         if len(per_core) != 1:
             raise TargetError(f"%{node}: per_core {list(per_core)}: Loihi blocks are consecutive slices")
+        if readout == "membrane":
+            raise TargetError(f"%{node}: readout=membrane: the loihi target counts the spikes of its readout")
         shape = list(graph.shape(node))
         return {"shape": shape, "v_thresh": op.v_threshold, "per_core": per_core[0], "readout": readout}
 

@@ -381,6 +381,23 @@ def index_column(conn: np.ndarray, column: int, size: int, what: str) -> None:
         raise Invalid(what, f"column {column} holds indices outside [0, {size})")
 
 
+def connection_list(arrays: dict, proj: dict, pre: dict, post: dict, where: str) -> np.ndarray:
+    """A projection's ``connections``: an (n, 3) array of (pre index, post index, weight) rows
+    whose indices lie within the two cells."""
+    conn = array(arrays, proj, "connections", where, (None, 3))
+    index_column(conn, 0, pre["size"], f"{where}.connections")
+    index_column(conn, 1, post["size"], f"{where}.connections")
+    return conn
+
+
+def cell_shape(cell: dict, where: str) -> list:
+    """A cell's ``shape``: positive integers holding its ``size`` neurons."""
+    shape = entries(cell, "shape", where, int, 1)
+    if min(shape) < 1 or int(np.prod(shape)) != cell["size"]:
+        raise Invalid(f"{where}.shape", f"{shape} does not hold {cell['size']} neurons")
+    return shape
+
+
 def check_cells(network: Any) -> list:
     """The fields every PyNN ``network.json`` has (time step, layout, cells: a source first, one
     read out); returns its cells. A target's run script checks its own fields after these."""

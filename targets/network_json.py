@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from snnc.ir import Graph, graph_number, limits
+from snnc.ir import Graph, graph_number, limits, write_npz
 from snnc.ir import ops as ir
-from snnc.targets.base import TargetError
+from snnc.targets.base import TargetError, write_network_json
 
 # (node id, op, size, readout mode or None) -> the target's fields of a population cell
 PopulationFields = Callable[[str, ir.Population, int, Any], dict[str, Any]]
@@ -72,4 +73,18 @@ def source_cell(node: str, op: ir.Source, size: int) -> dict[str, Any]:
         "encoding": op.encoding,
         "gain": op.gain,
         "max_rate": op.max_rate,
+    }
+
+
+def write_network(out: Path, network: dict[str, Any], arrays: dict[str, np.ndarray], manifest: dict) -> dict[str, Any]:
+    """Write ``network.json`` and ``weights.npz`` into ``out``; return what every target's README
+    shows of them (snnc's version, the pipeline, dt, presentation time, neurons)."""
+    write_network_json(out / "network.json", network)
+    write_npz(out / "weights.npz", arrays)
+    return {
+        "version": manifest["snnc_version"],
+        "pipeline": ",".join(manifest["pipeline"]),
+        "dt": network["dt"],
+        "presentation_time": network["presentation_time"],
+        "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
     }

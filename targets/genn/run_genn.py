@@ -79,7 +79,7 @@ def check_network(network: Any, arrays: dict) -> None:
     for i, cell in enumerate(cells[1:], start=1):
         where = f"network.json: cells[{i}]"
         runtime.array(arrays, cell, "i_offset", where, (cell["size"],))
-        check_shape(cell, where)
+        runtime.cell_shape(cell, where)
         if runtime.number(cell, "v_reset", where) >= runtime.number(cell, "v_thresh", where):
             raise runtime.Invalid(f"{where}.v_reset", "must be below v_thresh")
         runtime.choice(cell, "reset", where, ("zero", "subtract"))
@@ -101,16 +101,7 @@ def check_network(network: Any, arrays: dict) -> None:
         if kind == "TOEPLITZ":
             check_conv2d(proj, pre, post, arrays, where)
             continue
-        conn = runtime.array(arrays, proj, "connections", where, (None, 3))
-        runtime.index_column(conn, 0, pre["size"], f"{where}.connections")
-        runtime.index_column(conn, 1, post["size"], f"{where}.connections")
-
-
-def check_shape(cell: dict, where: str) -> None:
-    """A population's ``shape``: positive integers holding its ``size`` neurons."""
-    shape = runtime.entries(cell, "shape", where, int, 1)
-    if min(shape) < 1 or int(np.prod(shape)) != cell["size"]:
-        raise runtime.Invalid(f"{where}.shape", f"{shape} does not hold {cell['size']} neurons")
+        runtime.connection_list(arrays, proj, pre, post, where)
 
 
 def check_conv2d(proj: dict, pre: dict, post: dict, arrays: dict, where: str) -> None:

@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from snnc.ir import Graph, graph_number, write_npz
+from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
 from snnc.ir.options import TargetSpec
 from snnc.ir.semantics.connectivity import connections
-from snnc.targets.base import RunRequest, Target, TargetError, run_script, write_network_json
-from snnc.targets.network_json import describe_network
+from snnc.targets.base import RunRequest, Target, TargetError, run_script
+from snnc.targets.network_json import describe_network, write_network
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
@@ -139,19 +139,9 @@ class GennTarget(Target):
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         network, arrays = describe(graph, self.spec)
-        write_network_json(out / "network.json", network)
-        write_npz(out / "weights.npz", arrays)
-        context = {
-            "version": manifest["snnc_version"],
-            "pipeline": ",".join(manifest["pipeline"]),
-            "dt": network["dt"],
-            "presentation_time": network["presentation_time"],
-            "batch_size": network["batch_size"],
-            "backend": network["backend"],
-            "precision": network["precision"],
-            "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
-            "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj") and a.ndim == 2),
-        }
+        context = write_network(out, network, arrays, manifest)
+        context.update({k: network[k] for k in ("batch_size", "backend", "precision")})
+        context["synapses"] = sum(len(a) for k, a in arrays.items() if k.startswith("proj") and a.ndim == 2)
         copy_run_script("genn", out)
         render("genn", "README.md.j2", out / "README.md", context)
 

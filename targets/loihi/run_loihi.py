@@ -64,7 +64,7 @@ def check_network(network: Any, arrays: dict) -> None:
     for i, cell in enumerate(cells[1:], start=1):
         where = f"network.json: cells[{i}]"
         runtime.array(arrays, cell, "i_offset", where, (cell["size"],))
-        check_shape(cell, where)
+        runtime.cell_shape(cell, where)
         runtime.number(cell, "v_thresh", where, 0.0, 1e30, low_open=True)
         runtime.integer(cell, "per_core", where, 1, MAX_COMPARTMENTS)
         runtime.choice(cell, "readout", where, (None, "spike_count"))
@@ -77,16 +77,7 @@ def check_network(network: Any, arrays: dict) -> None:
         elif kind == "conv":
             check_conv(proj, pre, post, arrays, where)
         else:
-            conn = runtime.array(arrays, proj, "connections", where, (None, 3))
-            runtime.index_column(conn, 0, pre["size"], f"{where}.connections")
-            runtime.index_column(conn, 1, post["size"], f"{where}.connections")
-
-
-def check_shape(cell: dict, where: str) -> None:
-    """A population's ``shape``: positive integers holding its ``size`` neurons."""
-    shape = runtime.entries(cell, "shape", where, int, 1)
-    if min(shape) < 1 or int(np.prod(shape)) != cell["size"]:
-        raise runtime.Invalid(f"{where}.shape", f"{shape} does not hold {cell['size']} neurons")
+            runtime.connection_list(arrays, proj, pre, post, where)
 
 
 def conv_output(size: int, kernel: int, stride: int, padding: str) -> int:

@@ -36,14 +36,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from snnc.ir import Graph, graph_number, write_npz
+from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import connections
 from snnc.passes.loihi_cores import conv_kernel, convolution, core_use
 from snnc.passes.loihi_weights import EMIT_FACTOR, S_SCALE, neuron_scales
-from snnc.targets.base import RunRequest, Target, TargetError, run_script, write_network_json
+from snnc.targets.base import RunRequest, Target, TargetError, run_script
 from snnc.targets.mapping_report import mapping_report
-from snnc.targets.network_json import describe_network
+from snnc.targets.network_json import describe_network, write_network
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
@@ -101,17 +101,9 @@ class LoihiTarget(Target):
         quantized = any(p.split("{")[0] == "quantize" for p in manifest["pipeline"])
         network, arrays = describe(graph, EMIT_FACTOR if quantized else 1.0)
         network["chips"], network["cores_per_chip"] = self.spec.machine.chips, self.spec.machine.cores_per_chip
-        write_network_json(out / "network.json", network)
-        write_npz(out / "weights.npz", arrays)
-        context = {
-            "version": manifest["snnc_version"],
-            "pipeline": ",".join(manifest["pipeline"]),
-            "dt": network["dt"],
-            "presentation_time": network["presentation_time"],
-            "pause": network["pause"],
-            "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
-            "cores": sum(-(-c["size"] // c["per_core"]) for c in network["cells"] if c["kind"] == "population"),
-        }
+        context = write_network(out, network, arrays, manifest)
+        context["pause"] = network["pause"]
+        context["cores"] = sum(-(-c["size"] // c["per_core"]) for c in network["cells"] if c["kind"] == "population")
         copy_run_script("loihi", out)
         render("loihi", "README.md.j2", out / "README.md", context)
 

@@ -59,9 +59,7 @@ def check_network(network: Any, arrays: dict) -> None:
         where = f"network.json: projections[{j}]"
         pre, post = runtime.projection_ends(proj, cells, where)
         runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory", "mixed"))
-        conn = runtime.array(arrays, proj, "connections", where, (None, 3))
-        runtime.index_column(conn, 0, pre["size"], f"{where}.connections")
-        runtime.index_column(conn, 1, post["size"], f"{where}.connections")
+        runtime.connection_list(arrays, proj, pre, post, where)
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray, np.ndarray]:

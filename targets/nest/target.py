@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from snnc.ir import Graph, graph_number, write_npz
+from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import connections
-from snnc.targets.base import RunRequest, Target, TargetError, run_script, write_network_json
-from snnc.targets.network_json import describe_network
+from snnc.targets.base import RunRequest, Target, TargetError, run_script
+from snnc.targets.network_json import describe_network, write_network
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
@@ -74,16 +74,8 @@ class NestTarget(Target):
         if dt <= 0 or any(0 < t < dt for t in refractory):  # on-grid iaf_psc_delta takes 0 or whole steps
             raise TargetError(f"NEST needs tau_refrac = 0 or >= dt ({dt} ms)")
         network, arrays = describe(graph)
-        write_network_json(out / "network.json", network)
-        write_npz(out / "weights.npz", arrays)
-        context = {
-            "version": manifest["snnc_version"],
-            "pipeline": ",".join(manifest["pipeline"]),
-            "dt": network["dt"],
-            "presentation_time": network["presentation_time"],
-            "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
-            "synapses": sum(len(a) for k, a in arrays.items() if k.startswith("proj")),
-        }
+        context = write_network(out, network, arrays, manifest)
+        context["synapses"] = sum(len(a) for k, a in arrays.items() if k.startswith("proj"))
         copy_run_script("nest", out)
         render("nest", "README.md.j2", out / "README.md", context)
 

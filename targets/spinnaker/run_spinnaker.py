@@ -96,9 +96,7 @@ def _check_projection(proj: dict, cells: list, arrays: dict, where: str) -> None
         raise runtime.Invalid(where, f"a {kind} projection needs a grid population before it")
     if kind == "list":
         runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory"))
-        conn = runtime.array(arrays, proj, "connections", where, (None, 3))
-        runtime.index_column(conn, 0, pre["size"], f"{where}.connections")
-        runtime.index_column(conn, 1, post["size"], f"{where}.connections")
+        runtime.connection_list(arrays, proj, pre, post, where)
     elif kind == "conv":
         groups = runtime.integer(proj, "groups", where, 1, 1_000_000)
         runtime.integer(proj, "padding", where, 0, 10_000)

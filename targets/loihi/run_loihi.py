@@ -38,7 +38,7 @@ MAX_COMPARTMENTS = 1024
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    """The command line: the common run-script arguments plus --hardware and --record."""
+    """The command line: the common run-script arguments plus --hardware, --record and --chunk."""
     p = runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True)
     p.add_argument("--hardware", action="store_true", help="run on a Loihi board (nengo-loihi's target 'loihi')")
     p.add_argument(
@@ -46,6 +46,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         choices=("readout", "all"),
         default="readout",
         help="probe the readout population only, or every population (memory: steps x neurons)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=runtime.bounded(int, 1, 100_000),
+        default=500,
+        help="samples per build of the chip: they run back to back, each chunk from a reset chip (memory)",
     )
     args = p.parse_args(argv)
     args.dir = args.dir.resolve()
@@ -199,31 +205,35 @@ def transform(proj: dict, cells: list, arrays: dict, scale: float) -> Any:
 def simulate(
     network: dict, arrays: dict, x: np.ndarray, duration: float, args: argparse.Namespace
 ) -> tuple[dict[int, np.ndarray], dict[str, Any], float, float]:
-    """Show ``x`` back to back on nengo-loihi; return per probed cell the spike counts (samples,
-    neurons) in each presentation window, what nengo-loihi built (cores, chips, utilization), and
-    the build and run seconds."""
+    """Show ``x`` back to back on nengo-loihi, ``--chunk`` samples per build of the chip (each
+    chunk starts from a reset chip, so memory stays bounded); return per probed cell the spike
+    counts (samples, neurons) in each presentation window, what nengo-loihi built (cores, chips,
+    utilization), and the build and run seconds."""
     warnings.filterwarnings("ignore", message="invalid value encountered in cast")  # its emulator, numpy >= 1.24
     warnings.filterwarnings("ignore", message="This version of `nengo_loihi` has not been tested")
     import nengo_loihi
 
     dt = network["dt"]
     steps, pause = int(round(duration / dt)), int(round(network["pause"] / dt))
-    spikes = raster(x, network["cells"][0], dt, steps, pause, np.random.default_rng(args.seed))
-    start = time.perf_counter()
-    net, probes = build(network, arrays, spikes, args.record)
+    rng = np.random.default_rng(args.seed)
     target = "loihi" if args.hardware else "sim"
-    with nengo_loihi.Simulator(net, dt=dt / 1000.0, target=target, precompute=True, progress_bar=False) as sim:
-        build_time = time.perf_counter() - start
+    parts: dict[int, list[np.ndarray]] = {}
+    build_time = run_time = 0.0
+    built: dict[str, Any] = {}
+    for first in range(0, len(x), args.chunk):
+        chunk = x[first : first + args.chunk]
         start = time.perf_counter()
-        sim.run_steps(len(spikes))
-        run_time = time.perf_counter() - start
-        window = steps + pause
-        counts = {}
-        for i, probe in probes.items():
-            per_step = np.rint(sim.data[probe] * (dt / 1000.0)).astype(np.int64).reshape(len(x), window, -1)
-            counts[i] = per_step[:, :steps].sum(axis=1)
-        built = built_model(sim.model, network)
-    return counts, built, build_time, run_time
+        net, probes = build(network, arrays, raster(chunk, network["cells"][0], dt, steps, pause, rng), args.record)
+        with nengo_loihi.Simulator(net, dt=dt / 1000.0, target=target, precompute=True, progress_bar=False) as sim:
+            build_time += time.perf_counter() - start
+            start = time.perf_counter()
+            sim.run_steps(len(chunk) * (steps + pause))
+            run_time += time.perf_counter() - start
+            for i, probe in probes.items():
+                per_step = np.rint(sim.data[probe] * (dt / 1000.0)).astype(np.int64)
+                parts.setdefault(i, []).append(per_step.reshape(len(chunk), steps + pause, -1)[:, :steps].sum(axis=1))
+            built = built or built_model(sim.model, network)
+    return {i: np.concatenate(p) for i, p in parts.items()}, built, build_time, run_time
 
 
 def built_model(model: Any, network: dict) -> dict[str, Any]:

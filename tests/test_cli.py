@@ -33,7 +33,7 @@ def test_compile_and_run_sim(mlp, tmp_path: Path, capsys) -> None:
     assert json.loads((out / "results.json").read_text())["accuracy"] == results["accuracy"]
 
 
-@pytest.mark.parametrize("target", ["sim", "nest", "spinnaker"])
+@pytest.mark.parametrize("target", ["sim", "nest", "spinnaker", "genn", "loihi"])
 def test_compile_is_deterministic(target: str, mlp, tmp_path: Path) -> None:
     model, data = mlp
     outs = [tmp_path / "a", tmp_path / "b"]

@@ -20,7 +20,7 @@ from snnc.targets.nest import run_nest
 from snnc.targets.spinnaker import run_spinnaker
 
 PAYLOAD = '"""\nimport pathlib; pathlib.Path("PWNED").write_text("x")\n"""'
-TARGETS = ["sim", "nest", "spinnaker", "genn"]
+TARGETS = ["sim", "nest", "spinnaker", "genn", "loihi"]
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +43,12 @@ def _scripts(out: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_run_scripts_are_the_same_bytes_for_any_timing(mlp, tmp_path: Path, target: str) -> None:
-    a = _compile(mlp, target, dt="0.1", **{"presentation-time": "40", "tau-refrac": "0"}).emit(tmp_path / "a")
-    b = _compile(mlp, target, dt="0.25", **{"presentation-time": "64", "tau-refrac": "0"}).emit(tmp_path / "b")
+    dt = ("1", "1") if target == "loihi" else ("0.1", "0.25")  # Loihi's step is fixed at 1 ms
+    a = _compile(mlp, target, dt=dt[0], **{"presentation-time": "40", "tau-refrac": "0"}).emit(tmp_path / "a")
+    b = _compile(mlp, target, dt=dt[1], **{"presentation-time": "64", "tau-refrac": "0"}).emit(tmp_path / "b")
     assert _scripts(a) and _scripts(a) == _scripts(b)
-    dts = [json.loads((d / "snnc.json").read_text())["spec"]["options"]["dt"] for d in (a, b)]
-    assert dts == [0.1, 0.25]
+    spec = [json.loads((d / "snnc.json").read_text())["spec"]["options"] for d in (a, b)]
+    assert [(o["dt"], o["presentation_time"]) for o in spec] == [(float(dt[0]), 40.0), (float(dt[1]), 64.0)]
     for script in a.glob("*.py"):
         assert "{{ " not in script.read_text()
 

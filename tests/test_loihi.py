@@ -87,6 +87,18 @@ def test_mlp_runs_on_the_emulator_as_the_simulator_predicts(models, tmp_path: Pa
     _compare(out, data)
 
 
+def test_poisson_input_matches_the_simulator_in_total(models, tmp_path: Path) -> None:
+    """Other random numbers than the simulator's, the same rates: totals within 5 %."""
+    out, data = _compile(models, "mlp", tmp_path / "out", encoding="poisson")
+    _run(out, data, "--seed", "3")
+    graph = load(out / "model.snnir")
+    reference = simulate(graph, np.load(data)["x"], record_neurons=True, chains=1)
+    outputs = np.load(out / "outputs.npz")
+    for i, cell in enumerate(json.loads((out / "network.json").read_text())["cells"][1:], start=1):
+        expected = reference.neuron_counts[cell["id"]].sum()
+        assert expected > 0 and abs(outputs[f"counts_cell{i}"].sum() - expected) <= 0.05 * expected, cell["id"]
+
+
 def test_samples_run_in_chunks_from_a_reset_chip(models, tmp_path: Path) -> None:
     """--chunk bounds memory: the first chunk is the same run, later chunks start from rest."""
     out, data = _compile(models, "mlp", tmp_path / "out")

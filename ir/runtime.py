@@ -489,13 +489,18 @@ def bounded(kind: type, low: float, high: float, low_open: bool = False) -> Call
     return parse
 
 
+def absolute(text: str) -> Path:
+    """A command-line path as an absolute one (run scripts may change their working directory)."""
+    return Path(text).resolve()
+
+
 def argument_parser(
     doc: Optional[str], folder: Path, seed: bool = False, presentation_time: bool = False, ann: bool = True
 ) -> argparse.ArgumentParser:
     """The arguments of every run script (--dir, --data, --samples), with --seed,
     --presentation-time and --no-ann where asked for; a script adds its own."""
     p = argparse.ArgumentParser(prog="run.py", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", type=Path, default=folder, help="the compiled network's folder (default: this script's)")
+    p.add_argument("--dir", type=absolute, default=folder, help="the compiled network's folder (default: the script's)")
     p.add_argument("--data", type=Path, help=".npz with x and y (default: recorded in snnc.json)")
     p.add_argument("--samples", type=bounded(int, 1, 2**62), help="number of samples (default: all)")
     if seed:

@@ -65,9 +65,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="convolutions on GeNN's Conv2D (TOEPLITZ) or as synapse lists; auto: TOEPLITZ on cuda, lists on a CPU, "
         "where they ran 2.2 times faster on the Fashion-MNIST CNN",
     )
-    args = p.parse_args(argv)
-    args.dir = args.dir.resolve()
-    return args
+    return p.parse_args(argv)
 
 
 def check_network(network: Any, arrays: dict) -> None:

@@ -35,9 +35,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         default=1,
         help="NEST threads (spike counts do not depend on it)",
     )
-    args = p.parse_args(argv)
-    args.dir = args.dir.resolve()
-    return args
+    return p.parse_args(argv)
 
 
 def check_network(network: Any, arrays: dict) -> None:

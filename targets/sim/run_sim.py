@@ -22,9 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """The common run-script arguments with --seed and --presentation-time."""
-    args = runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True, ann=False).parse_args(argv)
-    args.dir = args.dir.resolve()
-    return args
+    return runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True, ann=False).parse_args(argv)
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:

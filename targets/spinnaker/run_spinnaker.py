@@ -40,9 +40,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         type=runtime.bounded(int, 1, 10_000),
         help="slow-down against real time (default: spynnaker.cfg)",
     )
-    args = p.parse_args(argv)
-    args.dir = args.dir.resolve()
-    return args
+    return p.parse_args(argv)
 
 
 def check_network(network: Any, arrays: dict) -> None:

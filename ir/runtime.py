@@ -415,9 +415,7 @@ def check_cells(network: Any) -> list:
             raise Invalid(where, "the first cell, and only it, must be the source")
         integer(cell, "size", where, 1, MAX_NEURONS)
         if kind == "source":
-            shape = entries(cell, "shape", where, int, 1)
-            if min(shape) < 1 or math.prod(shape) != cell["size"]:
-                raise Invalid(f"{where}.shape", f"{shape} does not hold {cell['size']} neurons")
+            shape = cell_shape(cell, where)
             if network["input_layout"] == "NHWC" and len(shape) != 3:
                 raise Invalid(f"{where}.shape", "a channels-last input needs a (C, H, W) shape")
             number(cell, "gain", where)

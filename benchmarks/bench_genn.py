@@ -8,7 +8,9 @@ the first ``--samples`` test images: accuracy, samples per second (batch 1: GeNN
 runs one sample at a time) and build time; the reference simulator on the same compiled graph:
 accuracy, samples per second, and how many predictions and spike counts agree with GeNN; NEST
 (the nest target's defaults, 2 threads) on the first ``--nest-samples`` images. For the CNN also
-the samples per second with convolutions on GeNN's Conv2D (``--conv toeplitz``).
+the samples per second with convolutions on GeNN's Conv2D (``--conv toeplitz``). Speed: GeNN,
+sim and NEST on the same ``--speed-samples`` images, three interleaved runs, medians and their
+ratios (``--speed-only`` redoes just these into the saved results).
 Saves benchmarks/results/genn.json.
 """
 
@@ -45,11 +47,42 @@ def run_script(out: Path, data: Path, samples: int, *options: str) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+def compiled(model: Path, target: str, calib: dict, folder: Path) -> Path:
+    """``model`` compiled for ``target`` with its defaults into ``folder``."""
+    out = folder / f"{model.stem}-{target}"
+    snnc.compile(model, target, calibration=calib["x"], calibration_labels=calib["y"]).emit(out)
+    return out
+
+
 def run_nest(model: Path, calib: dict, data: Path, samples: int, folder: Path) -> dict:
     """The nest target with its defaults (hard reset, PyNN's IF_curr_delta cells) on ``samples`` images."""
-    out = folder / f"{model.stem}-nest"
-    snnc.compile(model, "nest", calibration=calib["x"], calibration_labels=calib["y"]).emit(out)
-    return run_script(out, data, samples, "--threads", "2")
+    return run_script(compiled(model, "nest", calib, folder), data, samples, "--threads", "2")
+
+
+def speed(name: str, samples: int, backend: str, folder: Path, repeats: int = 3) -> dict:
+    """Samples per second of GeNN, sim and NEST on the same ``samples`` images, the three runs
+    interleaved ``repeats`` times; medians and the ratios of the medians."""
+    model = ROOT / "examples" / "fashion_mnist" / f"{name}.onnx"
+    calib, test = np.load(DATA / "calib.npz"), np.load(DATA / "test.npz")
+    np.savez(folder / "speed.npz", x=test["x"][:samples], y=test["y"][:samples])
+    genn, nest = compiled(model, "genn", calib, folder), compiled(model, "nest", calib, folder)
+    graph, x = load(genn / "model.snnir"), test["x"][:samples]
+    runs: dict[str, list[float]] = {"genn": [], "sim": [], "nest": []}
+    for _ in range(repeats):
+        runs["genn"].append(run_script(genn, folder / "speed.npz", samples, "--backend", backend)["samples_per_second"])
+        start = time.perf_counter()
+        simulate(graph, x)
+        runs["sim"].append(samples / (time.perf_counter() - start))
+        runs["nest"].append(run_script(nest, folder / "speed.npz", samples, "--threads", "2")["samples_per_second"])
+    median = {k: float(np.median(v)) for k, v in runs.items()}
+    return {
+        "samples": samples,
+        "repeats": repeats,
+        "runs": runs,
+        **{f"{k}_samples_per_second_median": v for k, v in median.items()},
+        "genn_over_sim": median["genn"] / median["sim"],
+        "genn_over_nest": median["genn"] / median["nest"],
+    }
 
 
 def bench(name: str, samples: int, nest_samples: int, backend: str, folder: Path) -> dict:
@@ -109,12 +142,21 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--nest-samples", type=int, default=1000, help="images NEST runs (it is the slowest)")
     parser.add_argument("--networks", default="mlp,cnn")
+    parser.add_argument("--speed-samples", default="mlp=200,cnn=10", help="images per timed run (3 interleaved runs)")
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only the timed runs, into the rows of the saved results"
+    )
     parser.add_argument("--backend", default="single_threaded_cpu", choices=("single_threaded_cpu", "cuda"))
     args = parser.parse_args()
+    speed_samples = {k: int(v) for k, v in (item.split("=") for item in args.speed_samples.split(","))}
+    saved = {r["network"]: r for r in json.loads(RESULTS.read_text())["rows"]} if args.speed_only else {}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.networks.split(","):
-            rows.append(bench(name, args.samples, args.nest_samples, args.backend, Path(tmp)))
+            folder = Path(tmp)
+            row = saved[name] if args.speed_only else bench(name, args.samples, args.nest_samples, args.backend, folder)
+            row["speed"] = speed(name, speed_samples.get(name, 10), args.backend, Path(tmp))
+            rows.append(row)
             print(json.dumps(rows[-1]))
     results = {
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()},

@@ -48,6 +48,40 @@ def sim_accuracy(model: Path, calib: dict, x: np.ndarray, y: np.ndarray, setting
     return float(np.mean(simulate(graph, x, chains=1).predictions == y))
 
 
+def run_emulator(out: Path, data: Path, samples: int) -> dict:
+    """The emitted run.py on nengo-loihi's emulator; its results.json."""
+    cmd = [sys.executable, str(out / "run.py"), "--data", str(data), "--samples", str(samples), "--no-ann"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-2000:])
+    return json.loads((out / "results.json").read_text())
+
+
+def speed(name: str, samples: int, folder: Path, repeats: int = 3) -> dict:
+    """Samples per second of the emulator and of sim (back to back) on the same images, the two
+    interleaved ``repeats`` times; medians and their ratio."""
+    model = ROOT / "examples" / "fashion_mnist" / f"{name}.onnx"
+    calib, test = np.load(DATA / "calib.npz"), np.load(DATA / "test.npz")
+    np.savez(folder / "speed.npz", x=test["x"][:samples], y=test["y"][:samples])
+    out = folder / f"{name}-speed"
+    snnc.compile(model, "loihi", calibration=calib["x"], calibration_labels=calib["y"]).emit(out)
+    graph, x = load(out / "model.snnir"), test["x"][:samples]
+    runs: dict[str, list[float]] = {"emulator": [], "sim": []}
+    for _ in range(repeats):
+        runs["emulator"].append(run_emulator(out, folder / "speed.npz", samples)["samples_per_second"])
+        start = time.perf_counter()
+        simulate(graph, x, chains=1)
+        runs["sim"].append(samples / (time.perf_counter() - start))
+    median = {k: float(np.median(v)) for k, v in runs.items()}
+    return {
+        "samples": samples,
+        "repeats": repeats,
+        "runs": runs,
+        **{f"{k}_samples_per_second_median": v for k, v in median.items()},
+        "sim_over_emulator": median["sim"] / median["emulator"],
+    }
+
+
 def bench(name: str, samples: int, folder: Path) -> dict:
     model = ROOT / "examples" / "fashion_mnist" / f"{name}.onnx"
     calib, test = np.load(DATA / "calib.npz"), np.load(DATA / "test.npz")
@@ -58,11 +92,7 @@ def bench(name: str, samples: int, folder: Path) -> dict:
     start = time.perf_counter()
     snnc.compile(model, "loihi", calibration=calib["x"], calibration_labels=calib["y"]).emit(out)
     compile_s = time.perf_counter() - start
-    cmd = [sys.executable, str(out / "run.py"), "--data", str(folder / "test.npz"), "--no-ann"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-2000:])
-    emulator = json.loads((out / "results.json").read_text())
+    emulator = run_emulator(out, folder / "test.npz", samples)
     predictions = np.load(out / "outputs.npz")["predictions"]
     start = time.perf_counter()
     reference = simulate(load(out / "model.snnir"), x, chains=1)
@@ -97,12 +127,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", default="mlp=500,cnn=300", help="test images per network")
     parser.add_argument("--networks", default="mlp,cnn")
+    parser.add_argument("--speed-samples", default="mlp=20,cnn=3", help="images per timed run (3 interleaved runs)")
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only the timed runs, into the rows of the saved results"
+    )
     args = parser.parse_args()
     counts = dict(item.split("=") for item in args.samples.split(","))
+    speed_samples = dict(item.split("=") for item in args.speed_samples.split(","))
+    saved = {r["network"]: r for r in json.loads(RESULTS.read_text())["rows"]} if args.speed_only else {}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.networks.split(","):
-            rows.append(bench(name, int(counts.get(name, 300)), Path(tmp)))
+            row = saved[name] if args.speed_only else bench(name, int(counts.get(name, 300)), Path(tmp))
+            row["speed"] = speed(name, int(speed_samples.get(name, 3)), Path(tmp))
+            rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
     results = {
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()},

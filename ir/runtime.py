@@ -513,3 +513,39 @@ def argument_parser(
 def write_results(folder: Path, results: dict[str, Any]) -> None:
     """Write ``folder/results.json`` (sorted keys, two-space indent, one trailing newline)."""
     (folder / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def classification(
+    target: str, args: argparse.Namespace, x: np.ndarray, y: np.ndarray, readout: np.ndarray, **run: Any
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The results every simulating run script reports and the predictions (the readout's argmax);
+    ``run``: simulated_time_ms, dt, build_time_s, run_time_s and data (the data file's path)."""
+    predictions = readout.argmax(axis=1)
+    results = {
+        "target": target,
+        "samples": len(x),
+        "accuracy": float(np.mean(predictions == y)),
+        "ann_accuracy": None if args.no_ann else ann_reference(args.dir, x, y),
+        **run,
+        "wall_time_s": run["build_time_s"] + run["run_time_s"],
+        "samples_per_second": len(x) / run["run_time_s"] if run["run_time_s"] > 0 else None,
+    }
+    return results, predictions
+
+
+def save_classification(
+    folder: Path, results: dict[str, Any], readout: np.ndarray, predictions: np.ndarray, y: np.ndarray, **counts: Any
+) -> None:
+    """Write outputs.npz (readout, predictions, labels, spike counts per cell) and results.json."""
+    np.savez(folder / "outputs.npz", readout=readout, predictions=predictions, labels=y, **counts)
+    write_results(folder, results)
+
+
+def summary(label: str, results: dict[str, Any], extra: str = "") -> str:
+    """The line a run script prints: accuracy against the ANN, samples, times and speed."""
+    ann = "n/a" if results["ann_accuracy"] is None else f"{results['ann_accuracy']:.4f}"
+    return (
+        f"{label}: accuracy {results['accuracy']:.4f} (ANN {ann}) on {results['samples']} samples; {extra}"
+        f"build {results['build_time_s']:.1f} s, run {results['run_time_s']:.1f} s "
+        f"({results['samples_per_second']:.1f} samples/s)"
+    )

@@ -256,33 +256,26 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     counts, built, build_time, run_time = simulate(network, arrays, x, duration, args)
     readout_cell = next(i for i, c in enumerate(network["cells"]) if c.get("readout"))
     readout = counts[readout_cell]
-    predictions = readout.argmax(axis=1)
-    results = {
-        "target": "loihi",
-        "backend": "loihi" if args.hardware else "emulator",
-        "samples": len(x),
-        "accuracy": float(np.mean(predictions == y)),
-        "ann_accuracy": None if args.no_ann else runtime.ann_reference(args.dir, x, y),
-        "spikes_per_sample": float(sum(c.sum() for c in counts.values()) / len(x)) if args.record == "all" else None,
-        "simulated_time_ms": duration,
-        "pause_ms": network["pause"],
-        "dt": network["dt"],
-        **built,
-        "wall_time_s": build_time + run_time,
-        "build_time_s": build_time,
-        "run_time_s": run_time,
-        "samples_per_second": len(x) / run_time if run_time > 0 else None,
-        "data": str(data_path),
-    }
-    per_cell = {f"counts_cell{i}": c for i, c in counts.items()}
-    np.savez(args.dir / "outputs.npz", readout=readout, predictions=predictions, labels=y, **per_cell)
-    runtime.write_results(args.dir, results)
-    ann = "n/a" if results["ann_accuracy"] is None else f"{results['ann_accuracy']:.4f}"
-    print(
-        f"loihi ({results['backend']}): accuracy {results['accuracy']:.4f} (ANN {ann})"
-        f" on {len(x)} samples; {built['cores']} cores on {built['chips']} chip(s); build {build_time:.1f} s, "
-        f"run {run_time:.1f} s ({results['samples_per_second']:.1f} samples/s)"
+    results, predictions = runtime.classification(
+        "loihi",
+        args,
+        x,
+        y,
+        readout,
+        simulated_time_ms=duration,
+        dt=network["dt"],
+        build_time_s=build_time,
+        run_time_s=run_time,
+        data=str(data_path),
     )
+    spikes = float(sum(c.sum() for c in counts.values()) / len(x)) if args.record == "all" else None
+    results.update(
+        backend="loihi" if args.hardware else "emulator", spikes_per_sample=spikes, pause_ms=network["pause"], **built
+    )
+    per_cell = {f"counts_cell{i}": c for i, c in counts.items()}
+    runtime.save_classification(args.dir, results, readout, predictions, y, **per_cell)
+    cores = f"{built['cores']} cores on {built['chips']} chip(s); "
+    print(runtime.summary(f"loihi ({results['backend']})", results, cores))
     return results
 
 

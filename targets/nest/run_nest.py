@@ -234,28 +234,21 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     network, arrays, data_path, x, y = load_inputs(args)
     duration = args.presentation_time or network["presentation_time"]
     readout, totals, build_time, run_time = simulate(network, arrays, x, duration, args.seed, args.threads)
-    predictions = readout.argmax(axis=1)
-    results = {
-        "target": "nest",
-        "samples": len(x),
-        "accuracy": float(np.mean(predictions == y)),
-        "ann_accuracy": None if args.no_ann else runtime.ann_reference(args.dir, x, y),
-        "spikes_per_sample": float(totals.mean()),
-        "simulated_time_ms": duration,
-        "dt": network["dt"],
-        "wall_time_s": build_time + run_time,
-        "build_time_s": build_time,
-        "run_time_s": run_time,
-        "samples_per_second": len(x) / run_time if run_time > 0 else None,
-        "data": str(data_path),
-    }
-    np.savez(args.dir / "outputs.npz", readout=readout, predictions=predictions, labels=y)
-    runtime.write_results(args.dir, results)
-    ann = results["ann_accuracy"]
-    print(
-        f"nest: accuracy {results['accuracy']:.4f} (ANN {'n/a' if ann is None else f'{ann:.4f}'}) on {len(x)} "
-        f"samples; build {build_time:.1f} s, run {run_time:.1f} s ({results['samples_per_second']:.1f} samples/s)"
+    results, predictions = runtime.classification(
+        "nest",
+        args,
+        x,
+        y,
+        readout,
+        simulated_time_ms=duration,
+        dt=network["dt"],
+        build_time_s=build_time,
+        run_time_s=run_time,
+        data=str(data_path),
     )
+    results["spikes_per_sample"] = float(totals.mean())
+    runtime.save_classification(args.dir, results, readout, predictions, y)
+    print(runtime.summary("nest", results))
     return results
 
 

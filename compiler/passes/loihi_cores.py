@@ -196,8 +196,10 @@ def slices(n: int, per_core: Optional[tuple[int, ...]]) -> list[tuple[int, int]]
     return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
 
-def core_use(graph: Graph) -> dict[str, dict[str, list[int]]]:
-    """Per population, per core of its plan: ``in_axons``, ``synapse_bits`` and ``out_axons``."""
+def core_use(graph: Graph, known: Optional[dict[str, Axons]] = None) -> dict[str, dict[str, list[int]]]:
+    """Per population, per core of its plan: ``in_axons``, ``synapse_bits`` and ``out_axons``;
+    ``known``: projections' axons already worked out (filled in as they are)."""
+    known = {} if known is None else known
     use: dict[str, dict[str, list[int]]] = {}
     pops = graph.ops_of("snn.population")
     cores = {p: slices(math.prod(graph.shape(p)), graph.op(p).per_core) for p in pops}
@@ -212,7 +214,7 @@ def core_use(graph: Graph) -> dict[str, dict[str, list[int]]]:
         for proj in graph.inputs(pop):
             if from_current_source(graph, proj):
                 continue
-            ax = axons(graph, proj)
+            ax = known[proj] = known.get(proj) or axons(graph, proj)
             for k, (lo, hi) in enumerate(cores[pop]):
                 n_in, bits = block_use(ax, n_post, lo, hi)
                 use[pop]["in_axons"][k] += n_in
@@ -237,12 +239,18 @@ def _add_out_axons(out: list[int], ax: Axons, pre_cores: list, post_cores: list,
             out[k] += slots * np.unique(ids[used[ids]]).size
 
 
-def fitting_per_core(graph: Graph, pop: str, most: int, unit: int, in_axons: Optional[int], bits: Optional[int]) -> int:
+def fitting_per_core(
+    graph: Graph, pop: str, most: int, unit: int, in_axons: Optional[int], bits: Optional[int], known: dict[str, Axons]
+) -> int:
     """The largest per-core size, at most ``most`` and a multiple of ``unit`` (whole channels),
     that cuts population ``pop`` into equal cores whose input axons and synapse memory fit
-    (nengo-loihi's own split takes equal parts too). Returns the smallest size tried when none fits."""
+    (nengo-loihi's own split takes equal parts too). Returns the smallest size tried when none fits.
+    The axons of ``pop``'s input projections are worked out once, into ``known``."""
     n = math.prod(graph.shape(pop))
-    inputs = [axons(graph, p) for p in graph.inputs(pop) if not from_current_source(graph, p)]
+    projs = [p for p in graph.inputs(pop) if not from_current_source(graph, p)]
+    for p in projs:
+        known[p] = known.get(p) or axons(graph, p)
+    inputs = [known[p] for p in projs]
     cores = -(-n // most)
     while True:
         per_core = min(most, unit * math.ceil(math.ceil(n / cores) / unit))

@@ -22,7 +22,7 @@ from snnc.ir.options import Machine, TargetSpec
 from snnc.ir.semantics.connectivity import from_current_source, projection_matrix
 
 from .base import Pass, PassContext, PassError
-from .loihi_cores import core_use, fitting_per_core
+from .loihi_cores import Axons, core_use, fitting_per_core
 
 
 def grid_tile(shape: tuple[int, ...], limit: int) -> tuple[int, ...]:
@@ -99,6 +99,7 @@ class SplitPopulations(Pass):
             raise PassError(f"neurons-per-core={limit}: {spec.name} takes 1 to {most}")
         source_limit = self.setting(ctx, "source_neurons_per_core") or limit
         total = 0
+        known: dict[str, Axons] = {}  # Loihi: each projection's axons, worked out once
         for node in graph.topo():
             op = graph.op(node)
             if not isinstance(op, (ir.Source, ir.Population)):
@@ -115,13 +116,13 @@ class SplitPopulations(Pass):
                 per_core = (n_max - n_max % unit,)  # whole channels on each core where the machine wants them
             if isinstance(op, ir.Population) and explicit is None and self._core_limits(machine):
                 bits, axons = machine.synapse_bits_per_core, machine.max_input_axons_per_core
-                per_core = (fitting_per_core(graph, node, per_core[0], unit, axons, bits),)  # fewer neurons fit
+                per_core = (fitting_per_core(graph, node, per_core[0], unit, axons, bits, known),)  # fewer fit
             op = replace(op, per_core=per_core)
             graph.set_op(node, op)
             total += ir.cores_of(op, shape)
             if isinstance(op, ir.Population):
                 self._check_synapses(graph, node, shape, per_core, spec)
-        self._check_axons(graph, spec)
+        self._check_axons(graph, spec, known)
         capacity = machine.application_cores()
         if capacity is not None and total > capacity:
             raise PassError(
@@ -129,7 +130,7 @@ class SplitPopulations(Pass):
                 "(fewer neurons per core cannot help; choose a larger board)"
             )
         ctx.info(
-            f"{total} cores for one instance of the network at {'' if explicit else 'at most '}{limit} neurons per core"
+            f"{total} cores for one instance of the network at {'' if explicit else 'most '}{limit} neurons per core"
         )
         return graph
 
@@ -140,7 +141,7 @@ class SplitPopulations(Pass):
         return any(limit is not None for limit in limits)
 
     @staticmethod
-    def _check_axons(graph: Graph, spec: TargetSpec) -> None:
+    def _check_axons(graph: Graph, spec: TargetSpec, known: dict[str, Axons]) -> None:
         """Loihi's limits per core: input axons, output axons and synapse memory (loihi_cores.py)."""
         m = spec.machine
         limits = {
@@ -150,7 +151,7 @@ class SplitPopulations(Pass):
         }
         if all(limit is None for limit, _, _ in limits.values()):
             return
-        for pop, use in core_use(graph).items():
+        for pop, use in core_use(graph, known).items():
             for key, (limit, what, option) in limits.items():
                 worst = max(use[key], default=0)
                 if limit is not None and worst > limit:

@@ -191,7 +191,9 @@ def reached(ax: Axons, lo: int, hi: int) -> np.ndarray:
 
 
 def slices(n: int, per_core: Optional[tuple[int, ...]]) -> list[tuple[int, int]]:
-    """The cores' consecutive slices [lo, hi) of ``n`` neurons."""
+    """The cores' consecutive slices [lo, hi) of ``n`` neurons (a Loihi block is one such slice)."""
+    if per_core is not None and len(per_core) != 1:
+        raise ValueError(f"per_core {list(per_core)}: Loihi blocks are consecutive slices (one number)")
     step = per_core[0] if per_core else n
     return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Optional
 
 import numpy as np
 
 from snnc.ir import Graph, graph_number
 from snnc.ir.semantics.connectivity import from_current_source
+
+from .loihi_cores import slices
 
 VTH_MAX = (2**17 - 1) * 2**6  # mantissa bits and the fixed exponent 6 (discretize.py VTH_MAX)
 BIAS_MAN_MAX = 2**12 - 1
@@ -111,13 +112,6 @@ def discretize_block(
     return out, bias_grid(bias, v_scale), Block(w_max, w_exp, vth_int, scale, clamped)
 
 
-def _slices(n: int, per_core: Optional[tuple[int, ...]]) -> list[tuple[int, int]]:
-    if per_core is not None and len(per_core) != 1:
-        raise ValueError(f"per_core {list(per_core)}: Loihi blocks are consecutive slices (one number)")
-    step = per_core[0] if per_core else n
-    return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
-
-
 def _weights(graph: Graph, proj: str) -> np.ndarray:
     """A projection's weights as one array whose first axis the blocks slice: a dense matrix's
     rows, a kernel's output channels, or the one scale of a pool or one-to-one projection."""
@@ -166,7 +160,7 @@ def quantize_graph(graph: Graph) -> tuple[float, int, int]:
         new_offset = offset.copy()
         to_nengo = 1.0 / (op.v_threshold * dt)  # a weight w adds w / v_threshold of the threshold 1 / dt
         scales = []
-        for lo, hi in _slices(n, op.per_core):
+        for lo, hi in slices(n, op.per_core):
             rows = [_rows(graph, p, lo, hi) for p in projs]
             bias = offset[lo:hi] * dt_ms / op.v_threshold / dt  # i_offset * dt of v_threshold per step
             parts = [old[p][r].astype(np.float64) * to_nengo for p, r in zip(projs, rows, strict=True)]
@@ -199,5 +193,5 @@ def neuron_scales(graph: Graph, pop: str) -> np.ndarray:
     if op.core_scale is None:
         return np.ones(n)
     return np.concatenate(
-        [np.full(hi - lo, c) for (lo, hi), c in zip(_slices(n, op.per_core), op.core_scale, strict=True)]
+        [np.full(hi - lo, c) for (lo, hi), c in zip(slices(n, op.per_core), op.core_scale, strict=True)]
     )

@@ -36,7 +36,7 @@ import numpy as np
 from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
 from snnc.ir.options import TargetSpec
-from snnc.ir.semantics.connectivity import connections
+from snnc.ir.semantics.connectivity import connections, from_current_source
 from snnc.targets.base import RunRequest, Target, TargetError, run_script
 from snnc.targets.network_json import describe_network, write_network
 from snnc.targets.templates import copy_run_script, render
@@ -75,17 +75,11 @@ def starts(graph: Graph) -> dict[str, int]:
             latest = [
                 start[pre] + 1 - int(round(graph.op(proj).delay / dt))
                 for proj in graph.inputs(node)
+                if not from_current_source(graph, proj)
                 for pre in graph.inputs(proj)
-                if not is_current(graph, pre)
             ]
             start[node] = max([0, *latest])
     return start
-
-
-def is_current(graph: Graph, node: str) -> bool:
-    """Whether ``node`` is an input given as a current (no spikes, no latency)."""
-    op = graph.op(node)
-    return isinstance(op, ir.Source) and op.encoding == "current"
 
 
 def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -110,7 +104,7 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
         p = graph.op(proj)
         (source,) = graph.inputs(proj)
         (target,) = graph.users(proj)
-        current = is_current(graph, source)
+        current = from_current_source(graph, proj)
         kind, reason = ("DENSE", "current input") if current else matrix(graph, proj)
         entry = {"id": proj, "pre": pre, "post": post, "matrix": kind, "reason": reason}
         if kind == "TOEPLITZ":  # the kernel as GeNN indexes it: (kh, kw, in channels, out channels)

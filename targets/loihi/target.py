@@ -49,11 +49,22 @@ from snnc.targets.templates import copy_run_script, render
 from .spec import SPEC
 
 
-def describe(graph: Graph, factor: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def emit_factors(graph: Graph, pop: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron, what its input weights and its bias are multiplied by for nengo-loihi: where
+    quantize put them on Loihi's grid, ``EMIT_FACTOR`` over its core's ``core_scale`` and one over
+    S_SCALE times it; else 1."""
+    if graph.op(pop).core_scale is None:
+        ones = np.ones(math.prod(graph.shape(pop)))
+        return ones, ones
+    scales = neuron_scales(graph, pop)
+    return EMIT_FACTOR / scales, 1.0 / (S_SCALE * scales)
+
+
+def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The network as JSON-able structure plus the arrays it refers to by key: the values
-    nengo-loihi is given (weights divided by their core's ``core_scale``, times ``factor``)."""
+    nengo-loihi is given (see the module docstring)."""
     dt = graph_number(graph, "dt")
-    scales = {pop: neuron_scales(graph, pop) for pop in graph.ops_of("snn.population")}
+    factors = {pop: emit_factors(graph, pop) for pop in graph.ops_of("snn.population")}
 
     def population(node: str, op: ir.Population, size: int, readout: Any) -> dict[str, Any]:
         if op.reset != "zero" or op.v_reset != 0.0 or op.v_min != 0.0 or not math.isinf(op.tau_m) or op.tau_refrac:
@@ -74,7 +85,7 @@ def describe(graph: Graph, factor: float) -> tuple[dict[str, Any], dict[str, np.
             raise TargetError(f"%{proj}: a delay of {p.delay:g} ms; Loihi's cores pass spikes on in one step")
         entry: dict[str, Any] = {"id": proj, "pre": pre, "post": post, "delay": p.delay}
         conv = convolution(graph, proj)
-        per_neuron = factor / scales[graph.users(proj)[0]]
+        per_neuron = factors[graph.users(proj)[0]][0]
         if p.connectivity == "dense":
             arrays[key] = (graph.tensor(p.weight) * per_neuron[:, None]).astype(np.float32)
             return {**entry, "kind": "dense", "weights": key}
@@ -89,7 +100,7 @@ def describe(graph: Graph, factor: float) -> tuple[dict[str, Any], dict[str, np.
     network, arrays = describe_network(graph, "Loihi", population, projection, np.float32)
     for cell in network["cells"]:
         if cell["kind"] == "population":
-            arrays[cell["i_offset"]] = (arrays[cell["i_offset"]] / (S_SCALE * scales[cell["id"]])).astype(np.float32)
+            arrays[cell["i_offset"]] = (arrays[cell["i_offset"]] * factors[cell["id"]][1]).astype(np.float32)
     network["pause"] = graph_number(graph, "pause", 0.0)
     return network, arrays
 
@@ -98,8 +109,7 @@ class LoihiTarget(Target):
     spec = SPEC
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
-        quantized = any(p.split("{")[0] == "quantize" for p in manifest["pipeline"])
-        network, arrays = describe(graph, EMIT_FACTOR if quantized else 1.0)
+        network, arrays = describe(graph)
         network["chips"], network["cores_per_chip"] = self.spec.machine.chips, self.spec.machine.cores_per_chip
         context = write_network(out, network, arrays, manifest)
         context["pause"] = network["pause"]

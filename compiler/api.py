@@ -81,7 +81,7 @@ class Compiled:
             **self.sources,
             "pipeline": [p.spelled() for p in self.passes],
             "spec": self.spec.manifest(),
-            "inputs": {n: list(self.graph.shape(n)) for n in self.graph.ops_of("snn.source")},
+            "inputs": {n: list(self.graph.shape(n)) for n in self.graph.ops_of(entry_op(self.graph))},
             "outputs": {n: list(self.graph.shape(n)) for n in self.graph.outputs},
             "diagnostics": [str(d) for d in self.diagnostics],
         }
@@ -121,11 +121,16 @@ class Compiled:
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if dump is not None and dump.exists():
             shutil.move(str(dump), staging / "ir")
-        verify(self.graph, emitting=True)
+        verify(self.graph, emitting=True, dialect=self.target.dialect)
         self.target.emit(self.graph, staging, manifest)
         report = self.target.report(self.graph, self.calibration)
         if report is not None:
             (staging / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+def entry_op(graph: Graph) -> str:
+    """The op that takes a graph's samples: ``snn.source`` or, in an ann graph, ``ann.input``."""
+    return "ann.input" if graph.dialect == "ann" else "snn.source"
 
 
 # --------------------------------------------------------------------------- output directories
@@ -266,6 +271,8 @@ def compile(  # noqa: A001 - the public name the design card asks for
         ann = load(model, input_shape, module)
         tgt = get_target(target)
         passes = parse_pipeline(pipeline if pipeline is not None else tgt.spec.pipeline)
+        if ann.dialect == "snn" and tgt.dialect == "ann":
+            raise CompileError(f"target {target} runs ANNs; the model is a spiking network already")
         if ann.dialect == "snn":  # a spiking network already (NIR, .snnir): only the snn passes apply
             passes = [p for p in passes if p.dialect == "snn"]
         passes, spec = apply_settings(passes, tgt.spec, dict(settings or {}))

@@ -65,6 +65,72 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_MAC_TOP = {
+    "target": _STR,
+    "layers": _LIST,
+    "tiles": _INT,
+    "multiplications_per_sample": _INT,
+    "chip_passes": _INT,
+    "weight_write_ms": _NUM,
+    "ms_per_sample": _NUM,
+    "mj_per_sample": _NUM,
+    "time_model": _STR,
+    "ms_per_sample_fixed_chip": _NUM,
+    "fixed_chip_model": _STR,
+    "source": _STR,
+}
+_MAC_LAYER = {
+    "id": _STR,
+    "kind": _STR,
+    "matrix": _LIST,
+    "tiles": _LIST,
+    "vectors_per_sample": _INT,
+    "multiplications_per_sample": _INT,
+    "num_sends": _INT,
+    "shift": _INT,
+}
+
+
+def check_mac_report(report: Any, source: str = "report.json") -> None:
+    """The checks of :func:`check_report` for a MAC-mode report (BrainScaleS-2)."""
+    _require(report, _MAC_TOP, source)
+    for i, layer in enumerate(report["layers"]):
+        where = f"{source}: layers[{i}]"
+        _require(layer, _MAC_LAYER, where)
+        for key in ("matrix", "tiles"):
+            if len(layer[key]) != 2 or not all(_is(v, _INT) for v in layer[key]):
+                raise ReportError(f"{where}: key {key!r} is {_short(layer[key])}, expected two whole numbers")
+
+
+def format_mac_report(report: dict[str, Any], source: str = "report.json") -> str:
+    """A MAC-mode report in words: per layer its matrix, tiles and multiplications; time and energy."""
+    check_mac_report(report, source)
+    lines = [
+        f"{_text(report['target'])}: {len(report['layers'])} MAC layers, {report['tiles']} tiles "
+        f"({report['chip_passes']} passes over the chip's two halves), "
+        f"{report['multiplications_per_sample']} vector-matrix multiplications per sample",
+        "",
+        f"{'layer':<24} {'kind':<6} {'matrix':>11} {'tiles':>7} {'vectors':>8} {'mults':>7} {'sends':>6} {'shift':>6}",
+    ]
+    for layer in report["layers"]:
+        matrix, tiles = "x".join(map(str, layer["matrix"])), "x".join(map(str, layer["tiles"]))
+        lines.append(
+            f"{_text(layer['id'])[:24]:<24} {_text(layer['kind'])[:6]:<6} {matrix:>11} {tiles:>7} "
+            f"{layer['vectors_per_sample']:>8} {layer['multiplications_per_sample']:>7} {layer['num_sends']:>6} "
+            f"{layer['shift']:>6}"
+        )
+    lines += [
+        "",
+        f"time: {report['ms_per_sample']:.1f} ms and {report['mj_per_sample']:.2f} mJ per sample; "
+        f"writing the weights takes {report['weight_write_ms']:g} ms",
+        f"  model: {_text(report['time_model'])}",
+        f"  without the reconfiguration bug: {report['ms_per_sample_fixed_chip']:.3f} ms per sample "
+        f"({_text(report['fixed_chip_model'])})",
+        f"  figures: {_text(report['source'])}",
+    ]
+    return "\n".join(lines)
+
+
 def check_report(report: Any, source: str = "report.json") -> None:
     """Raise ReportError naming the key when ``report`` lacks a field or has one of the wrong type."""
     _require(report, _TOP, source, optional=("chips_used_at_least",))
@@ -148,8 +214,11 @@ def _slices(pop: dict[str, Any]) -> str:
 def format_report(report: dict[str, Any], source: str = "report.json") -> str:
     """The report in words: machine, instances and their arithmetic, per-population plan, energy.
 
-    ``report`` is checked first (:func:`check_report`); ``source`` names it in errors.
+    ``report`` is checked first (:func:`check_report`); ``source`` names it in errors. A
+    MAC-mode report (``kind`` = ``mac``, BrainScaleS-2) has its own form.
     """
+    if isinstance(report, dict) and report.get("kind") == "mac":
+        return format_mac_report(report, source)
     check_report(report, source)
     lines = [
         f"{_text(report['target'])}: {_text(report['instances_arithmetic'])}",

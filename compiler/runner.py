@@ -20,7 +20,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from snnc.api import MANIFEST, CompileError, _fit_inputs
+from snnc.api import MANIFEST, CompileError, _fit_inputs, entry_op
 from snnc.ir import Graph, IRError, load, verify
 from snnc.ir.graph import MAX_STEPS
 from snnc.ir.runtime import DataError, load_data, to_model_layout
@@ -141,11 +141,12 @@ def default_data(out: Path, manifest: dict[str, Any], data: Optional[Path]) -> P
     return Path(recorded)
 
 
-def load_graphs(out: Path) -> tuple[Graph, Graph]:
-    """``out/model.snnir`` (an snn graph with one source) and ``out/ann.snnir`` (the graph as read:
-    an ann graph with one input, or an snn graph where the model was spiking already), both verified."""
+def load_graphs(out: Path, dialect: str = "snn") -> tuple[Graph, Graph]:
+    """``out/model.snnir`` (a graph of the target's ``dialect``: an snn graph with one source, or for
+    brainscales2 an ann graph with one input) and ``out/ann.snnir`` (the graph as read: an ann graph
+    with one input, or an snn graph where the model was spiking already), both verified."""
     graphs = []
-    for name, dialects in zip(GRAPHS, (("snn",), ("ann", "snn")), strict=True):
+    for name, dialects in zip(GRAPHS, ((dialect,), ("ann", "snn")), strict=True):
         path = Path(out) / name
         if not path.is_file():
             raise OutputDirError(f"{path}: missing; {out} is not a complete snnc output directory")
@@ -156,18 +157,21 @@ def load_graphs(out: Path) -> tuple[Graph, Graph]:
             raise OutputDirError(f"{path}: {exc}") from None
         if graph.dialect not in dialects:
             raise OutputDirError(f"{path}: a graph of the {graph.dialect} dialect, expected {' or '.join(dialects)}")
-        entry = "snn.source" if graph.dialect == "snn" else "ann.input"
+        entry = entry_op(graph)
         if len(graph.ops_of(entry)) != 1:
             raise OutputDirError(f"{path}: {len(graph.ops_of(entry))} ops {entry}, expected exactly one")
         graphs.append(graph)
-    snn, ann = graphs
-    for key in ("presentation_time", "dt"):
-        _positive(snn.attrs.get(key), f"{Path(out) / GRAPHS[0]}: graph attribute {key}")
-    return snn, ann
+    model, ann = graphs
+    for key in ("presentation_time", "dt") if dialect == "snn" else ():
+        _positive(model.attrs.get(key), f"{Path(out) / GRAPHS[0]}: graph attribute {key}")
+    return model, ann
+
 
 
 def _check_steps(graph: Graph, presentation_time: Optional[float]) -> None:
-    """At most MAX_STEPS time steps per sample."""
+    """At most MAX_STEPS time steps per sample (a graph that does not run in time steps passes)."""
+    if graph.dialect != "snn":
+        return
     duration = presentation_time if presentation_time is not None else graph.attrs["presentation_time"]
     steps = duration / graph.attrs["dt"]
     if steps > MAX_STEPS:
@@ -186,7 +190,7 @@ def _positive(value: Any, what: str, high: float = MAX_PRESENTATION_MS) -> float
 
 def check_data(path: Path, x: np.ndarray, y: Optional[np.ndarray], graph: Graph) -> None:
     """Labels present and within the network's outputs; samples the size the network takes."""
-    source = graph.ops_of("snn.source")[0]
+    source = graph.ops_of(entry_op(graph))[0]
     size, outputs = math.prod(graph.shape(source)), math.prod(graph.shape(graph.outputs[0]))
     if x.ndim < 1 or math.prod(x.shape[1:]) != size:
         raise DataError(f"{path}: samples of shape {list(x.shape[1:])}, the network takes {list(graph.shape(source))}")
@@ -251,11 +255,11 @@ def run_compiled(
     _check_request(samples, seed, presentation_time)
     manifest = read_manifest(out)
     data_path = default_data(out, manifest, data)
-    graph, ann = load_graphs(out)
+    target = get_target(manifest["target"])
+    graph, ann = load_graphs(out, target.dialect)
     _check_steps(graph, presentation_time)
     x, y = load_data(data_path, samples=samples)
     check_data(data_path, x, y, graph)
-    target = get_target(manifest["target"])
     _clear_run_outputs(out)
     try:
         results = target.run(RunRequest(out, data_path, samples, seed, presentation_time))
@@ -266,7 +270,7 @@ def run_compiled(
     results["ann_accuracy"] = ann_accuracy(ann, x, y)
     results["data"] = str(data_path)
     if report:
-        model_x = to_model_layout(x, graph.shape(graph.ops_of("snn.source")[0]), graph.attrs.get("input_layout"))
+        model_x = to_model_layout(x, graph.shape(graph.ops_of(entry_op(graph))[0]), graph.attrs.get("input_layout"))
         results["plots"] = write_run_report(out, results, model_x)
     write_file(out / "results.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results

@@ -476,6 +476,71 @@ class Scale(Op):
         _check_finite(self, factor=self.factor)
 
 
+MacActivation = Literal["none", "converting_relu"]
+MAC_MAX_SHIFT = 7  # an 8-bit result shifted by more than 7 is always 0
+
+
+@register
+@dataclass
+class Mac(Op):
+    """A layer of BrainScaleS-2's analog multiply-accumulate mode, in hxtorch's mock arithmetic
+    (``snnc.ir.semantics.mac``; docs/brainscales2.md states it). Inputs are integers 0..31; with
+    ``input_scale`` the layer first quantizes real inputs: ``clip(round(x * input_scale), 0, 31)``.
+
+    ``weight`` holds integers -63..63: (out, in) for ``dense`` (the input is flattened), (out, in,
+    kh, kw) for ``conv`` (unrolled: a matrix of in*kh*kw rows, one input vector per output
+    position). The result is ``mac(x, W^T, gain, num_sends)`` in -128..127, plus ``bias`` (int8
+    integers, hxtorch's ``add``); ``converting_relu`` then gives ``min(max(y, 0) >> shift, 31)``,
+    the next layer's input. ``tile_rows`` x ``tile_cols``: the largest partial matrix the layer is
+    cut into (set by tile-mac; None: the mock's 128-row chunks, columns uncut).
+    """
+
+    OPNAME: ClassVar[str] = "ann.mac"
+    weight: TensorRef
+    bias: Optional[TensorRef] = None
+    kind: Literal["dense", "conv"] = "dense"
+    strides: tuple[int, ...] = (1, 1)
+    pads: tuple[int, ...] = (0, 0, 0, 0)
+    gain: float = 0.002
+    num_sends: int = 1
+    input_scale: Optional[float] = None
+    activation: MacActivation = "none"
+    shift: int = 0
+    tile_rows: Optional[int] = None
+    tile_cols: Optional[int] = None
+
+    def check(self) -> None:
+        _check_window(self, (1, 1), self.strides, self.pads)
+        _check_finite(self, gain=self.gain, input_scale=self.input_scale)
+        if not 0 < self.gain <= 1:
+            self.fail(f"gain must lie in (0, 1] (hxtorch's mock parameter), got {self.gain}")
+        if self.num_sends < 1 or (self.input_scale is not None and self.input_scale <= 0):
+            self.fail("num_sends and input_scale must be positive")
+        if not 0 <= self.shift <= MAC_MAX_SHIFT or (self.shift and self.activation != "converting_relu"):
+            self.fail(f"shift ({self.shift}) lies in 0..{MAC_MAX_SHIFT} and belongs to a converting_relu")
+        if min(self.tile_rows or 1, self.tile_cols or 1) < 1:
+            self.fail("tile_rows and tile_cols must be positive")
+        if self.kind == "dense" and (self.strides != (1, 1) or any(self.pads)):
+            self.fail("a dense mac takes no strides or pads")
+
+    def infer(self, in_shapes: list[Shape], tensor_shape: TensorShapes) -> Shape:
+        w, x = tensor_shape(self.weight), in_shapes[0]
+        if self.bias is not None and tensor_shape(self.bias) != (w[0],):
+            self.fail(f"bias {list(tensor_shape(self.bias))} does not fit {w[0]} outputs")
+        if self.kind == "dense":
+            if len(w) != 2 or w[1] != math.prod(x):
+                self.fail(f"weight {list(w)} does not fit input {list(x)}")
+            return (w[0],)
+        if len(w) != 4 or len(x) != 3 or w[1] != x[0]:
+            self.fail(f"weight {list(w)} does not fit input {list(x)}")
+        return (w[0], *spatial_out(x, w[2:], self.strides, self.pads))
+
+    def matrix_shape(self, tensor_shape: TensorShapes) -> tuple[int, int]:
+        """(rows, columns) of the layer's matrix on the chip: inputs (in*kh*kw for conv) x outputs."""
+        w = tensor_shape(self.weight)
+        return math.prod(w[1:]), w[0]
+
+
 # --------------------------------------------------------------------------- snn dialect
 
 Encoding = Literal["current", "poisson", "regular"]

@@ -89,6 +89,11 @@ OPTION_RULES: dict[str, Rule] = {
     "max_output_axons_per_core": Rule(1, 2**31 - 1),
     "synapse_bits_per_core": Rule(1, 2**40),
     "weight_bits": Rule(2, 32),
+    "input_bits": Rule(1, 16),
+    "output_bits": Rule(2, 32),
+    "matrix_rows": Rule(1, 2**20),
+    "matrix_columns": Rule(1, 2**20),
+    "mac_gain": Rule(0.0, 1.0, low_open=True),
     "bits": Rule(2, 32),
     "chips": Rule(1, 1_000_000),
     "cores_per_chip": Rule(1, 1024),
@@ -164,6 +169,11 @@ class Machine:
     whole_channels: bool = False  # slice (C, H, W) populations at channel boundaries (per-core weight scales)
     sources_take_cores: bool = True  # input neurons occupy cores (SpiNNaker) or come from outside (Loihi)
     weight_bits: Optional[int] = None  # None: floating point
+    input_bits: Optional[int] = None  # BrainScaleS-2: unsigned bits of a MAC input (None: real inputs)
+    output_bits: Optional[int] = None  # BrainScaleS-2: signed bits of a MAC result (the ADC's)
+    matrix_rows: Optional[int] = None  # BrainScaleS-2: signed inputs of one partial matrix (synapse block)
+    matrix_columns: Optional[int] = None  # BrainScaleS-2: outputs of one partial matrix
+    mac_gain: Optional[float] = None  # BrainScaleS-2: the MAC result per unit input x weight (hxtorch's gain)
     weight_scheme: Literal["shift", "linear", "loihi"] = "shift"  # see the quantize pass
     chips: Optional[int] = None
     cores_per_chip: Optional[int] = None  # application cores per chip

@@ -359,17 +359,17 @@ def entries(obj: dict, key: str, where: str, kind: type, low: int = 0) -> list:
     return value
 
 
-def array(arrays: dict, obj: dict, key: str, where: str, shape: tuple) -> np.ndarray:
-    """The float64 array ``obj[key]`` names in ``arrays``: finite, of ``shape`` (None: any size)."""
+def array(arrays: dict, obj: dict, key: str, where: str, shape: tuple, file: str = "weights.npz") -> np.ndarray:
+    """The float64 array ``obj[key]`` names in ``arrays`` (from ``file``): finite, of ``shape`` (None: any size)."""
     name = obj.get(key) if isinstance(obj, dict) else None
     if not isinstance(name, str) or not _KEY.fullmatch(name) or name not in arrays:
-        raise Invalid(f"{where}.{key}", f"must name an array of weights.npz, got {shown(name)}")
+        raise Invalid(f"{where}.{key}", f"must name an array of {file}, got {shown(name)}")
     value = arrays[name]
     if value.ndim != len(shape) or any(s is not None and s != value.shape[k] for k, s in enumerate(shape)):
-        raise Invalid(f"weights.npz: {name}", f"shape {list(value.shape)}, expected {list(shape)}")
+        raise Invalid(f"{file}: {name}", f"shape {list(value.shape)}, expected {list(shape)}")
     value = value.astype(np.float64)
     if not np.isfinite(value).all():
-        raise Invalid(f"weights.npz: {name}", "holds NaN or infinite values")
+        raise Invalid(f"{file}: {name}", "holds NaN or infinite values")
     arrays[name] = value
     return value
 

@@ -18,6 +18,7 @@ import numpy as np
 from snnc.ir import Graph, runtime
 from snnc.ir.errors import SnncError
 from snnc.ir.options import TargetSpec
+from snnc.ir.semantics import mac
 
 
 class TargetError(SnncError):
@@ -63,12 +64,14 @@ class RunRequest:
 
 
 class Target:
-    """Base of all targets. ``emit`` writes ``out``; ``run`` simulates it (where possible here)."""
+    """Base of all targets. ``emit`` writes ``out``; ``run`` simulates it (where possible here).
+    ``dialect``: the dialect of the graphs the target takes (brainscales2 runs the ann dialect)."""
 
     spec: TargetSpec
+    dialect: str = "snn"
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
-        """Write the runnable network for ``graph`` (an snn graph after the pipeline) into ``out``."""
+        """Write the runnable network for ``graph`` (the pipeline's result, of ``dialect``) into ``out``."""
         raise NotImplementedError
 
     def configure(self, spec: TargetSpec) -> TargetSpec:
@@ -87,8 +90,13 @@ class Target:
 def run_script_files(target: str) -> dict[str, Path]:
     """The files of ``target``'s run script as they are named in an output folder, each with its
     source in snnc: ``run.py`` (the module ``targets/<target>/run_<target>.py``) and
-    ``snnc_runtime.py`` (``ir/runtime.py``, which run.py imports)."""
-    return {"run.py": Path(__file__).parent / target / f"run_{target}.py", "snnc_runtime.py": Path(runtime.__file__)}
+    ``snnc_runtime.py`` (``ir/runtime.py``, which run.py imports), and what else it imports (EXTRA_RUN_FILES)."""
+    files = {"run.py": Path(__file__).parent / target / f"run_{target}.py", "snnc_runtime.py": Path(runtime.__file__)}
+    return {**files, **EXTRA_RUN_FILES.get(target, {})}
+
+
+# Modules a target's run script imports besides snnc_runtime: name in the output folder -> source.
+EXTRA_RUN_FILES: dict[str, dict[str, Path]] = {"brainscales2": {"snnc_mac.py": Path(mac.__file__)}}
 
 
 def run_script(target: str, out: Path, args: list[str]) -> dict[str, Any]:
@@ -121,6 +129,7 @@ TARGETS: dict[str, str] = {
     "spinnaker": "snnc.targets.spinnaker.target:SpinnakerTarget",
     "genn": "snnc.targets.genn.target:GennTarget",
     "loihi": "snnc.targets.loihi.target:LoihiTarget",
+    "brainscales2": "snnc.targets.brainscales2.target:BrainScaleS2Target",
 }
 
 

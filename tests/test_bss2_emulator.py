@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from snnc.targets.brainscales2 import emulator as em
-from snnc.targets.brainscales2.emulator import Tile, converting_relu, mac, split_tiles, tiled_mac
+from snnc.ir.semantics import mac as em
+from snnc.ir.semantics.mac import Tile, converting_relu, mac, split_tiles, tiled_mac
 
 # --- mac on hand-computed cases ---------------------------------------------------------------------------------
 

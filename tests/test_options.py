@@ -63,6 +63,13 @@ CANDIDATES: dict[str, list[str]] = {
     "scheme": ["linear", "shift"],
     "measure": ["none", "sim"],
     "measure-samples": ["5", "6"],
+    "input-bits": ["4", "6"],
+    "output-bits": ["6", "7"],
+    "matrix-rows": ["64", "32"],
+    "matrix-columns": ["64", "32"],
+    "mac-gain": ["0.001", "0.003"],
+    "max-sends": ["4", "5"],
+    "round-offset": ["false", "true"],
 }
 # Keys whose effect only shows on convolutions (C, H, W populations); they use the small CNN.
 CNN_KEYS = {"grid-populations", "split-signs.shared-kernels", "whole-channels"}

@@ -7,15 +7,19 @@ from .fold_batchnorm import FoldBatchnorm
 from .lower_to_snn import LowerToSnn
 from .normalize import Normalize
 from .quantize import Quantize
+from .quantize_mac import QuantizeMac
 from .remove_softmax import RemoveSoftmax
 from .replicate import Replicate
 from .split_populations import SplitPopulations
 from .split_signs import SplitSigns
+from .tile_mac import TileMac
 
 ALL_PASSES: list[type[Pass]] = [
     Canonicalize,
     FoldBatchnorm,
     RemoveSoftmax,
+    QuantizeMac,
+    TileMac,
     LowerToSnn,
     Normalize,
     BiasToCurrent,

@@ -16,6 +16,8 @@ from snnc.ir import Graph
 from snnc.ir import ops as ir
 from snnc.ir.ops import spatial_out
 
+from . import mac as hx
+
 
 def _pad_hw(x: np.ndarray, pads: tuple[int, ...], extra: tuple[int, int] = (0, 0), value: float = 0.0) -> np.ndarray:
     top, left, bottom, right = pads
@@ -77,6 +79,9 @@ def _eval_op(graph: Graph, node_id: str, args: list[np.ndarray]) -> np.ndarray:
         y = y + t(op.bias) if op.bias is not None else y
     elif isinstance(op, ir.Conv2d):
         y = conv2d(x, t(op.weight), op, t(op.bias) if op.bias is not None else None)
+    elif isinstance(op, ir.Mac):
+        settings = {k: v for k, v in op.attrs().items() if k not in ("weight", "bias")}
+        return hx.layer(x, t(op.weight), t(op.bias) if op.bias is not None else None, **settings)
     else:
         return _SIMPLE[type(op)](op, graph, x, args)
     return np.maximum(y, 0) if op.activation == "relu" else y

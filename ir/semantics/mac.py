@@ -1,6 +1,7 @@
 """A numpy emulator of BrainScaleS-2's analog multiply-accumulate (hagen) mode, as hxtorch's mock computes it.
 
-Needs only the standard library and numpy: snnc copies this file beside the generated run.py.
+Needs only the standard library and numpy: snnc copies this file beside the generated run.py (as snnc_mac.py),
+and the ann interpreter evaluates the ``ann.mac`` op with it.
 
 Reference (hxtorch @ 3bfc7aad, electronicvisions/hxtorch; abbreviated HX below):
 - ``mac``: ``src/hxtorch/perceptron/detail/mac.cpp`` ``mac_mock_forward``, l.17-84;
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 # --- the hardware's number ranges -------------------------------------------------------------------------------
 # input: grenade UInt5 (haldls PADIEvent::HagenActivation, 5 bit unsigned); HX constants.h l.12-13
@@ -302,3 +304,77 @@ def fixed_pattern_gain(cols: int, spread: float, rng: RngLike) -> np.ndarray:
         raise ValueError("spread > 0 needs rng (a numpy Generator or an int seed) so that runs are reproducible")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     return gen.normal(1.0, spread, cols)
+
+
+def quantize_input(x: np.ndarray, scale: float) -> np.ndarray:
+    """Real inputs to the chip's 5-bit range: ``clip(round(x * scale), 0, 31)`` in float32 (the first layer's
+    ``input_scale``)."""
+    return np.clip(np.round(np.asarray(x, np.float32) * np.float32(scale)), INPUT_MIN, INPUT_MAX)
+
+
+def conv_patches(
+    x: np.ndarray, kernel: Sequence[int], strides: Sequence[int], pads: Sequence[int]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The input vectors of a convolution on the chip, (N * OH * OW, C * kh * kw), and (OH, OW): one patch per
+    output position, flattened in (channel, row, column) order against ``weight.reshape(out, -1).T``, as hxtorch's
+    im2col (HX detail/conv.cpp l.35-147). ``x`` is (N, C, H, W); ``pads`` (top, left, bottom, right) are zeros."""
+    top, left, bottom, right = pads
+    x = np.pad(np.asarray(x), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    out_hw = ((x.shape[2] - kernel[0]) // strides[0] + 1, (x.shape[3] - kernel[1]) // strides[1] + 1)
+    if min(out_hw) < 1:
+        raise ValueError(f"kernel {list(kernel)} does not fit the padded input {list(x.shape[2:])}")
+    win = sliding_window_view(x, tuple(kernel), axis=(2, 3))[:, :, :: strides[0], :: strides[1]]
+    win = win[:, :, : out_hw[0], : out_hw[1]]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(len(x) * out_hw[0] * out_hw[1], -1), out_hw
+
+
+def layer(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray] = None,
+    *,
+    kind: str = "dense",
+    strides: Sequence[int] = (1, 1),
+    pads: Sequence[int] = (0, 0, 0, 0),
+    gain: float = DEFAULT_GAIN,
+    num_sends: int = 1,
+    input_scale: Optional[float] = None,
+    activation: str = "none",
+    shift: int = 0,
+    tile_rows: Optional[int] = None,
+    tile_cols: Optional[int] = None,
+    noise_std: float = 0.0,
+    rng: RngLike = None,
+    column_gain: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """One layer as hxtorch's ``nn.Linear`` / ``nn.Conv2d`` (+ ``ConvertingReLU``) computes it on a batch ``x``.
+
+    ``weight`` (out, in) or (out, in, kh, kw) holds integers -63..63; the layer's matrix ``weight.reshape(out,
+    -1).T`` runs as tiles of ``tile_rows`` x ``tile_cols`` (None: 128 rows, 256 columns); ``bias`` (out,) is
+    added as hxtorch's layers add it (Linear: the int8 ``add``; Conv2d: in float, unclamped);
+    ``converting_relu`` brings the result to the next layer's 0..31.
+    """
+    x = np.asarray(x, np.float32)
+    if input_scale is not None:
+        x = quantize_input(x, input_scale)
+    weight = np.asarray(weight)
+    if kind == "dense":
+        vectors, out_hw = x.reshape(len(x), -1), None
+    elif kind == "conv":
+        vectors, out_hw = conv_patches(x, weight.shape[2:], strides, pads)
+    else:
+        raise ValueError(f"kind must be dense or conv, got {kind!r}")
+    matrix = weight.reshape(len(weight), -1).T
+    tiles = split_tiles(matrix, tile_rows or SIGNED_ROWS, tile_cols or COLUMNS)
+    y = tiled_mac(vectors, tiles, gain, num_sends, noise_std, rng, column_gain)
+    if bias is not None and kind == "dense":
+        y = add(y, np.asarray(bias)[None, :])  # nn.Linear: hxtorch's int8 add (HX nn.py Linear.forward)
+    elif bias is not None:
+        y = y + np.asarray(bias, np.float32)[None, :]  # conv2d adds its bias in float (HX detail/conv.cpp l.141-145)
+    if activation == "converting_relu":
+        y = converting_relu(y, shift)
+    elif activation != "none":
+        raise ValueError(f"activation must be none or converting_relu, got {activation!r}")
+    if out_hw is None:
+        return y
+    return y.reshape(len(x), out_hw[0], out_hw[1], len(weight)).transpose(0, 3, 1, 2)

@@ -66,10 +66,11 @@ def mac_layers(graph: Graph) -> list[str]:
                 f"%{node_id}: {op.OPNAME} cannot be mapped to BrainScaleS-2's MAC mode (it runs dense and "
                 "convolution layers with ReLU between them; pooling, flatten and reshape run on the host)"
             )
-        if len(graph.inputs(node_id)) > 1 or len(graph.users(node_id)) > 1:
-            raise PassError(f"%{node_id}: BrainScaleS-2's MAC mode runs a chain of layers; this op branches")
         if isinstance(op, ir.Conv2d) and (op.groups != 1 or op.dilations != (1, 1)):
             raise PassError(f"%{node_id}: hxtorch's Conv2d takes neither groups nor dilations above 1")
+    for node_id in graph.topo():
+        if len(graph.inputs(node_id)) > 1 or len(graph.users(node_id)) > 1:
+            raise PassError(f"%{node_id}: BrainScaleS-2's MAC mode runs a chain of layers; this op branches")
     for node_id in layers[:-1]:
         if graph.op(node_id).activation != "relu":
             raise PassError(

@@ -22,6 +22,7 @@ import numpy as np
 
 from snnc.ir import Graph
 from snnc.ir import ops as ir
+from snnc.ir.semantics.ann import evaluate
 
 from .base import Pass, PassContext, PassError
 
@@ -63,6 +64,9 @@ class LowerToSnn(Pass):
     encoding: Optional[Literal["current", "poisson", "regular"]] = None
     max_rate: Optional[float] = None
     readout: Literal["spike_count", "membrane"] = "spike_count"  # the pass's own option
+    # Max pooling: "relu-tree" is exact in rates on every target (max(a, b) = b + relu(a - b));
+    # "avg" replaces it by average pooling, a different network whose effect is measured.
+    maxpool: Literal["relu-tree", "avg"] = "relu-tree"
     dt: Optional[float] = None
     presentation_time: Optional[float] = None
     tau_refrac: Optional[float] = None
@@ -93,6 +97,8 @@ class LowerToSnn(Pass):
             self._snn.attrs["pause"] = float(self._cfg["pause"])
         if "input_layout" in graph.attrs:  # the layout data files come in (see frontends)
             self._snn.attrs["input_layout"] = graph.attrs["input_layout"]
+        if graph.ops_of("ann.maxpool2d"):
+            self._report_maxpool(graph, ctx)
         values: dict[str, Value] = {}
         for node_id in graph.topo():
             try:
@@ -146,7 +152,7 @@ class LowerToSnn(Pass):
         if isinstance(op, ir.Concat):
             return self._concat(node_id, op, args, shape)
         if isinstance(op, ir.MaxPool2d):
-            raise PassError("max pooling has no exact spiking form here; train with AveragePool instead")
+            return self._maxpool(node_id, op, self._spiking(x, op.OPNAME), shape)
         raise PassError(f"{op.OPNAME} cannot be lowered (run canonicalize, fold-batchnorm and remove-softmax first)")
 
     def _spiking(self, x: Value, what: str) -> Spiking:
@@ -185,6 +191,64 @@ class LowerToSnn(Pass):
         if ir.spatial_out(pre_shape, kernel, strides, pads) != shape[1:]:
             raise PassError("ceil_mode pooling that adds windows is not supported")
         return linear
+
+    def _maxpool(self, node_id: str, op: ir.MaxPool2d, x: Spiking, shape: tuple[int, ...]) -> Linear:
+        """Max pooling of spike rates. ``relu-tree``: each window element is selected by a depthwise
+        one-hot convolution, and pairs are merged with max(a, b) = b + relu(a - b), one population
+        per relu; the rates (non-negative) make zero padding equal to the ANN's -inf padding.
+        ``avg``: average pooling over the same windows (counting the padding, as a pool projection)."""
+        pads = tuple(a + b for a, b in zip(x.pads, op.pads, strict=False))
+        if ir.spatial_out(x.shape, op.kernel, op.strides, pads) != shape[1:]:
+            raise PassError("ceil_mode pooling that adds windows is not supported")
+        if self.maxpool == "avg":
+            avg = ir.AvgPool2d(kernel=op.kernel, strides=op.strides, pads=op.pads)
+            return self._project(node_id, avg, x, shape)
+        channels, (kh, kw) = x.shape[0], op.kernel
+        window = {"connectivity": "conv", "strides": op.strides, "pads": pads, "groups": channels}
+        values = []
+        for i in range(kh):
+            for j in range(kw):
+                pick = np.zeros((channels, 1, kh, kw), np.float32)
+                pick[:, 0, i, j] = x.factor
+                values.append(Linear(node_id, shape, [Term(x.node, dict(window), pick)], nonnegative=True))
+        while len(values) > 1:
+            merged = [self._max_of(node_id, a, b, shape) for a, b in zip(values[::2], values[1::2], strict=False)]
+            values = merged + values[len(merged) * 2 :]
+        return values[0]
+
+    def _max_of(self, node_id: str, a: Linear, b: Linear, shape: tuple[int, ...]) -> Linear:
+        """max(a, b) = b + relu(a - b): a population for the relu, read one to one."""
+        difference = Linear(f"{node_id}_max", shape, a.terms + [_scaled(t, -1.0) for t in b.terms])
+        relu = self._population(difference)
+        one = {"connectivity": "one_to_one", "scale": 1.0, "post_shape": shape}
+        return Linear(node_id, shape, b.terms + [Term(relu, one)], nonnegative=True)
+
+    def _report_maxpool(self, graph: Graph, ctx: PassContext) -> None:
+        """Say how max pooling is lowered; for ``avg``, measure the change on calibration data."""
+        pools = graph.ops_of("ann.maxpool2d")
+        if self.maxpool == "relu-tree":
+            ctx.info(
+                f"{len(pools)} max pooling layer(s) as relu trees (max(a, b) = b + relu(a - b)): exact in rates, "
+                "k*k - 1 extra populations per layer of window k*k and that many more steps of latency"
+            )
+            return
+        message = f"maxpool=avg: {len(pools)} max pooling layer(s) replaced by average pooling"
+        if ctx.calibration is not None:
+            avg = graph.copy()
+            for node in pools:
+                op = graph.op(node)
+                avg.set_op(
+                    node, ir.AvgPool2d(kernel=op.kernel, strides=op.strides, pads=op.pads, ceil_mode=op.ceil_mode)
+                )
+            x = ctx.calibration[:1000]
+            scores = [evaluate(g, x, [g.outputs[0]])[g.outputs[0]].reshape(len(x), -1) for g in (graph, avg)]
+            labels = [s.argmax(axis=1) for s in scores]
+            changed = float(np.mean(labels[0] != labels[1]))
+            message += f"; on {len(x)} calibration samples the ANN's predictions change on {changed:.1%}"
+            if ctx.calibration_labels is not None:
+                y = ctx.calibration_labels[: len(x)]
+                message += f", accuracy {np.mean(labels[0] == y):.2%} -> {np.mean(labels[1] == y):.2%}"
+        ctx.warn(message)
 
     def _pad(self, op: ir.Pad, x: Spiking, shape: tuple[int, ...]) -> Spiking:
         p = op.pads

@@ -37,7 +37,7 @@ class TileMac(Pass):
             total += p.multiplications
             ctx.info(
                 f"%{node_id}: {p.rows} x {p.cols} matrix in {p.row_tiles} x {p.col_tiles} = {p.tiles} tiles, "
-                f"{p.vectors} input vectors per sample, {p.multiplications} multiplications"
+                f"input vectors per sample: {p.vectors}, multiplications: {p.multiplications}"
             )
         ctx.info(f"{len(layers)} layers, {total} vector-matrix multiplications per sample")
         return graph

@@ -10,9 +10,9 @@ and builds each MAC layer with hxtorch's public API (hxtorch.perceptron.nn.Linea
 layer's num_sends and integer bias, and no input or weight transform: the weights are the chip's
 integers already), applies hxtorch.perceptron.nn.ConvertingReLU
 with the layer's shift, and runs pooling, flatten and reshape in torch. Prints the accuracy and writes
-results_hxtorch.json.
+results_hxtorch.json and outputs_hxtorch.npz (readout, predictions, labels; as run.py's outputs.npz).
 
-On hardware the chip's gain is not the mock's 0.002 that snnc chose num_sends for: measure it with
+On hardware the chip's gain is not the mock's gain that snnc chose num_sends for: measure it with
 --measure (hxtorch.perceptron.measure_mock_parameter) and recompile with --set mac_gain=VALUE.
 """
 
@@ -42,7 +42,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--calibration", type=runtime.absolute, help="a hagen-mode calibration (.pbin) for the chip")
     p.add_argument("--measure", action="store_true", help="measure the chip's gain and noise before running")
     p.add_argument("--mock-noise-std", type=runtime.bounded(float, 0.0, 128.0), default=0.0, help="mock noise")
-    p.add_argument("--mock-gain", type=runtime.bounded(float, 0.0, 1.0, low_open=True), default=0.002)
+    p.add_argument(
+        "--mock-gain", type=runtime.bounded(float, 0.0, 1.0, low_open=True), help="default: the gain compiled for"
+    )
     p.add_argument("--wait-between-events", type=runtime.bounded(int, 1, 1000), default=5, help="FPGA cycles")
     p.add_argument("--batch-size", type=runtime.bounded(int, 1, 100_000), default=256)
     return p.parse_args(argv)
@@ -80,7 +82,9 @@ class Network(torch.nn.Module):
             if step["op"] == "mac":
                 if step["input_scale"] is not None:
                     x = torch.clamp(torch.round(x * step["input_scale"]), 0, 31)
-                if step["kind"] == "conv" and any(step["pads"]):
+                if step["kind"] == "dense":  # hxtorch's matmul folds a >2-D input along its last axis
+                    x = torch.flatten(x, 1)
+                elif any(step["pads"]):
                     top, left, bottom, right = step["pads"]
                     x = torch.nn.functional.pad(x, (left, right, top, bottom))
                 x = next(layers)(x)  # with its bias: Linear adds it with hxtorch's int8 add, Conv2d in float
@@ -99,11 +103,13 @@ class Network(torch.nn.Module):
         return torch.flatten(x, 1)
 
 
-def connect(args: argparse.Namespace) -> None:
-    """Mock parameters, or a chip with its calibration (and, with --measure, its measured gain)."""
+def connect(args: argparse.Namespace, gain: float) -> None:
+    """Mock parameters (the gain config.json was compiled for unless --mock-gain), or a chip with its
+    calibration (and, with --measure, its measured gain)."""
     if args.mock:
+        gain = gain if args.mock_gain is None else args.mock_gain
         hxtorch.perceptron.set_mock_parameter(
-            hxtorch.perceptron.MockParameter(noise_std=args.mock_noise_std, gain=args.mock_gain)
+            hxtorch.perceptron.MockParameter(noise_std=args.mock_noise_std, gain=gain)
         )
         return
     if args.calibration is not None:
@@ -113,18 +119,18 @@ def connect(args: argparse.Namespace) -> None:
     if args.measure:
         parameter = hxtorch.perceptron.measure_mock_parameter()
         hxtorch.perceptron.set_mock_parameter(parameter)
-        print(f"run_hxtorch.py: measured {parameter}; recompile with --set mac_gain=<gain> if it is not 0.002")
+        print(f"run_hxtorch.py: measured {parameter}; recompile with --set mac_gain=<gain> if it is not {gain}")
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    """Classify the samples with hxtorch, write results_hxtorch.json."""
+    """Classify the samples with hxtorch, write results_hxtorch.json and outputs_hxtorch.npz."""
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     config = runtime.read_json(args.dir / emulator.CONFIG)
     steps, shape, classes = emulator.check_config(config, runtime.read_npz(args.dir / emulator.MATRICES))
     path = runtime.data_path(args.dir, args.data)
     x, y = runtime.load_samples(path, args.samples, shape, classes, config["input_layout"])
-    connect(args)
+    connect(args, next(s["gain"] for s in steps if s["op"] == "mac"))
     try:
         net = Network(steps, args.mock, args.wait_between_events)
         start = time.perf_counter()
@@ -133,7 +139,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         run_time = time.perf_counter() - start
     finally:
         hxtorch.release_hardware()
-    predictions = torch.cat(batches).argmax(dim=1).numpy()
+    readout = torch.cat(batches).numpy()
+    predictions = readout.argmax(axis=1)
     results = {
         "target": "brainscales2",
         "backend": "hxtorch mock" if args.mock else "hxtorch on BrainScaleS-2",
@@ -142,6 +149,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         "run_time_s": run_time,
         "data": str(path),
     }
+    np.savez(args.dir / "outputs_hxtorch.npz", readout=readout, predictions=predictions, labels=y)
     (args.dir / "results_hxtorch.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"hxtorch: accuracy {results['accuracy']:.4f} on {len(x)} samples in {run_time:.1f} s")
     return results

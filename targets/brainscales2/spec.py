@@ -52,11 +52,11 @@ SPEC = TargetSpec(
         matrix_rows=128,
         matrix_columns=256,
         mac_gain=0.002,
-        chips=1,
         cores_per_chip=2,  # the two synapse blocks (halves) of a chip
     ),
     options=CompileOptions(),
     energy=EnergyModel(idle_watts=CHIP_WATTS, source=f"{PAPER}, section 3: about 0.3 W while multiplying"),
+    reads=frozenset({"cores_per_chip"}),
     accepts={
         "weight_bits": ((7,), "BrainScaleS-2's synapses hold 6 bits plus the sign of their row pair"),
         "input_bits": ((5,), "BrainScaleS-2 encodes an input in 5 bits of an event's label"),
@@ -66,7 +66,6 @@ SPEC = TargetSpec(
             "a synapse block has 256 rows, two per signed input (hardware_matrix_height)",
         ),
         "matrix_columns": ((256,), "a synapse block has 256 columns (hxtorch's hardware_matrix_width)"),
-        "chips": ((1,), "hxtorch runs a network on one chip"),
         "cores_per_chip": ((2,), "a BrainScaleS-2 chip has two synapse blocks"),
     },
 )

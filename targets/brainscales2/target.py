@@ -46,7 +46,7 @@ def _pool_step(node: str, op: ir.AvgPool2d | ir.MaxPool2d) -> dict[str, Any]:
     return {"op": kind, "kernel": list(op.kernel), "strides": list(op.strides)}
 
 
-def _mac_step(graph: Graph, node: str, index: int, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+def _mac_step(graph: Graph, node: str, index: int, arrays: dict[str, np.ndarray], halves: int) -> dict[str, Any]:
     op = graph.op(node)
     p = layer_plan(graph, node)
     weight = graph.tensor(op.weight)
@@ -56,7 +56,7 @@ def _mac_step(graph: Graph, node: str, index: int, arrays: dict[str, np.ndarray]
         key = f"layer{index}_tile{t}"
         arrays[key] = np.ascontiguousarray(tile.weights, dtype=np.int8)
         rows, cols = [tile.row_start, tile.row_stop], [tile.col_start, tile.col_stop]
-        tiles.append({"weights": key, "rows": rows, "cols": cols, "half": t % hx.HALVES})
+        tiles.append({"weights": key, "rows": rows, "cols": cols, "half": t % halves})
     bias = None
     if op.bias is not None:
         bias = f"layer{index}_bias"
@@ -81,8 +81,9 @@ def _mac_step(graph: Graph, node: str, index: int, arrays: dict[str, np.ndarray]
     }
 
 
-def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``config.json`` and the arrays of ``matrices.npz`` for an ann graph after tile-mac."""
+def describe(graph: Graph, halves: int = hx.HALVES) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``config.json`` and the arrays of ``matrices.npz`` for an ann graph after tile-mac; tiles
+    alternate between the chip's ``halves`` as grenade places them."""
     (entry,) = graph.ops_of("ann.input")
     steps: list[dict[str, Any]] = []
     arrays: dict[str, np.ndarray] = {}
@@ -91,7 +92,7 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         if isinstance(op, ir.Mac):
             if op.tile_rows is None or op.tile_cols is None:
                 raise TargetError(f"%{node}: no tile plan; run tile-mac before emitting")
-            steps.append(_mac_step(graph, node, sum(s["op"] == "mac" for s in steps), arrays))
+            steps.append(_mac_step(graph, node, sum(s["op"] == "mac" for s in steps), arrays, halves))
         elif isinstance(op, (ir.AvgPool2d, ir.MaxPool2d)):
             steps.append(_pool_step(node, op))
         elif isinstance(op, ir.Flatten):
@@ -123,7 +124,7 @@ def _seconds(p: LayerPlan, num_sends: int) -> float:
     return p.vectors * (fixed + events)
 
 
-def mac_report(graph: Graph) -> dict[str, Any]:
+def mac_report(graph: Graph, halves: int = hx.HALVES) -> dict[str, Any]:
     """Tiles, multiplications, weight writes, time and energy per image (report.json)."""
     layers = []
     for p in plan(graph):
@@ -150,7 +151,7 @@ def mac_report(graph: Graph) -> dict[str, Any]:
         "layers": layers,
         "tiles": tiles,
         "multiplications_per_sample": multiplications,
-        "chip_passes": math.ceil(tiles / hx.HALVES),
+        "chip_passes": math.ceil(tiles / halves),
         "weight_write_ms": chip.WEIGHT_WRITE_S * 1e3,
         "ms_per_sample": seconds * 1e3,
         "mj_per_sample": seconds * chip.CHIP_WATTS * 1e3,
@@ -172,12 +173,12 @@ class BrainScaleS2Target(Target):
     dialect = "ann"
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
-        config, arrays = describe(graph)
+        config, arrays = describe(graph, self.spec.machine.cores_per_chip)
         write_network_json(out / "config.json", config)
         np.savez(out / "matrices.npz", **arrays)
         copy_run_script("brainscales2", out)
         shutil.copyfile(HXTORCH_SCRIPT, out / "run_hxtorch.py")
-        report = mac_report(graph)
+        report = mac_report(graph, self.spec.machine.cores_per_chip)
         context = {
             "version": manifest["snnc_version"],
             "pipeline": ",".join(manifest["pipeline"]),
@@ -186,11 +187,12 @@ class BrainScaleS2Target(Target):
             "multiplications": report["multiplications_per_sample"],
             "ms_per_sample": report["ms_per_sample"],
             "mj_per_sample": report["mj_per_sample"],
+            "gain": self.spec.machine.mac_gain,
         }
         render("brainscales2", "README.md.j2", out / "README.md", context)
 
     def report(self, graph: Graph, calibration: Optional[np.ndarray]) -> Optional[dict[str, Any]]:
-        return mac_report(graph)
+        return mac_report(graph, self.spec.machine.cores_per_chip)
 
     def run(self, request: RunRequest) -> dict[str, Any]:
         """Run snnc's emulator script on ``out``."""

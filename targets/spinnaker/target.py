@@ -67,6 +67,12 @@ def _native_conv(op: ir.Projection, weight_shape: tuple[int, ...]) -> Optional[s
     return None
 
 
+def _selects(op: ir.Projection, weight: np.ndarray) -> bool:
+    """Whether a conv projection picks one element per window and channel (lower-to-snn's max pooling)."""
+    depthwise = op.groups == weight.shape[0] and weight.shape[1] == 1
+    return depthwise and bool(np.all(np.count_nonzero(weight.reshape(len(weight), -1), axis=1) == 1))
+
+
 def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The network as JSON-able structure plus the arrays it refers to by key."""
     dt = float(graph_number(graph, "dt"))
@@ -155,6 +161,12 @@ def _projection(graph: Graph, proj: str, index: dict, cells: list, arrays: dict,
     if op.connectivity == "conv":
         weight = graph.tensor(op.weight)
         why = _native_conv(op, weight.shape)
+        if why is not None and _selects(op, weight):
+            raise TargetError(
+                f"%{proj}: max pooling (lowered as window selections and relu populations) does not map to "
+                f"sPyNNaker's 2-D populations ({why}); compile with --set maxpool=avg (average pooling, its "
+                "change measured) or train with average pooling"
+            )
         if why is not None:
             raise TargetError(f"%{proj}: sPyNNaker's ConvolutionConnector cannot take {why}")
         arrays[key] = np.flip(weight, axis=(2, 3)).astype(np.float64)  # see the module docstring

@@ -23,7 +23,7 @@ import numpy as np
 from snnc.api import MANIFEST, CompileError, _fit_inputs, entry_op
 from snnc.ir import Graph, IRError, load, verify
 from snnc.ir.graph import MAX_STEPS
-from snnc.ir.runtime import DataError, load_data, to_model_layout
+from snnc.ir.runtime import DataError, load_data, steps_in, to_model_layout
 from snnc.ir.semantics.ann import accuracy
 from snnc.run_report import write_file, write_run_report
 from snnc.targets import TARGETS, RunRequest, TargetError, get_target
@@ -192,7 +192,8 @@ def check_data(path: Path, x: np.ndarray, y: Optional[np.ndarray], graph: Graph)
     """Labels present and within the network's outputs; samples the size the network takes."""
     source = graph.ops_of(entry_op(graph))[0]
     size, outputs = math.prod(graph.shape(source)), math.prod(graph.shape(graph.outputs[0]))
-    if x.ndim < 1 or math.prod(x.shape[1:]) != size:
+    over_time = graph.dialect == "snn" and steps_in(x, graph.shape(source)) is not None
+    if x.ndim < 1 or (math.prod(x.shape[1:]) != size and not over_time):
         raise DataError(f"{path}: samples of shape {list(x.shape[1:])}, the network takes {list(graph.shape(source))}")
     if y is None:
         raise DataError(f"{path}: no labels 'y' to measure accuracy with")
@@ -267,10 +268,12 @@ def run_compiled(
         raise TargetError(f"{out / 'results.json'}: not valid JSON ({exc.msg})") from None
     results = _check_results(results, out, len(x))
     x, y = x[: results["samples"]], y[: results["samples"]]
-    results["ann_accuracy"] = ann_accuracy(ann, x, y)
+    shape = graph.shape(graph.ops_of(entry_op(graph))[0])
+    over_time = steps_in(x, shape) is not None  # an ANN has no reference for inputs over time
+    results["ann_accuracy"] = None if over_time else ann_accuracy(ann, x, y)
     results["data"] = str(data_path)
     if report:
-        model_x = to_model_layout(x, graph.shape(graph.ops_of(entry_op(graph))[0]), graph.attrs.get("input_layout"))
+        model_x = None if over_time else to_model_layout(x, shape, graph.attrs.get("input_layout"))
         results["plots"] = write_run_report(out, results, model_x)
     write_file(out / "results.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results

@@ -248,7 +248,8 @@ class Dense(Op):
 @register
 @dataclass
 class Conv2d(Op):
-    """2-D convolution, weight (out, in/groups, kh, kw), pads (top, left, bottom, right)."""
+    """2-D convolution, weight (out, in/groups, kh, kw), pads (top, left, bottom, right); bias (out,)
+    or (out, OH, OW), one value per output (what folding a batch-norm into a padded conv gives)."""
 
     OPNAME: ClassVar[str] = "ann.conv2d"
     weight: TensorRef
@@ -269,9 +270,10 @@ class Conv2d(Op):
         x = in_shapes[0]
         if len(w) != 4 or len(x) != 3 or w[1] * self.groups != x[0] or w[0] % self.groups:
             self.fail(f"weight {list(w)} (groups {self.groups}) does not fit input {list(x)}")
-        if self.bias is not None and tensor_shape(self.bias) != (w[0],):
-            self.fail(f"bias {list(tensor_shape(self.bias))} does not fit {w[0]} channels")
-        return (w[0], *spatial_out(x, w[2:], self.strides, self.pads, self.dilations))
+        out = (w[0], *spatial_out(x, w[2:], self.strides, self.pads, self.dilations))
+        if self.bias is not None and tensor_shape(self.bias) not in ((w[0],), out):  # per channel or per output
+            self.fail(f"bias {list(tensor_shape(self.bias))} fits neither {w[0]} channels nor the output {list(out)}")
+        return out
 
 
 @register
@@ -543,7 +545,7 @@ class Mac(Op):
 
 # --------------------------------------------------------------------------- snn dialect
 
-Encoding = Literal["current", "poisson", "regular"]
+Encoding = Literal["current", "poisson", "regular", "events"]
 Connectivity = Literal["dense", "conv", "pool", "one_to_one"]
 Receptor = Literal["excitatory", "inhibitory", "mixed"]
 
@@ -552,7 +554,9 @@ Receptor = Literal["excitatory", "inhibitory", "mixed"]
 @dataclass
 class Source(Op):
     """Input layer. A sample value x becomes v = x * gain; ``current`` drives the next layer with
-    v per ms, ``poisson`` / ``regular`` emit spikes at v * max_rate Hz."""
+    v per ms, ``poisson`` / ``regular`` emit spikes at v * max_rate Hz. ``events``: the samples
+    come over time, (N, T, *shape), and each step's values are spike counts, emitted as they are
+    (event frames; gain and max_rate unused). Any encoding takes inputs over time, a value per step."""
 
     OPNAME: ClassVar[str] = "snn.source"
     ARITY: ClassVar[Optional[int]] = 0
@@ -575,8 +579,9 @@ class Source(Op):
 
     @property
     def rate_per_ms(self) -> float:
-        """Drive (current) or spike rate (per ms) that a value of 1 after ``gain`` produces."""
-        return 1.0 if self.encoding == "current" else self.max_rate / 1000.0
+        """Drive (current) or spike rate (per ms) that a value of 1 after ``gain`` produces (events:
+        one spike per step, per ms at dt = 1 ms; lower-to-snn takes events only at dt = 1 ms)."""
+        return 1.0 if self.encoding in ("current", "events") else self.max_rate / 1000.0
 
 
 @register

@@ -201,7 +201,7 @@ class CompileOptions:
     v_min: Optional[float] = None  # a floor of the membrane potential (None: none)
     pause: Optional[float] = None  # ms of silence between samples that run back to back; None: reset
     min_delay: float = 1.0  # ms; projections between populations get this delay
-    encoding: Literal["current", "poisson", "regular"] = "current"
+    encoding: Literal["current", "poisson", "regular", "events"] = "current"
     max_rate: float = 1000.0  # Hz, for spike encodings
     neurons_per_core: Optional[int] = None  # None: the machine's max_neurons_per_core
     source_neurons_per_core: Optional[int] = None  # spike sources; None: same as neurons_per_core

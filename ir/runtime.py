@@ -206,10 +206,24 @@ def check_labels(y: np.ndarray, classes: int, what: str) -> None:
 
 def to_model_layout(x: np.ndarray, shape: tuple[int, ...], layout: Optional[str]) -> np.ndarray:
     """Samples as the IR takes them, (N, *shape) float32: NHWC data (rank 4) of a channels-last
-    model becomes NCHW."""
+    model becomes NCHW. Samples over time, (N, T, ...) whose steps hold ``shape``'s size, keep
+    their time axis: (N, T, *shape)."""
+    size = math.prod(shape)
+    if x.ndim >= 3 and math.prod(x.shape[1:]) != size and math.prod(x.shape[2:]) == size:
+        steps = x.shape[1]
+        flat = to_model_layout(x.reshape(len(x) * steps, *x.shape[2:]), shape, layout)
+        return flat.reshape(len(x), steps, *shape)
     if layout == "NHWC" and x.ndim == 4:
         x = x.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(x.reshape((len(x), *shape)), dtype=np.float32)
+
+
+def steps_in(x: np.ndarray, shape: tuple[int, ...]) -> Optional[int]:
+    """T for samples over time, (N, T, ...) whose steps hold ``shape``'s size; None for (N, ...)."""
+    size = math.prod(shape)
+    if math.prod(x.shape[1:]) == size:
+        return None
+    return x.shape[1] if x.ndim >= 3 and math.prod(x.shape[2:]) == size else None
 
 
 # --------------------------------------------------------------------------- run script inputs
@@ -295,7 +309,7 @@ def load_samples(
     ``samples`` of a data file, read by ``load_data`` with labels required in [0, classes)."""
     try:
         x, y = load_data(path, at_most=samples, require_y=True, classes=classes)
-        if math.prod(x.shape[1:]) != math.prod(shape):
+        if math.prod(x.shape[1:]) != math.prod(shape) and steps_in(x, shape) is None:
             raise DataError(f"{path}: samples of shape {list(x.shape[1:])}, the network takes {list(shape)}")
     except _REFUSED as exc:
         raise Invalid(str(exc)) from None

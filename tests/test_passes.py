@@ -153,10 +153,16 @@ def test_softmax_inside_the_network_is_an_error() -> None:
         _run(g, "remove-softmax")
 
 
-def test_max_pool_cannot_be_lowered(tmp_path: Path) -> None:
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 3))
-    with pytest.raises(PassError, match="AveragePool"):
-        _run(_export(net, (1, 8, 8), tmp_path / "m.onnx"), LOWERED)
+def test_max_pool_lowers_to_a_relu_tree_that_equals_the_ann_in_rates(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2, padding=1), nn.Flatten(), nn.Linear(32, 3))
+    ann = _export(net.eval(), (1, 8, 8), tmp_path / "m.onnx")
+    x = np.random.default_rng(2).random((50, 1, 8, 8), dtype=np.float32)
+    lowered, _ = _run(ann, LOWERED)
+    assert len(lowered.ops_of("snn.population")) == 1 + 4 + 1  # conv, three relus and the maxima, output
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(readout_scores(lowered, x), np.maximum(logits, 0), atol=1e-5)
 
 
 def test_split_signs_and_bias_passes(tmp_path: Path) -> None:
@@ -184,7 +190,7 @@ def test_pipeline_strings_and_settings() -> None:
     assert [p.spelled() for p in passes] == [
         "canonicalize",
         "normalize{percentile=99.5,statistic=percentile,method=layer,rate=1.0}",
-        "lower-to-snn{reset=zero,readout=spike_count}",
+        "lower-to-snn{reset=zero,readout=spike_count,maxpool=relu-tree}",
     ]
     passes, spec = apply_settings(passes, get_target("sim").spec, {"percentile": "99", "dt": "0.5"})
     assert passes[1].percentile == 99.0 and spec.options.dt == 0.5

@@ -61,7 +61,7 @@ class LowerToSnn(Pass):
     summary = "ann -> snn: sources, projections, IF populations and a readout"
     # Overrides of the target's compile options (None: the target's value; see Pass.setting).
     reset: Optional[Literal["subtract", "zero"]] = None
-    encoding: Optional[Literal["current", "poisson", "regular"]] = None
+    encoding: Optional[Literal["current", "poisson", "regular", "events"]] = None
     max_rate: Optional[float] = None
     readout: Literal["spike_count", "membrane"] = "spike_count"  # the pass's own option
     # Max pooling: "relu-tree" is exact in rates on every target (max(a, b) = b + relu(a - b));
@@ -89,6 +89,8 @@ class LowerToSnn(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         self._cfg = {key: self.setting(ctx, key) for key in self.reads}
+        if self._cfg["encoding"] == "events" and self._cfg["dt"] != 1.0:
+            raise PassError("encoding=events (a spike count per step) needs dt = 1 ms to equal the ANN's rates")
         self._ctx = ctx
         self._ann = graph
         attrs = {"dt": self._cfg["dt"], "presentation_time": self._cfg["presentation_time"], "instances": 1}
@@ -270,8 +272,9 @@ class LowerToSnn(Pass):
                 terms.append(Term(a.node, one))
             else:
                 terms.extend(a.terms)
-                if a.bias is not None:
-                    bias = a.bias if bias is None else bias + a.bias
+                if a.bias is not None:  # per channel (C,) or per neuron (C, H, W): line channels up
+                    b = a.bias.reshape(-1, *([1] * (len(shape) - 1))) if a.bias.ndim < len(shape) else a.bias
+                    bias = b if bias is None else bias + b
         return Linear(node_id, shape, terms, bias, nonnegative and (bias is None or not (bias < 0).any()))
 
     def _concat(self, node_id: str, op: ir.Concat, args: list[Value], shape: tuple[int, ...]) -> Spiking:

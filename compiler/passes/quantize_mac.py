@@ -68,6 +68,11 @@ def mac_layers(graph: Graph) -> list[str]:
             )
         if isinstance(op, ir.Conv2d) and (op.groups != 1 or op.dilations != (1, 1)):
             raise PassError(f"%{node_id}: hxtorch's Conv2d takes neither groups nor dilations above 1")
+        if isinstance(op, ir.Conv2d) and op.bias is not None and len(graph.tensor_shape(op.bias)) != 1:
+            raise PassError(
+                f"%{node_id}: its bias varies over output positions (a batch-norm folded into a padded "
+                "convolution); hxtorch's Conv2d takes one bias per channel"
+            )
     for node_id in graph.topo():
         if len(graph.inputs(node_id)) > 1 or len(graph.users(node_id)) > 1:
             raise PassError(f"%{node_id}: BrainScaleS-2's MAC mode runs a chain of layers; this op branches")

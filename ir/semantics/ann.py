@@ -50,7 +50,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, op: ir.Conv2d, bias: Optional[np.ndarra
         cols = win[:, g * cg : (g + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * out_hw[0] * out_hw[1], -1)
         parts.append(cols @ w[g * og : (g + 1) * og].reshape(og, -1).T)
     y = np.concatenate(parts, axis=1).reshape(n, *out_hw, w.shape[0]).transpose(0, 3, 1, 2)
-    return y + bias[None, :, None, None] if bias is not None else y
+    if bias is None:
+        return y
+    return y + (bias[None] if bias.ndim == 3 else bias[None, :, None, None])  # per output or per channel
 
 
 def _pool(x: np.ndarray, op: ir.AvgPool2d | ir.MaxPool2d) -> np.ndarray:

@@ -5,7 +5,8 @@ State arrays are (batch, neurons). Dense projections are matrix products; convol
 through torch's conv2d when torch is installed (ten times faster than the sparse matrix,
 which is the fallback); other projections are sparse CSR matrices. Delays use a ring buffer
 of each node's recent spikes. Input from ``current`` sources and ``i_offset`` are constant
-for a sample, so they are summed once per batch.
+for a sample, so they are summed once per batch, unless the inputs come with a time axis
+(N, T, *source shape): then every step takes its own values (``events``: spike counts).
 """
 
 from __future__ import annotations
@@ -118,9 +119,10 @@ def simulate(
     chains: Optional[int] = None,
     progress: bool = False,
 ) -> SimResult:
-    """Simulate ``graph`` on inputs ``x`` (N, *source shape), one presentation per sample.
+    """Simulate ``graph`` on inputs ``x`` (N, *source shape), one presentation per sample, or on
+    inputs over time (N, T, *source shape), a value per step for T steps (see :func:`time_steps`).
 
-    ``steps`` defaults to presentation_time / dt. Poisson input is drawn from a generator
+    ``steps`` defaults to presentation_time / dt (T for inputs over time). Poisson input is drawn from a generator
     seeded with (seed, index of the batch's first sample): same seed and batch size, same run.
     ``record_over_time`` keeps the first readout's cumulative counts at every step,
     ``record_neurons`` every population's spike count per neuron (uint16); ``progress`` shows a
@@ -135,21 +137,27 @@ def simulate(
     """
     verify(graph, emitting=True)
     net = _Network(graph)
+    x = np.asarray(x, dtype=np.float32)
+    timed = time_steps(graph, x.shape)
+    if timed is not None and steps is not None and steps != timed:
+        raise SimulationError(f"the inputs have {timed} time steps, {steps} were asked for")
     if steps is None:
-        steps = int(round(graph_number(graph, "presentation_time", SNN_GRAPH_ATTRS["presentation_time"]) / net.dt))
+        steps = timed or int(
+            round(graph_number(graph, "presentation_time", SNN_GRAPH_ATTRS["presentation_time"]) / net.dt)
+        )
     if not 0 < steps <= MAX_STEPS:
         raise SimulationError(f"{steps:,} time steps per sample: must be in [1, {MAX_STEPS:,}]")
-    x = np.asarray(x, dtype=np.float32)
     _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
     if "pause" in graph.attrs:
         pause_steps = int(round(graph_number(graph, "pause") / net.dt))
         n_chains = min(len(x), chains or int(graph_number(graph, "instances", 1))) or 1
         bar = _Bar(progress, -(-len(x) // n_chains))
-        parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, record_over_time, bar)]
+        parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, (record_over_time, timed is not None), bar)]
     else:
         starts = range(0, len(x), batch_size)
         bar = _Bar(progress, len(starts))
-        parts = [_run_batch(net, x[i : i + batch_size], steps, seed, i, record_over_time, bar) for i in starts]
+        flags = (record_over_time, timed is not None)
+        parts = [_run_batch(net, x[i : i + batch_size], steps, seed, i, flags, bar) for i in starts]
     counts = {r: np.concatenate([p[0][r] for p in parts]) for r in net.readouts}
     spikes = {n: np.concatenate([p[1][n] for p in parts]) for n in graph.ops_of("snn.population")}
     over_time = np.concatenate([p[2] for p in parts], axis=1) if record_over_time and parts else None
@@ -158,6 +166,25 @@ def simulate(
         neurons = {n: np.concatenate([p[3][n] for p in parts]) for n in graph.ops_of("snn.population")}
     first = counts[net.readouts[0]] if parts else np.zeros((0, 1))
     return SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time, neurons)
+
+
+def time_steps(graph: Graph, shape: tuple[int, ...]) -> Optional[int]:
+    """T when inputs of ``shape`` come over time, (N, T, *source shape); None for (N, *source shape).
+    A source with ``events`` encoding needs inputs over time (they are its spikes)."""
+    (source,) = graph.ops_of("snn.source")
+    per_sample = graph.shape(source)
+    size = math.prod(per_sample)
+    if math.prod(shape[1:]) == size:
+        timed = None
+    elif len(shape) >= 3 and math.prod(shape[2:]) == size:
+        timed = int(shape[1])
+    else:
+        raise SimulationError(f"inputs of shape {list(shape)}: expected (N, {per_sample}) or (N, T, {per_sample})")
+    if timed is None and graph.op(source).encoding == "events":
+        raise SimulationError(f"%{source} takes events: the inputs need a time axis, (N, T, *{list(per_sample)})")
+    if timed is not None and not 0 < timed <= MAX_STEPS:
+        raise SimulationError(f"{timed:,} time steps per sample: must be in [1, {MAX_STEPS:,}]")
+    return timed
 
 
 def _check_state(net: _Network, samples: int, batch: int, record_steps: int) -> None:
@@ -186,16 +213,18 @@ class _Bar:
             self.bar.update(n)
 
 
-def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, record: bool, bar: _Bar):
-    """A batch of samples, each from a reset network."""
+def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, flags: tuple, bar: _Bar):
+    """A batch of samples, each from a reset network; ``flags``: (record over time, inputs over time)."""
     state = _State(net, len(x), np.random.default_rng([seed, start]))
-    result = state.present(x, steps, record)
+    result = state.present(x, steps, *flags)
     bar.update()
     return result
 
 
-def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: int, seed: int, record: bool, bar: _Bar):
-    """Samples back to back: chain c shows samples c*m .. c*m + m - 1, with ``pause`` steps between."""
+def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: int, seed: int, flags: tuple, bar: _Bar):
+    """Samples back to back: chain c shows samples c*m .. c*m + m - 1, with ``pause`` steps between;
+    ``flags``: (record over time, inputs over time)."""
+    record = flags[0]
     n = len(x)
     m = -(-n // chains)
     order = np.arange(chains * m).reshape(chains, m)  # order[c, j]: the j-th sample of chain c
@@ -205,7 +234,7 @@ def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: in
     for j in range(m):
         if j:
             state.silence(pause)
-        waves.append(state.present(padded[order[:, j]], steps, record))
+        waves.append(state.present(padded[order[:, j]], steps, *flags))
         bar.update()
     inverse = np.argsort(order.T.reshape(-1), kind="stable")[:n]  # wave-major rows -> sample order
     counts = {r: np.concatenate([w[0][r] for w in waves])[inverse] for r in net.readouts}
@@ -226,27 +255,19 @@ class _State:
         self.refrac = {n: np.zeros((batch, net.size[n]), np.int32) for n in self.pops}
         self.k = 0  # steps simulated so far (ring-buffer position)
 
-    def present(self, x: np.ndarray, steps: int, record: bool):
-        """Show one sample per network for ``steps`` steps; spike counts of this window only."""
-        net, graph, dt = self.net, self.net.graph, self.net.dt
-        values = {}
-        const = {}  # population -> (batch, n) constant input per step
-        for node in net.nodes:
-            op = graph.op(node)
-            if isinstance(op, ir.Source):
-                values[node] = x.reshape(self.batch, -1) * np.float32(op.gain)
-                continue
-            c = self._offset(node)
-            for p in net.inputs[node]:
-                if net.is_current(p.pre):
-                    c = c + p.apply(values[p.pre]) * np.float32(dt)
-            const[node] = c
+    def present(self, x: np.ndarray, steps: int, record: bool, timed: bool = False):
+        """Show one sample per network for ``steps`` steps; spike counts of this window only.
+        ``x`` is (batch, *shape), or (batch, steps, *shape) for inputs over time."""
+        net, graph = self.net, self.net.graph
+        values, const = self._inputs(x[:, 0] if timed else x)
         phase = {n: np.zeros_like(v) for n, v in values.items()}
         readout_pops = [graph.inputs(r)[0] for r in net.readouts]
         counts = {n: np.zeros((self.batch, net.size[n]), np.float32) for n in readout_pops}
         per_neuron = {n: np.zeros((self.batch, net.size[n]), np.uint16) for n in self.pops}
         over_time = np.zeros((steps, self.batch, net.size[readout_pops[0]]), np.float32) if record else None
         for k in range(steps):
+            if timed and k:
+                values, const = self._inputs(x[:, k])
             spikes = self._step(values, phase, const)
             for n in self.pops:
                 per_neuron[n] += spikes[n].astype(np.uint16)
@@ -259,6 +280,23 @@ class _State:
         out = {r: (self.v[p] if p in net.membrane else counts[p]).copy() for r, p in pairs}
         total = {n: c.sum(axis=1, dtype=np.float32) for n, c in per_neuron.items()}
         return out, total, over_time, per_neuron
+
+    def _inputs(self, x: np.ndarray) -> tuple[dict, dict]:
+        """The sources' values for inputs ``x`` (batch, *shape), and per population the input that
+        stays the same every step while ``x`` holds: i_offset and current sources' drive."""
+        net, graph, dt = self.net, self.net.graph, self.net.dt
+        values, const = {}, {}
+        for node in net.nodes:
+            op = graph.op(node)
+            if isinstance(op, ir.Source):
+                values[node] = x.reshape(self.batch, -1) * np.float32(op.gain)
+                continue
+            c = self._offset(node)
+            for p in net.inputs[node]:
+                if net.is_current(p.pre):
+                    c = c + p.apply(values[p.pre]) * np.float32(dt)
+            const[node] = c
+        return values, const
 
     def silence(self, steps: int) -> None:
         """``steps`` steps without input (constant i_offset still flows): the pause between samples."""
@@ -321,6 +359,8 @@ class _State:
 
 
 def _source_spikes(op: ir.Source, value: np.ndarray, phase: np.ndarray, dt: float, rng) -> np.ndarray:
+    if op.encoding == "events":
+        return value  # spike counts of this step
     p = value * (op.rate_per_ms * dt)
     if op.encoding == "poisson":
         return (rng.random(value.shape, dtype=np.float32) < p).astype(np.float32)

@@ -17,5 +17,6 @@ SPEC = TargetSpec(
     accepts={
         "pause": ((), "GeNN resets the network between samples through its variables"),
         "split_signs": ((), "GeNN synapses take weights of both signs; add split-signs to --pipeline"),
+        "encoding": (("current", "poisson", "regular"), "inputs over time (events) run on sim so far"),
     },
 )

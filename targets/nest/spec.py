@@ -18,5 +18,6 @@ SPEC = TargetSpec(
     accepts={
         "reset": (("zero",), "PyNN's standard cells reset to v_reset; NEST has no reset by subtraction"),
         "split_signs": ((), "PyNN projections have one receptor each: the pipeline's split-signs pass splits them"),
+        "encoding": (("current", "poisson", "regular"), "inputs over time (events) run on sim so far"),
     },
 )

@@ -80,6 +80,45 @@ def test_a_sinabs_cnn_spikes_as_sinabs_does(seed: int, tmp_path: Path) -> None:
             np.testing.assert_array_equal(ours, theirs)  # every neuron of every layer: equal counts
 
 
+def _sinabs_counts_over_time(net: nn.Sequential, frames: np.ndarray) -> list[np.ndarray]:
+    """Sinabs's forward on event frames (N, T, C, H, W): spike counts per neuron of each IAF layer."""
+    import sinabs.layers as sl
+
+    layers = [m for m in net if isinstance(m, sl.IAFSqueeze)]
+    for layer in layers:
+        layer.reset_states()
+    seen: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in layers]
+    with torch.no_grad():
+        net(torch.tensor(frames).flatten(0, 1))  # (N*T, C, H, W), batch-major as IAFSqueeze reads it
+    for hook in hooks:
+        hook.remove()
+    n, t = frames.shape[:2]
+    return [out.reshape(n, t, -1).sum(1).numpy() for out in seen]
+
+
+@pytest.mark.parametrize("encoding", ["current", "events"])
+def test_a_sinabs_cnn_on_event_frames_spikes_as_sinabs_does(encoding: str, tmp_path: Path) -> None:
+    """Inputs over time: (N, T, C, H, W) event counts; snnc's sim and Sinabs give every neuron the same count.
+    ``current`` feeds each frame to the first layer in its step, ``events`` sends the counts as spikes (one
+    step later: the input projection's delay), so the latter runs one frame behind and is compared on T - 1."""
+    sinabs = pytest.importorskip("sinabs")
+    net = _sinabs_cnn(3)
+    frames = (np.random.default_rng(3).random((SAMPLES, STEPS, 1, 16, 16)) < 0.2).astype(np.float32) * 2
+    compiled = snnc.compile(sinabs.to_nir(net, torch.rand(STEPS, 1, 16, 16)), "sim").graph
+    (source,) = compiled.ops_of("snn.source")
+    compiled.set_op(source, type(compiled.op(source))(**{**compiled.op(source).attrs(), "encoding": encoding}))
+    delayed = encoding == "events" and any(compiled.op(p).delay > 0 for p in compiled.users(source))
+    sent = np.concatenate([frames[:, 1:], np.zeros_like(frames[:, :1])], axis=1) if delayed else frames
+    result = simulate(compiled, sent, record_neurons=True)
+    assert result.steps == STEPS
+    expected = _sinabs_counts_over_time(net, frames[:, : STEPS - 1] if delayed else frames)
+    counts = [result.neuron_counts[p] for p in compiled.ops_of("snn.population")]
+    assert expected[-1].sum() > 0
+    for ours, theirs in zip(counts, expected, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def _window_graph(pool: dict, conv: dict, size: int) -> tuple[object, torch.nn.Module]:
     """Input -> SumPool2d -> Conv2d -> IF in NIR, and the same two linear layers in torch."""
     rng = np.random.default_rng(0)

@@ -79,3 +79,14 @@ def test_nest_takes_the_relu_tree_and_spinnaker_names_the_way_out(tmp_path) -> N
     with pytest.raises(TargetError, match=r"max pooling .* compile with --set maxpool=avg"):
         snnc.compile(graph, "spinnaker", calibration=x, settings={"quantize.measure": "rates"}).emit(tmp_path / "sp")
     snnc.compile(graph, "spinnaker", calibration=x, settings={"quantize.measure": "rates", "maxpool": "avg"})
+
+
+def test_the_relu_tree_round_trips_through_nir(tmp_path) -> None:
+    graph = pooled_net((1, 1, 1, 1))
+    x, _ = labelled(graph, 30)
+    c = snnc.compile(graph, "nir", calibration=x)
+    c.emit(tmp_path / "out")
+    again = snnc.compile(tmp_path / "out" / "network.nir", "sim").graph
+    ours, theirs = simulate(c.graph, x), simulate(again, x)
+    assert np.array_equal(ours.predictions, theirs.predictions)
+    assert np.array_equal(next(iter(ours.counts.values())), next(iter(theirs.counts.values())))

@@ -3,8 +3,8 @@
 
 NIR leaves time step and reset mode open, so they travel in the graph metadata (``snnc.*``
 keys). A population's ``i_offset`` becomes the bias of its first incoming Affine or Conv2d
-node; pooling becomes SumPool2d followed by a Scale; a dense projection out of a feature map
-gets a Flatten (over all per-sample dimensions) in front.
+node; pooling becomes SumPool2d followed by a Scale, a one-to-one projection a Scale; a dense
+projection out of a feature map gets a Flatten (over all per-sample dimensions) in front.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _projection(graph: Graph, proj: str, op: ir.Projection, nodes: dict, edges: 
         )
         edges.append((pre, feed))
         nodes[proj] = nir.Scale(scale=np.full(graph.shape(post), op.scale * gain, np.float32))
-    else:
-        raise IRError(f"%{proj}: one_to_one projections have no NIR form yet")
+    else:  # one_to_one: an elementwise Scale, when it covers the whole post population in its shape
+        if op.offset or graph.shape(pre) != graph.shape(post) or np.any(bias):
+            raise IRError(f"%{proj}: a one_to_one projection with an offset, a reshape or a bias has no NIR form")
+        nodes[proj] = nir.Scale(scale=np.full(graph.shape(post), op.scale * gain, np.float32))
     edges.append((feed, proj))
     edges.append((proj, post))

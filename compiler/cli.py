@@ -181,7 +181,12 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a pass option or target setting")
     p.add_argument("--pipeline", help="replace the target's pass pipeline (see 'snnc passes')")
     p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {MAX_SEED}")
-    p.add_argument("--input-shape", type=_shape, help="PyTorch models: the shape of one sample, e.g. 1,28,28")
+    p.add_argument(
+        "--input-shape",
+        type=_shape,
+        help="PyTorch state dicts and scripted TorchScript: the shape of one sample, e.g. 1,28,28 "
+        "(.pt2 programs and traced TorchScript record it; if given, it must agree)",
+    )
     p.add_argument("--module", help="PyTorch state_dict files: the module class, package.module:Class")
     _budget_option(p)
 

@@ -9,21 +9,20 @@ from snnc.ir import Graph
 
 from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry
 
-SUFFIXES = (".onnx", ".keras", ".h5", ".nir", ".pt2", ".pt", ".pth", ".snnir")
+SUFFIXES = (".onnx", ".keras", ".h5", ".nir", ".pt2", ".pt", ".pth", ".ts", ".torchscript", ".snnir")
 
 
 def load_model(path: Path, input_shape: Optional[tuple[int, ...]] = None, module: Optional[str] = None) -> Graph:
-    """Read a model file, choosing the frontend by its suffix. PyTorch files need the
-    per-sample ``input_shape``; a state_dict also needs ``module`` (``package.module:Class``)."""
+    """Read a model file, choosing the frontend by its suffix. PyTorch files that do not record
+    their input (state dicts, scripted TorchScript) need the per-sample ``input_shape``; a
+    state_dict also needs ``module`` (``package.module:Class``)."""
     path = Path(path)
     if not path.exists():
         raise FrontendError(f"{path}: no such file")
-    if path.suffix in (".pt2", ".pt", ".pth"):
+    if path.suffix in (".pt2", ".pt", ".pth", ".ts", ".torchscript"):
         from .torch_frontend import load_torch_file
 
-        if input_shape is None:
-            raise FrontendError(f"{path}: PyTorch files need --input-shape (one sample, e.g. 1,28,28)")
-        return load_torch_file(path, tuple(input_shape), module)
+        return load_torch_file(path, None if input_shape is None else tuple(input_shape), module)
     if path.suffix == ".onnx":
         from .onnx_frontend import load_onnx
 

@@ -22,7 +22,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -30,7 +30,16 @@ from snnc.ir import Graph, limits
 from snnc.ir import ops as ir
 from snnc.ir.errors import SnncError
 
-from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry, check_zip, one_line
+from .builder import (
+    FrontendError,
+    FrontendNode,
+    GraphBuilder,
+    HandlerRegistry,
+    NoSpikingForm,
+    check_zip,
+    no_spiking_form,
+    one_line,
+)
 from .hdf5_guard import READ_ERRORS, open_hdf5, zip_member
 
 KERAS = HandlerRegistry("Keras")
@@ -72,15 +81,19 @@ def _build(config: Any, weights: dict[str, list[Any]], source: str) -> Graph:
     only when a layer's handler has checked their shapes)."""
     b = KerasBuilder(source)
     layers, outputs = _layers(config, b)
-    nodes = []
+    nodes: list[FrontendNode] = []
+    inputs: list[NoSpikingForm] = []  # input layers without a spiking form
     for layer in layers:
         kind, name = layer["class_name"], layer["config"]["name"]
         node = FrontendNode(name, kind, layer["inputs"], [name], {**layer["config"], "weights": weights.get(name, [])})
-        if kind == "InputLayer":
-            b.guarded(node, _input)
-        else:
+        if kind != "InputLayer":
             nodes.append(node)
-    b.run(KERAS, nodes)
+            continue
+        try:
+            b.guarded(node, _input)
+        except NoSpikingForm as exc:
+            inputs.append(exc)
+    b.run(KERAS, nodes, inputs)
     b.graph.outputs = [b.value(o, FrontendNode(o, "output", [], [])) for o in outputs]
     b.graph.remove_dead()
     return b.graph
@@ -354,6 +367,8 @@ def _input(b: GraphBuilder, node: FrontendNode) -> None:
     if len(dims) == 3:
         b.graph.attrs["input_layout"] = "NHWC"
         dims = [dims[2], dims[0], dims[1]]
+    elif len(dims) == 2:
+        raise b.refuse(node, "a sequence input (time steps, features): snnc feeds one vector or image per sample")
     elif len(dims) != 1:
         raise b.error(node, f"inputs of rank {len(dims)} are not supported (use (n,) or (H, W, C))")
     b.add(node, ir.Input, [], shape=dims)
@@ -370,19 +385,43 @@ def _channels_last(b: GraphBuilder, node: FrontendNode) -> None:
         raise b.error(node, "only channels_last layouts are supported")
 
 
+@KERAS.screen
+def _screen(b: GraphBuilder, node: FrontendNode) -> Optional[NoSpikingForm]:
+    """A layer whose activation, or whose ReLU's slope or threshold, has no spiking form."""
+    if node.kind == "ReLU":
+        slope, threshold = _number(b, node, "negative_slope", 0.0), _number(b, node, "threshold", 0.0)
+        if slope:
+            return b.refuse(node, no_spiking_form("leakyrelu"), f"ReLU(negative_slope={slope:g})")
+        if threshold:
+            return b.refuse(node, no_spiking_form("threshold"), f"ReLU(threshold={threshold:g})")
+    if "activation" not in node.attrs:
+        return None
+    name = _activation_name(node)
+    if name in ACTIVATIONS:
+        return None
+    kind = f"{node.kind}({name})" if isinstance(name, str) else node.kind
+    return b.refuse(node, no_spiking_form(name if isinstance(name, str) else "", b.inside(node)), kind)
+
+
+def _activation_name(node: FrontendNode) -> Any:
+    name = node.attrs.get("activation", "linear")
+    return name if isinstance(name, str) else name.get("config", {}).get("name", name.get("class_name"))
+
+
 def _activate(b: GraphBuilder, node: FrontendNode, op_id: str) -> None:
     """Apply the layer's ``activation`` after ``op_id`` and make it the layer's output."""
-    name = node.attrs.get("activation", "linear")
-    name = name if isinstance(name, str) else name.get("config", {}).get("name", name.get("class_name"))
-    if name not in ACTIVATIONS:
-        raise b.error(node, f"activation {name!r} is not supported")
+    refused = _screen(b, node)
+    if refused is not None:
+        raise refused
+    name = _activation_name(node)
     if ACTIVATIONS[name] is None:
         return
     act = FrontendNode(f"{node.name}_{name}", name, [], node.outputs)
     attrs = {"min": 0.0, "max": 6.0} if name == "relu6" else {"axis": 0} if name == "softmax" else {}
     if name == "softmax" and len(b.shape(op_id)) != 1:
         raise b.error(node, "softmax of a feature map is not supported")
-    b.add(act, ACTIVATIONS[name], [op_id], **attrs)
+    act_id = b.add(act, ACTIVATIONS[name], [op_id], **attrs)
+    b.origin[act_id] = FrontendNode(node.name, f"{node.kind}({name})", node.inputs, node.outputs)  # for messages
 
 
 def _same_pads(b: GraphBuilder, node: FrontendNode, x: str, kernel, strides, dilation=(1, 1)) -> list[int]:
@@ -511,12 +550,21 @@ def activation(b: GraphBuilder, node: FrontendNode) -> None:
 @KERAS.handler("ReLU")
 def relu(b: GraphBuilder, node: FrontendNode) -> None:
     a = node.attrs
-    if _number(b, node, "negative_slope", 0.0) or _number(b, node, "threshold", 0.0):
-        raise b.error(node, "leaky or thresholded ReLU is not supported")
+    refused = _screen(b, node)
+    if refused is not None:
+        raise refused
     if a.get("max_value") is None:
         b.add(node, ir.Relu, [_x(b, node)])
     else:
         b.add(node, ir.Clip, [_x(b, node)], min=0.0, max=_number(b, node, "max_value", 0.0))
+
+
+@KERAS.handler("Softmax")
+def softmax(b: GraphBuilder, node: FrontendNode) -> None:
+    x = _x(b, node)
+    if node.attrs.get("axis", -1) not in (-1, 1) or len(b.shape(x)) != 1:
+        raise b.error(node, "only a softmax over the features of a vector is supported")
+    b.add(node, ir.Softmax, [x], axis=0)
 
 
 @KERAS.handler("Flatten")

@@ -1,4 +1,5 @@
-"""PyTorch frontend: an ``nn.Module`` traced with torch.fx to an ann-dialect graph.
+"""PyTorch frontend: an ``nn.Module`` traced with torch.fx (or a ``.pt2`` program's graph, or a
+TorchScript module's graph) to an ann-dialect graph.
 
 No ONNX round trip: ``torch.fx.symbolic_trace`` gives the module's calls, and each becomes a
 ``FrontendNode`` whose kind is the module class (``Linear``) or the function or method name
@@ -19,7 +20,28 @@ Files are untrusted. What is read, and how:
   only raw tensor payloads, JSON, and sample inputs that load weights-only (checked here) pass,
   and shape expressions must be symbols, integers and arithmetic. torch then unpickles nothing
   beyond that weights-only load. ``ExportedProgram.module()`` is never called (it execs guard
-  strings from the file): the exported graph and its parameters are read directly.
+  strings from the file): the exported graph and its parameters are read directly. The input
+  shape comes from the program (its input's recorded shape, batch dimension dropped).
+* TorchScript archives (``torch.jit.save``; any suffix, told apart from a state dict by their
+  layout: ``code/``, ``constants.pkl``) are checked before torch sees them: names, count, sizes,
+  only the entries ``torch.jit.save`` writes, no legacy ``model.json`` format; ``code/`` parsed
+  with Python's ``ast`` (runs nothing) and refused where it defines ``__setstate__`` (torch runs
+  that TorchScript method while unpickling), calls operators outside ``aten``/``prim``, or nests
+  deeper than 200 levels (torch's compiler recurses and crashes the process near 5,000); every
+  pickle (``*.pkl``, ``*.debug_pkl``) read as data by ``_PickleScanner`` (tensors, containers,
+  ``__torch__`` objects; nothing callable), each tensor's storage checked against the bytes of
+  its record (torch's unpickler trusts the declared element count). ``torch.jit.load`` then
+  compiles ``code/`` with torch's TorchScript compiler (no Python is run) and unpickles
+  ``constants.pkl``/``data.pkl`` with TorchScript's unpickler (``unpickler.cpp`` ``readGlobal``),
+  which rebuilds tensors, lists, dicts and primitives and resolves any other global only as a
+  TorchScript class compiled from ``code/`` (``Unknown type name 'os.system'``), filling its
+  attributes without running code where it has no ``__setstate__`` (``import.cpp``
+  ``obj_loader``). snnc never runs the module, nor freezes it (freezing folds constants by
+  running ops): the inlined graph is read node by node; ``prim::If`` on a constant condition
+  picks its branch, shape arithmetic is evaluated here, and every tensor op goes to the same
+  handlers as a torch.export graph. A traced module's input shape is read from
+  ``traced_inputs.pkl`` (shapes only; torch writes its storage empty and does not restore it); a
+  scripted module records none and needs ``--input-shape``.
 """
 
 from __future__ import annotations
@@ -31,6 +53,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import re
 import warnings
 import zipfile
@@ -41,6 +64,7 @@ import numpy as np
 
 from snnc.ir import Graph, limits
 from snnc.ir import ops as ir
+from snnc.ir.errors import BudgetError, SnncError
 
 from .builder import FrontendError, FrontendNode, GraphBuilder, HandlerRegistry, check_zip, one_line
 
@@ -122,15 +146,34 @@ def _to_numpy(t: Any) -> np.ndarray:
     return t.numpy()
 
 
-def load_torch_file(path: Any, input_shape: tuple[int, ...], module_spec: Any = None) -> Graph:
-    """A ``.pt2`` ExportedProgram, or a ``.pt``/``.pth`` state_dict loaded into ``module_spec``
-    (``"package.module:Class"`` from the command line, constructed without arguments). See the
+def load_torch_file(path: Any, input_shape: Optional[tuple[int, ...]] = None, module_spec: Any = None) -> Graph:
+    """A ``.pt2`` ExportedProgram, a TorchScript archive, or a ``.pt``/``.pth`` state_dict loaded
+    into ``module_spec`` (``"package.module:Class"`` from the command line, constructed without
+    arguments). ``input_shape`` (one sample) is needed where the file does not record it. See the
     module docstring for what is checked and what torch unpickles."""
     source = str(path)
     data = _read_file(path, source)
     if source.endswith(".pt2"):
         return _load_pt2(data, input_shape, source)
+    if _is_torchscript(data):
+        return _load_torchscript(data, input_shape, source)
+    if input_shape is None:
+        raise FrontendError(f"{source}: a state_dict needs --input-shape (one sample, e.g. 1,28,28)")
     return _load_state_dict_file(data, input_shape, module_spec, source)
+
+
+def _input_shape(given: Optional[tuple[int, ...]], recorded: Optional[tuple[int, ...]], source: str, why: str) -> tuple:
+    """The per-sample input shape: the one the file records, checked against ``--input-shape``."""
+    if recorded is None:
+        if given is None:
+            raise FrontendError(f"{source}: {why}; give --input-shape (one sample, e.g. 1,28,28)")
+        return tuple(given)
+    if given is not None and tuple(given) != tuple(recorded):
+        raise FrontendError(
+            f"{source}: --input-shape {','.join(map(str, given))} disagrees with the input the file records "
+            f"({','.join(map(str, recorded))} per sample)"
+        )
+    return tuple(recorded)
 
 
 def _read_file(path: Any, source: str) -> bytes:
@@ -173,7 +216,7 @@ _SYMBOL_CALL = re.compile(r"Symbol\('([a-z]{1,4}\d{1,9})'(?:, (?:positive|intege
 _MAX_JSON_BYTES = 64 * 2**20
 
 
-def _load_pt2(data: bytes, input_shape: tuple[int, ...], source: str) -> Graph:
+def _load_pt2(data: bytes, input_shape: Optional[tuple[int, ...]], source: str) -> Graph:
     """Check the archive, let torch deserialize it from the checked bytes, read the graph."""
     import torch
 
@@ -184,7 +227,19 @@ def _load_pt2(data: bytes, input_shape: tuple[int, ...], source: str) -> Graph:
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for bad archives
         raise FrontendError(f"{source}: not a torch.export program ({one_line(exc)})") from None
     lifted, user_outputs = _lifted_inputs(program, source)
-    return load_torch(program.graph_module, input_shape, source, lifted, user_outputs)
+    shape = _input_shape(input_shape, _pt2_input_shape(program), source, "the program's input has symbolic sizes")
+    return load_torch(program.graph_module, shape, source, lifted, user_outputs)
+
+
+def _pt2_input_shape(program: Any) -> Optional[tuple[int, ...]]:
+    """The recorded per-sample shape of the program's one user input (its fake tensor in
+    ``meta["val"]``, batch dimension dropped, which may be dynamic), or None when unknown."""
+    users = set(program.graph_signature.user_inputs)
+    vals = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in users]
+    shape = getattr(vals[0], "shape", None) if len(vals) == 1 else None
+    if shape is None or len(shape) < 1 or not all(type(d) is int for d in shape[1:]):
+        return None
+    return tuple(int(d) for d in shape[1:])
 
 
 def _check_pt2(data: bytes, source: str) -> None:
@@ -344,6 +399,437 @@ def _quiet(*loggers: str) -> Iterator[None]:
     finally:
         for logger, level in saved:
             logger.setLevel(level)
+
+
+# --------------------------------------------------------------------------- TorchScript archives
+
+_TS_ENTRIES = re.compile(
+    r"data\.pkl|constants\.pkl|version|byteorder|\.data/version|\.data/serialization_id|\.format_version"
+    r"|\.storage_alignment|data/\d+|constants/\d+|traced_inputs\.pkl|traced_inputs/\d+|extra/[\w.\-]+"
+    r"|code/(?:[\w\-]+/){0,32}[\w\-.]+\.py(?:\.debug_pkl)?"
+)
+_TS_NEEDED = ("data.pkl", "constants.pkl", "version")
+# torch's TorchScript parser and unpickler recurse per level and crash (SIGSEGV) near 5,000 levels
+_MAX_NESTING = 200
+# aten op -> the handler (a torch.export kind) that reads the same arguments
+_TS_TENSOR_OPS = {
+    "aten::conv2d": "conv2d.default",
+    "aten::_convolution": "conv2d.default",
+    "aten::linear": "linear.default",
+    "aten::relu": "relu.default",
+    "aten::relu_": "relu.default",
+    "aten::relu6": "relu6",
+    "aten::hardtanh": "hardtanh.default",
+    "aten::hardtanh_": "hardtanh.default",
+    "aten::clamp": "clamp.default",
+    "aten::max_pool2d": "max_pool2d.default",
+    "aten::avg_pool2d": "avg_pool2d.default",
+    "aten::adaptive_avg_pool2d": "adaptive_avg_pool2d.default",
+    "aten::batch_norm": "batch_norm.default",
+    "aten::flatten": "flatten.using_ints",
+    "aten::view": "view.default",
+    "aten::reshape": "view.default",
+    "aten::add": "add.Tensor",
+    "aten::add_": "add.Tensor",
+    "aten::mul": "mul.Tensor",
+    "aten::div": "div.Tensor",
+    "aten::cat": "cat.default",
+    "aten::softmax": "softmax.int",
+    "aten::dropout": "dropout.default",
+    "aten::feature_dropout": "dropout.default",
+    "aten::contiguous": "clone.default",
+    "aten::detach": "clone.default",
+}
+
+
+def _scalar_ops() -> dict[str, Any]:
+    """Integer, boolean and string arithmetic on constants (shape checks, size folding)."""
+    import operator
+
+    def size(s: tuple, dim: Any = None) -> Any:
+        return list(s) if dim is None else s[dim]
+
+    return {
+        "aten::dim": len,
+        "aten::size": size,
+        "aten::len": len,
+        "aten::__getitem__": operator.getitem,
+        "aten::eq": operator.eq,
+        "aten::ne": operator.ne,
+        "aten::lt": operator.lt,
+        "aten::gt": operator.gt,
+        "aten::le": operator.le,
+        "aten::ge": operator.ge,
+        "aten::add": operator.add,
+        "aten::sub": operator.sub,
+        "aten::mul": operator.mul,
+        "aten::floordiv": operator.floordiv,
+        "aten::neg": operator.neg,
+        "aten::__not__": operator.not_,
+        "aten::__is__": operator.is_,
+        "aten::__isnot__": operator.is_not,
+        "aten::Int": int,
+        "aten::Float": float,
+        "aten::ScalarImplicit": lambda v: v,
+        "prim::NumToTensor": lambda v: v,
+        "prim::unchecked_cast": lambda v: v,
+        "aten::format": lambda fmt, *args: "<message>",
+        "aten::warn": lambda *args: None,
+    }
+
+
+_TS_SCALAR = _scalar_ops()
+_TS_SHAPE_OPS = ("aten::dim", "aten::size")  # the only scalar ops that read a tensor (its shape)
+_TS_STRUCTURE = {"prim::Constant", "prim::GetAttr", "prim::If", "prim::ListConstruct", "prim::TupleConstruct"}
+_TS_STRUCTURE |= {"prim::ListUnpack", "prim::TupleUnpack", "prim::Uninitialized"}
+# refused when reached; in the branches that eval mode skips (batch-norm statistics, input checks) they are fine
+_TS_DEAD_ONLY = {"prim::RaiseException": "raises an exception", "prim::Loop": "a loop is not supported"}
+
+
+def _is_torchscript(data: bytes) -> bool:
+    """A zip whose entries under its root folder include ``constants.pkl`` or ``code/`` (what
+    ``torch.jit.save`` writes; a state dict has ``data.pkl`` and ``data/N`` only)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError):
+        return False
+    rest = [n.split("/", 1)[1] for n in names if "/" in n]
+    return any(r == "constants.pkl" or r.startswith("code/") for r in rest)
+
+
+def _load_torchscript(data: bytes, input_shape: Optional[tuple[int, ...]], source: str) -> Graph:
+    """Check the archive, let ``torch.jit.load`` compile and unpickle it, read its graph."""
+    import torch
+
+    recorded = _check_torchscript(data, source)
+    try:
+        with _quiet("torch.jit"):
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for bad archives
+        raise FrontendError(f"{source}: not a loadable TorchScript archive ({one_line(exc)})") from None
+    shape = _input_shape(input_shape, recorded, source, "a scripted TorchScript module does not record its input shape")
+    try:
+        module.eval()
+        graph = module.inlined_graph
+    except Exception as exc:  # noqa: BLE001 - a module without forward, or one torch cannot inline
+        raise FrontendError(f"{source}: cannot read the module's forward graph ({one_line(exc)})") from None
+    return _TorchScriptReader(source).read(module, graph, shape)
+
+
+def _check_torchscript(data: bytes, source: str) -> Optional[tuple[int, ...]]:
+    """Refuse what ``torch.jit.load`` would run or should not see; return the traced input's
+    per-sample shape when the archive records one."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        names = [info.filename for info in check_zip(z, source)]
+        root = names[0].split("/")[0] if names else ""
+        if not root or not all(n.startswith(root + "/") for n in names):
+            raise FrontendError(f"{source}: not a TorchScript archive (its entries share no root folder)")
+        entries = {n[len(root) + 1 :]: n for n in names}
+        if "model.json" in entries:
+            raise FrontendError(f"{source}: refusing a pre-1.4 TorchScript archive (model.json); re-save it")
+        for entry in entries:
+            if not _TS_ENTRIES.fullmatch(entry):
+                raise FrontendError(f"{source}: refusing archive entry {entry!r}: not part of a TorchScript archive")
+        for needed in _TS_NEEDED:
+            if needed not in entries:
+                raise FrontendError(f"{source}: not a TorchScript archive (no {needed})")
+        for entry, name in entries.items():
+            if entry.endswith(".py"):
+                _check_code(z.read(name), f"{source}: {entry}")
+            elif entry.endswith(".debug_pkl"):
+                _scan_pickle(z, entries, entry, source, None)
+        _scan_pickle(z, entries, "constants.pkl", source, "constants/")
+        _scan_pickle(z, entries, "data.pkl", source, "data/")
+        if "traced_inputs.pkl" not in entries:
+            return None
+        # torch.jit.save writes the traced input's storage empty (torch.jit.load does not restore it): shapes only
+        traced = _scan_pickle(z, entries, "traced_inputs.pkl", source, None)
+        return _traced_input_shape(traced, f"{source}: traced_inputs.pkl")
+
+
+_ITEMSIZE = {"Float": 4, "Double": 8, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1}
+_ITEMSIZE |= {"Byte": 1, "Bool": 1}
+
+
+class _TensorShape:
+    def __init__(self, size: tuple[int, ...]) -> None:
+        self.shape = size
+
+
+class _Object:
+    """A TorchScript object, as data (its class is never looked up)."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _PickleScanner(pickle.Unpickler):
+    """Reads a TorchScript pickle as data before torch does, to check every tensor against the
+    bytes the archive holds for it (torch's unpickler takes the declared element count on trust).
+    Its only globals are the harmless functions below; no torch or other code is reachable."""
+
+    def __init__(self, raw: bytes, records: Optional[dict[str, int]], what: str) -> None:
+        super().__init__(io.BytesIO(raw))
+        self.records, self.what = records, what  # storage key -> bytes in the archive (None: not checked)
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch.jit._pickle" and name == "restore_type_tag":
+            return lambda value, _type: value
+        if module == "torch.jit._pickle" and name in ("build_intlist", "build_doublelist", "build_boollist"):
+            return lambda value: value
+        if module == "torch.jit._pickle" and name == "build_tensorlist":
+            return lambda value: value
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self.tensor
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        if (module, name) == ("torch", "device"):
+            return str
+        if module == "torch" and name.endswith("Storage") and name[: -len("Storage")] in _ITEMSIZE:
+            return _ITEMSIZE[name[: -len("Storage")]]
+        if (module == "__torch__" or module.startswith("__torch__.")) and len(module) < 500:
+            return _Object
+        raise pickle.UnpicklingError(f"global {module[:80]}.{name[:80]} is not read by snnc")
+
+    def persistent_load(self, pid: Any) -> tuple[int, int]:
+        """('storage', itemsize, key, device, numel) -> (itemsize, numel), checked against the record."""
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and type(pid[1]) is int):
+            raise pickle.UnpicklingError(f"persistent id {str(pid)[:80]} is not a storage")
+        itemsize, key, numel = pid[1], pid[2], pid[4]
+        if type(numel) is not int or numel < 0 or not isinstance(key, str):
+            raise pickle.UnpicklingError(f"storage {str(key)[:40]!r}: bad element count")
+        have = None if self.records is None else self.records.get(key)
+        if numel and self.records is not None and (have is None or numel * itemsize > have):
+            raise FrontendError(
+                f"{self.what}: storage {key[:40]!r} declares {numel * itemsize:,} bytes, "
+                f"the archive holds {have or 0:,}"
+            )
+        return itemsize, numel
+
+    def tensor(self, storage: Any, offset: Any, size: Any, stride: Any, *_rest: Any) -> _TensorShape:
+        itemsize, numel = storage
+        if not all(type(v) is int and v >= 0 for v in (offset, *size, *stride)) or len(size) != len(stride):
+            raise pickle.UnpicklingError(f"tensor of size {str(size)[:60]} has bad strides or offset")
+        limits.check_array(tuple(size), itemsize, self.what)
+        if all(size) and size and offset + sum((d - 1) * s for d, s in zip(size, stride, strict=True)) >= numel:
+            raise FrontendError(f"{self.what}: a tensor of size {tuple(size)} reaches past its storage")
+        return _TensorShape(tuple(size))
+
+
+def _scan_pickle(z: zipfile.ZipFile, entries: dict[str, str], pkl: str, source: str, tensors: Optional[str]) -> Any:
+    """The pickle ``pkl`` read as data, its tensors checked against the ``<tensors><key>`` records
+    (not checked where ``tensors`` is None)."""
+    what = f"{source}: {pkl}"
+    records = None
+    if tensors is not None:
+        records = {e[len(tensors) :]: z.getinfo(n).file_size for e, n in entries.items() if e.startswith(tensors)}
+    try:
+        value = _PickleScanner(z.read(entries[pkl]), records, what).load()
+    except (FrontendError, BudgetError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken pickle raises many kinds
+        raise FrontendError(f"{what}: not a TorchScript pickle ({one_line(exc)})") from None
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > _MAX_NESTING:
+            raise FrontendError(f"{what}: values nested deeper than {_MAX_NESTING} levels")
+        item = item.__dict__.get("state") if isinstance(item, _Object) else item
+        if isinstance(item, dict):
+            item = [*item.keys(), *item.values()]
+        if isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+    return value
+
+
+def _namespace_of(node: Any) -> bool:
+    """Whether ``node`` is ``ops`` or ``torch.ops`` (whose attribute names an operator namespace)."""
+    import ast
+
+    if isinstance(node, ast.Name):
+        return node.id == "ops"
+    return isinstance(node, ast.Attribute) and node.attr == "ops" and isinstance(node.value, ast.Name)
+
+
+def _check_code(raw: bytes, what: str) -> None:
+    """TorchScript code is Python syntax: parse it with Python's parser (which runs nothing) and
+    refuse ``__setstate__`` (torch.jit.load runs it while unpickling), operators outside aten and
+    prim (extension or Python-registered ops, which torch's compiler might fold on constants), and
+    deep nesting (torch's compiler recurses per level and crashes the process on a few thousand)."""
+    import ast
+
+    try:
+        tree = ast.parse(raw.decode("utf-8"))
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise FrontendError(f"{what}: not TorchScript code snnc reads ({one_line(exc)})") from None
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_NESTING:
+            raise FrontendError(f"{what}: code nested deeper than {_MAX_NESTING} levels")
+        if isinstance(node, ast.FunctionDef) and node.name == "__setstate__":
+            raise FrontendError(f"{what}: defines __setstate__, which torch.jit.load would run; snnc refuses it")
+        if isinstance(node, ast.Attribute) and _namespace_of(node.value) and node.attr not in ("aten", "prim"):
+            raise FrontendError(f"{what}: calls operators of namespace {node.attr[:40]!r}; snnc reads aten, prim only")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _traced_input_shape(value: Any, what: str) -> Optional[tuple[int, ...]]:
+    """``{"forward": [tensor, ...]}`` -> the per-sample shape of the one traced input."""
+    inputs = value.get("forward") if isinstance(value, dict) else None
+    if not inputs:
+        return None
+    if len(inputs) != 1 or not isinstance(inputs[0], _TensorShape) or len(inputs[0].shape) < 1:
+        raise FrontendError(f"{what}: the module was traced with {len(inputs)} inputs; snnc supports one tensor")
+    return inputs[0].shape[1:]
+
+
+class _Ref:
+    """A tensor computed at run time (what a handler sees where an fx graph has a Node)."""
+
+    op = "torchscript"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _TorchScriptReader:
+    """Walks a ScriptModule's inlined graph: constants and attributes are read, branches on
+    constant conditions are taken, shape arithmetic is evaluated here, and tensor ops become
+    FrontendNodes for the torch handlers. Nothing of the module is run."""
+
+    def __init__(self, source: str) -> None:
+        self.b = TorchBuilder(source, {})
+        self.env: dict[str, Any] = {}  # value name -> constant, submodule or _Ref
+
+    def read(self, module: Any, graph: Any, shape: tuple[int, ...]) -> Graph:
+        self._check_kinds(graph.block())
+        inputs = list(graph.inputs())
+        if len(inputs) != 2:
+            raise FrontendError(f"{self.b.source}: forward takes {len(inputs) - 1} inputs; snnc supports one")
+        self.env[inputs[0].debugName()] = module
+        x = inputs[1].debugName()
+        self.b.add(FrontendNode(x, "input", [], [x]), ir.Input, [], shape=shape)
+        self.env[x] = _Ref(x)
+        outputs = self._block(graph.block())
+        flat = outputs[0] if len(outputs) == 1 and isinstance(outputs[0], (list, tuple)) else outputs
+        if not flat or not all(isinstance(o, _Ref) for o in flat):
+            raise FrontendError(f"{self.b.source}: the module's outputs are not all computed tensors")
+        self.b.graph.outputs = [self.b.values[o.name] for o in flat]
+        self.b.graph.remove_dead()
+        return self.b.graph
+
+    def _check_kinds(self, block: Any) -> None:
+        """One error naming every op snnc cannot map, in any branch."""
+        known = set(_TS_TENSOR_OPS) | set(_TS_SCALAR) | _TS_STRUCTURE | set(_TS_DEAD_ONLY)
+        missing: dict[str, str] = {}
+        stack = [block]
+        while stack:
+            for n in stack.pop().nodes():
+                if n.kind() not in known:
+                    missing.setdefault(n.kind(), _name(n))
+                stack.extend(n.blocks())
+        if missing:
+            listed = ", ".join(f"{kind} ({name!r})" for kind, name in missing.items())
+            raise FrontendError(f"{self.b.source}: unsupported TorchScript ops: {listed}")
+
+    def _block(self, block: Any) -> list[Any]:
+        for n in block.nodes():
+            try:
+                self._node(n)
+            except SnncError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - attribute lookups and torch's IValue conversions
+                raise FrontendError(f"{self.b.source}: node {_name(n)!r} ({n.kind()}): {one_line(exc)}") from None
+        return [self._value(v, None) for v in block.outputs()]
+
+    def _value(self, v: Any, n: Any) -> Any:
+        try:
+            return self.env[v.debugName()]
+        except KeyError:
+            raise FrontendError(f"{self.b.source}: node {_name(n)!r}: input %{v.debugName()} is not computed") from None
+
+    def _node(self, n: Any) -> None:
+        kind, outs = n.kind(), list(n.outputs())
+        args = [self._value(v, n) for v in n.inputs()]
+        if kind in _TS_DEAD_ONLY:
+            raise FrontendError(f"{self.b.source}: node {_name(n)!r} ({kind}): {_TS_DEAD_ONLY[kind]}")
+        if kind == "prim::If":
+            if not isinstance(args[0], bool):
+                raise FrontendError(f"{self.b.source}: node {_name(n)!r} (prim::If): branches on the input's values")
+            results = self._block(list(n.blocks())[0 if args[0] else 1])
+        elif kind in ("prim::ListUnpack", "prim::TupleUnpack"):
+            results = list(args[0])
+        elif kind in _TS_TENSOR_OPS and any(isinstance(a, _Ref) or _has_ref(a) for a in args):
+            results = [self._tensor_op(n, kind, args)]
+        else:
+            results = [self._constant(n, kind, args)]
+        if len(results) != len(outs):
+            raise FrontendError(f"{self.b.source}: node {_name(n)!r} ({kind}): {len(results)} values for {len(outs)}")
+        for v, r in zip(outs, results, strict=True):
+            self.env[v.debugName()] = r
+
+    def _constant(self, n: Any, kind: str, args: list[Any]) -> Any:
+        """A value known without running the module: constants, attributes, shape arithmetic."""
+        if kind == "prim::Constant":
+            value = n.output().toIValue()
+            return _to_numpy(value) if hasattr(value, "detach") else value
+        if kind == "prim::GetAttr":
+            value = getattr(args[0], n.s("name"))
+            return _to_numpy(value) if hasattr(value, "detach") else value
+        if kind in ("prim::ListConstruct", "prim::TupleConstruct"):
+            return list(args) if kind == "prim::ListConstruct" else tuple(args)
+        if kind == "prim::Uninitialized":
+            return None
+        if kind not in _TS_SCALAR:
+            raise FrontendError(f"{self.b.source}: node {_name(n)!r} ({kind}): computes on constants only")
+        if kind in _TS_SHAPE_OPS and args and isinstance(args[0], _Ref):
+            args[0] = (1, *self.b.shape(self.b.values[args[0].name]))
+        if any(isinstance(a, (_Ref, np.ndarray)) for a in args):
+            raise FrontendError(f"{self.b.source}: node {_name(n)!r} ({kind}): depends on tensor values")
+        try:
+            return _TS_SCALAR[kind](*args)
+        except (TypeError, ValueError, IndexError, ArithmeticError) as exc:
+            raise FrontendError(f"{self.b.source}: node {_name(n)!r} ({kind}): {one_line(exc)}") from None
+
+    def _tensor_op(self, n: Any, kind: str, args: list[Any]) -> _Ref:
+        handler_kind = _TS_TENSOR_OPS[kind]
+        name = _name(n)
+        if kind == "aten::_convolution":
+            if args[6] or len(np.shape(args[1])) != 4:
+                raise FrontendError(f"{self.b.source}: node {name!r} ({kind}): only 2-d, not transposed, convolution")
+            args = [*args[:6], args[8]]
+        elif kind in ("aten::add", "aten::add_") and len(args) == 3:
+            if args[2] != 1:
+                raise FrontendError(f"{self.b.source}: node {name!r} ({kind}): alpha={args[2]} is not supported")
+            args = args[:2]
+        elif kind in ("aten::dropout", "aten::feature_dropout") and args[2]:
+            raise FrontendError(f"{self.b.source}: node {name!r} ({kind}): dropout in training mode")
+        elif kind == "aten::batch_norm" and args[5]:
+            raise FrontendError(f"{self.b.source}: node {name!r} ({kind}): batch-norm in training mode")
+        elif kind == "aten::softmax":
+            args = args[:2]
+        inputs = [a.name for a in _refs(args)]
+        node = FrontendNode(name, handler_kind, inputs, [name], {"args": tuple(args), "kwargs": {}, "target": kind})
+        self.b.guarded(node, TORCH.handlers[handler_kind])
+        return _Ref(name)
+
+
+def _name(n: Any) -> str:
+    outs = list(n.outputs()) if n is not None else []
+    return outs[0].debugName() if outs else (n.kind() if n is not None else "?")
+
+
+def _has_ref(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and any(isinstance(v, _Ref) for v in value)
+
+
+def _refs(args: list[Any]) -> list[_Ref]:
+    out = []
+    for a in args:
+        out.extend(v for v in (a if isinstance(a, (list, tuple)) else [a]) if isinstance(v, _Ref))
+    return out
 
 
 # --------------------------------------------------------------------------- .pt / .pth state dicts

@@ -167,7 +167,7 @@ def test_unsupported_ops_are_listed_in_one_line(tmp_path: Path) -> None:
         snnc.load(path)
     message = str(err.value)
     assert "\n" not in message and "u.onnx" in message
-    assert "Sigmoid ('gate')" in message and "LSTMish ('weird\\nname')" in message and "Relu" not in message
+    assert "%gate (Sigmoid: " in message and "%'weird\\nname' (custom.LSTMish: " in message and "Relu" not in message
 
 
 def test_hostile_names_become_identifiers(tmp_path: Path) -> None:

@@ -312,7 +312,7 @@ class LowerToSnn(Pass):
                     fields["scale"] = fields.get("scale", 1.0) / rate
                 else:
                     weight = weight / rate
-            proj_id = snn.unique_id(f"{pop_id}_from_{term.pre}")
+            proj_id = snn.unique_id(f"{pop_id[:96]}_from_{term.pre}")  # ids stop at 128 characters: keep "_from_"
             if weight is not None:
                 fields["weight"] = snn.add_tensor(f"{proj_id}.weight", weight.astype(np.float32))
             snn.add(proj_id, ir.Projection(**fields), [term.pre])

@@ -665,7 +665,8 @@ class Population(Op):
     spikes when v >= v_threshold and then resets by subtracting the threshold or to v_reset.
     ``bias`` is in ANN activation units (before ``bias-to-current``), ``i_offset`` in v per ms.
     ``tau_m`` inf means no leak. ``v_min`` (optional) is a floor: after each step's input v is
-    raised to it (sPyNNaker's IF_trunc_delta, NEST's V_min). Times are in ms.
+    raised to it (sPyNNaker's IF_trunc_delta, NEST's V_min). Every sample starts from
+    v = ``v_init`` (0, or part of the way to the threshold). Times are in ms.
 
     Mapping (set by split-populations and quantize): ``per_core`` is the most neurons one core
     holds, either one number (consecutive slices of the C-order neuron list) or one number per
@@ -686,6 +687,7 @@ class Population(Op):
     tau_m: float = math.inf
     tau_refrac: float = 0.0
     v_min: Optional[float] = None
+    v_init: float = 0.0
     bias: Optional[TensorRef] = None
     i_offset: Optional[TensorRef] = None
     per_core: Optional[tuple[int, ...]] = None
@@ -696,7 +698,12 @@ class Population(Op):
         if self.core_scale is not None and not all(math.isfinite(c) and c > 0 for c in self.core_scale):
             self.fail(f"core_scale factors must be positive and finite, got {list(self.core_scale)}")
         _check_finite(
-            self, v_threshold=self.v_threshold, v_reset=self.v_reset, tau_refrac=self.tau_refrac, v_min=self.v_min
+            self,
+            v_threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            tau_refrac=self.tau_refrac,
+            v_min=self.v_min,
+            v_init=self.v_init,
         )
         if not self.v_threshold > 0 or not self.tau_m > 0 or not 0 <= self.tau_refrac <= MAX_TIME:
             self.fail(f"v_threshold and tau_m must be positive, tau_refrac in [0, {MAX_TIME:g}] ms")

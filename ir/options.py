@@ -77,6 +77,7 @@ OPTION_RULES: dict[str, Rule] = {
     "presentation_time": Rule(0.0, 1e7, low_open=True),
     "tau_m": Rule(0.0, low_open=True, allow_inf=True),
     "tau_refrac": Rule(0.0, 1e6),
+    "v_init": Rule(0.0, 1.0),
     "pause": Rule(0.0, 1e7),
     "min_delay": Rule(0.0, 1e4),
     "max_rate": Rule(0.0, 1e6, low_open=True),
@@ -199,6 +200,8 @@ class CompileOptions:
     tau_m: float = math.inf  # membrane time constant, ms (inf: no leak)
     tau_refrac: float = 0.0  # refractory period, ms
     v_min: Optional[float] = None  # a floor of the membrane potential (None: none)
+    v_init: float = 0.0  # membrane potential at the start of every sample, as a fraction of the threshold
+    readout: Literal["spike_count", "membrane"] = "spike_count"  # the output layer's spikes, or its final membrane
     pause: Optional[float] = None  # ms of silence between samples that run back to back; None: reset
     min_delay: float = 1.0  # ms; projections between populations get this delay
     encoding: Literal["current", "poisson", "regular", "events"] = "current"

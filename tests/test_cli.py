@@ -115,7 +115,8 @@ def test_run_writes_a_report_with_plots(mlp, tmp_path: Path) -> None:
 
     model, data = mlp
     out = tmp_path / "out"
-    assert main([str(model), "-o", str(out), "--data", str(data)]) == 0
+    spikes = ["--set", "readout=spike_count"]  # the output layer spikes: its raster is plotted too
+    assert main([str(model), "-o", str(out), "--data", str(data), *spikes]) == 0
     assert main(["run", str(out), "--samples", "40"]) == 0
     results = json.loads((out / "results.json").read_text())
     names = ("accuracy_over_time", "confusion", "output_raster", "rate_vs_ann", "spikes_per_layer")

@@ -71,6 +71,7 @@ CANDIDATES: dict[str, list[str]] = {
     "max-sends": ["4", "5"],
     "round-offset": ["false", "true"],
     "maxpool": ["avg", "relu-tree"],
+    "v-init": ["0.5", "0.25"],
 }
 # Keys whose effect only shows on convolutions (C, H, W populations); they use the small CNN.
 CNN_KEYS = {"grid-populations", "split-signs.shared-kernels", "whole-channels"}

@@ -84,7 +84,7 @@ def test_lowering_reproduces_the_ann_and_normalization_keeps_predictions(name: s
     x = np.random.default_rng(0).random((200, *shape), dtype=np.float32)
     logits = predict(_run(ann, ANN_PASSES)[0], x)
     lowered, _ = _run(ann, LOWERED, x)
-    np.testing.assert_allclose(readout_scores(lowered, x), np.maximum(logits, 0), atol=1e-5)
+    np.testing.assert_allclose(readout_scores(lowered, x), logits, atol=1e-5)  # sim reads the output membrane
     full, _ = _run(ann, LOWERED + ",normalize,bias-to-current,split-signs", x)
     assert np.array_equal(readout_scores(full, x).argmax(1), readout_scores(lowered, x).argmax(1))
     for pop, r in rates(full, x).items():
@@ -162,7 +162,7 @@ def test_max_pool_lowers_to_a_relu_tree_that_equals_the_ann_in_rates(tmp_path: P
     assert len(lowered.ops_of("snn.population")) == 1 + 4 + 1  # conv, three relus and the maxima, output
     with torch.no_grad():
         logits = net(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(readout_scores(lowered, x), np.maximum(logits, 0), atol=1e-5)
+    np.testing.assert_allclose(readout_scores(lowered, x), logits, atol=1e-5)  # sim reads the output membrane
 
 
 def test_split_signs_and_bias_passes(tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_pipeline_strings_and_settings() -> None:
     assert [p.spelled() for p in passes] == [
         "canonicalize",
         "normalize{percentile=99.5,statistic=percentile,method=layer,rate=1.0}",
-        "lower-to-snn{reset=zero,readout=spike_count,maxpool=relu-tree}",
+        "lower-to-snn{reset=zero,maxpool=relu-tree}",
     ]
     passes, spec = apply_settings(passes, get_target("sim").spec, {"percentile": "99", "dt": "0.5"})
     assert passes[1].percentile == 99.0 and spec.options.dt == 0.5

@@ -63,7 +63,7 @@ class LowerToSnn(Pass):
     reset: Optional[Literal["subtract", "zero"]] = None
     encoding: Optional[Literal["current", "poisson", "regular", "events"]] = None
     max_rate: Optional[float] = None
-    readout: Literal["spike_count", "membrane"] = "spike_count"  # the pass's own option
+    readout: Optional[Literal["spike_count", "membrane"]] = None
     # Max pooling: "relu-tree" is exact in rates on every target (max(a, b) = b + relu(a - b));
     # "avg" replaces it by average pooling, a different network whose effect is measured.
     maxpool: Literal["relu-tree", "avg"] = "relu-tree"
@@ -72,6 +72,7 @@ class LowerToSnn(Pass):
     tau_refrac: Optional[float] = None
     tau_m: Optional[float] = None
     v_min: Optional[float] = None
+    v_init: Optional[float] = None
     pause: Optional[float] = None
     min_delay: Optional[float] = None
     reads = (
@@ -83,6 +84,8 @@ class LowerToSnn(Pass):
         "tau_refrac",
         "tau_m",
         "v_min",
+        "v_init",
+        "readout",
         "pause",
         "min_delay",
     )
@@ -113,7 +116,9 @@ class LowerToSnn(Pass):
             if isinstance(value, Spiking) and self._snn.op(value.node).OPNAME == "snn.source":
                 raise PassError(f"%{out}: the output is the input; nothing to lower")
             pop = self._population(value) if isinstance(value, Linear) or value.factor != 1.0 else value.node
-            outputs.append(self._snn.add(self._snn.unique_id(f"{pop}_readout"), ir.Readout(mode=self.readout), [pop]))
+            outputs.append(
+                self._snn.add(self._snn.unique_id(f"{pop}_readout"), ir.Readout(mode=self._cfg["readout"]), [pop])
+            )
         self._snn.outputs = outputs
         return self._snn
 
@@ -325,6 +330,7 @@ class LowerToSnn(Pass):
             "tau_refrac": self._cfg["tau_refrac"],
             "tau_m": self._cfg["tau_m"],
             "v_min": self._cfg["v_min"],
+            "v_init": self._cfg["v_init"],  # the threshold is 1 here: a fraction of it
         }
         if x.bias is not None and np.any(x.bias):
             n = math.prod(shapes.pop())

@@ -251,7 +251,7 @@ class _State:
         self.net, self.batch, self.rng = net, batch, rng
         self.history = {n: np.zeros((net.max_delay + 1, batch, net.size[n]), np.float32) for n in net.nodes}
         self.pops = [n for n in net.nodes if isinstance(net.graph.op(n), ir.Population)]
-        self.v = {n: np.zeros((batch, net.size[n]), np.float32) for n in self.pops}
+        self.v = {n: np.full((batch, net.size[n]), net.graph.op(n).v_init, np.float32) for n in self.pops}
         self.refrac = {n: np.zeros((batch, net.size[n]), np.int32) for n in self.pops}
         self.k = 0  # steps simulated so far (ring-buffer position)
 

@@ -54,6 +54,8 @@ SPEC = TargetSpec(
     ),
     reads=frozenset({"chips", "cores_per_chip"}),
     accepts={
+        "v_init": ((0.0,), "the chip is not reset between samples and nengo-loihi starts its neurons at 0"),
+        "readout": (("spike_count",), "the loihi target counts the spikes of its readout"),
         "dt": ((1.0,), "nengo-loihi's Loihi step is 1 ms (its Simulator's dt)"),
         "reset": (("zero",), f"{_RELU} resets to zero"),
         "v_min": ((0.0,), f"{_RELU} is floored at 0"),

@@ -12,6 +12,8 @@ SPEC = TargetSpec(
     machine=Machine(),
     options=CompileOptions(min_delay=0.0),
     accepts={
+        "v_init": ((0.0,), "NIR's IF nodes have no initial membrane potential"),
+        "readout": (("spike_count",), "a NIR Output carries the spikes of the layer before it"),
         "tau_m": ((math.inf,), "snnc writes NIR IF nodes, which have no leak"),
         "tau_refrac": ((0.0,), "NIR IF nodes have no refractory period"),
         "encoding": (("current",), "NIR inputs are values; spike-encoded input has no NIR form"),

@@ -56,6 +56,8 @@ SPEC = TargetSpec(
     ),
     reads=frozenset({"board", "time_scale_factor", "chips", "cores_per_chip", "reserved_cores"}),
     accepts={
+        "v_init": ((0.0,), "samples run back to back on a board that cannot set membranes between them"),
+        "readout": (("spike_count",), "a membrane cannot be read back from SpiNNaker"),
         "board": (tuple(BOARDS), "the boards sPyNNaker models"),
         "chips": ((), _BOARD_FACT),
         "reserved_cores": ((), _BOARD_FACT),

@@ -202,6 +202,7 @@ class CompileOptions:
     v_min: Optional[float] = None  # a floor of the membrane potential (None: none)
     v_init: float = 0.0  # membrane potential at the start of every sample, as a fraction of the threshold
     readout: Literal["spike_count", "membrane"] = "spike_count"  # the output layer's spikes, or its final membrane
+    fold_pooling: bool = True  # a dense/conv layer reads average pooling's input directly (no pooling layer)
     pause: Optional[float] = None  # ms of silence between samples that run back to back; None: reset
     min_delay: float = 1.0  # ms; projections between populations get this delay
     encoding: Literal["current", "poisson", "regular", "events"] = "current"

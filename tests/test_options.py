@@ -72,9 +72,16 @@ CANDIDATES: dict[str, list[str]] = {
     "round-offset": ["false", "true"],
     "maxpool": ["avg", "relu-tree"],
     "v-init": ["0.5", "0.25"],
+    "fold-pooling": ["false", "true"],
 }
 # Keys whose effect only shows on convolutions (C, H, W populations); they use the small CNN.
-CNN_KEYS = {"grid-populations", "split-signs.shared-kernels", "whole-channels"}
+CNN_KEYS = {
+    "grid-populations",
+    "split-signs.shared-kernels",
+    "whole-channels",
+    "fold-pooling",
+    "lower-to-snn.fold-pooling",
+}
 # Keys that only act on max pooling; they use a CNN with max pooling.
 POOLED_KEYS = {"maxpool", "lower-to-snn.maxpool"}
 # The same for every compile of a target, to keep it fast: quantize measures with the rate model.

@@ -209,3 +209,14 @@ def test_normalize_rate_scales_every_population(mlp) -> None:
     for pop in full.ops_of("snn.population"):
         assert np.allclose(r_half[pop], 0.5 * r_full[pop], atol=1e-5)
     assert np.array_equal(readout_scores(full, x).argmax(1), readout_scores(half, x).argmax(1))
+
+
+def test_average_pooling_folds_into_the_next_layer_exactly(tmp_path: Path) -> None:
+    make, shape = NETS["cnn"]
+    ann = _export(make(), shape, tmp_path / "m.onnx")
+    x = np.random.default_rng(5).random((100, *shape), dtype=np.float32)
+    folded, _ = _run(ann, LOWERED)
+    kept, _ = _run(ann, "canonicalize,fold-batchnorm,remove-softmax,lower-to-snn{fold-pooling=false}")
+    assert len(folded.ops_of("snn.population")) < len(kept.ops_of("snn.population"))
+    assert "pool" not in {folded.op(p).connectivity for p in folded.ops_of("snn.projection")}
+    np.testing.assert_allclose(readout_scores(folded, x), readout_scores(kept, x), atol=1e-5)

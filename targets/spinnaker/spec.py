@@ -37,6 +37,7 @@ SPEC = TargetSpec(
         reserved_cores=BOARDS[DEFAULT_BOARD]["reserved_cores"],
     ),
     options=CompileOptions(
+        fold_pooling=False,
         dt=1.0,  # real time: 1 ms of model time per ms
         presentation_time=200.0,  # as Ostrau et al.
         reset="zero",  # PyNN cells reset to v_reset
@@ -58,6 +59,7 @@ SPEC = TargetSpec(
     accepts={
         "v_init": ((0.0,), "samples run back to back on a board that cannot set membranes between them"),
         "readout": (("spike_count",), "a membrane cannot be read back from SpiNNaker"),
+        "fold_pooling": ((False,), "sPyNNaker convolves with stride 1 and odd kernels: pooling stays a layer"),
         "board": (tuple(BOARDS), "the boards sPyNNaker models"),
         "chips": ((), _BOARD_FACT),
         "reserved_cores": ((), _BOARD_FACT),

@@ -167,7 +167,6 @@ def load_graphs(out: Path, dialect: str = "snn") -> tuple[Graph, Graph]:
     return model, ann
 
 
-
 def _check_steps(graph: Graph, presentation_time: Optional[float]) -> None:
     """At most MAX_STEPS time steps per sample (a graph that does not run in time steps passes)."""
     if graph.dialect != "snn":

@@ -220,3 +220,24 @@ def test_average_pooling_folds_into_the_next_layer_exactly(tmp_path: Path) -> No
     assert len(folded.ops_of("snn.population")) < len(kept.ops_of("snn.population"))
     assert "pool" not in {folded.op(p).connectivity for p in folded.ops_of("snn.projection")}
     np.testing.assert_allclose(readout_scores(folded, x), readout_scores(kept, x), atol=1e-5)
+
+
+def test_channel_normalization_scales_each_channel_to_its_own_percentile(tmp_path: Path) -> None:
+    make, shape = NETS["cnn"]  # its pooling folds into the dense layer: the conv population has channels
+    ann = _export(make(), shape, tmp_path / "m.onnx")
+    x = np.random.default_rng(6).random((200, *shape), dtype=np.float32)
+    lowered, _ = _run(ann, LOWERED, x)
+    per_channel, _ = _run(ann, LOWERED + ",normalize{method=channel,percentile=100}", x)
+    before, after = rates(lowered, x), rates(per_channel, x)
+    assert np.array_equal(readout_scores(per_channel, x).argmax(1), readout_scores(lowered, x).argmax(1))
+    scaled = 0
+    for pop in per_channel.ops_of("snn.population"):
+        shape_ = per_channel.shape(pop)
+        channels = shape_[0] if len(shape_) == 3 else int(np.prod(shape_))
+        peak = after[pop].reshape(len(x), channels, -1).max(axis=(0, 2))
+        raw = before[pop].reshape(len(x), channels, -1).max(axis=(0, 2))
+        if not np.allclose(peak[raw > 0], peak[raw > 0][0]):
+            continue  # a population kept whole (output, pooling or one-to-one ends): one scale
+        np.testing.assert_allclose(peak[raw > 0], 1.0, rtol=1e-4)
+        scaled += int(len(np.unique(np.round(raw[raw > 0], 5))) > 1)
+    assert scaled >= 1  # at least one population had channels of different ranges, each now peaking at 1

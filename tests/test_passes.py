@@ -13,7 +13,7 @@ import snnc
 from snnc.ir import Graph
 from snnc.ir import ops as ir
 from snnc.ir.semantics.ann import predict
-from snnc.ir.semantics.rates import rates, readout_scores
+from snnc.ir.semantics.rates import membrane_populations, rates, readout_scores
 from snnc.passes import PassContext, PassError
 from snnc.pipeline import apply_settings, parse_pipeline, run_pipeline
 from snnc.targets import get_target
@@ -241,3 +241,24 @@ def test_channel_normalization_scales_each_channel_to_its_own_percentile(tmp_pat
         np.testing.assert_allclose(peak[raw > 0], 1.0, rtol=1e-4)
         scaled += int(len(np.unique(np.round(raw[raw > 0], 5))) > 1)
     assert scaled >= 1  # at least one population had channels of different ranges, each now peaking at 1
+
+
+def test_bias_calibration_shrinks_each_layers_mean_rate_error(tmp_path: Path) -> None:
+    from snnc.ir.semantics.simulator import simulate
+
+    make, shape = NETS["mlp"]
+    ann = _export(make(), shape, tmp_path / "m.onnx")
+    x = np.random.default_rng(7).random((128, *shape), dtype=np.float32)
+    base = "canonicalize,fold-batchnorm,remove-softmax,lower-to-snn{presentation-time=8},normalize,bias-to-current"
+    plain, _ = _run(ann, base, x)
+    calibrated, ctx = _run(ann, base + ",calibrate-bias", x)
+    assert any(d.source == "calibrate-bias" and "corrected" in d.message for d in ctx.diagnostics)
+    hidden = next(p for p in plain.ops_of("snn.population") if p not in membrane_populations(plain))
+
+    target = rates(plain, x)[hidden]  # the normalized ANN's activations
+
+    def mean_error(graph: Graph) -> float:
+        counts = simulate(graph, x, record_neurons=True).neuron_counts[hidden] / np.float32(8.0)
+        return float(np.abs((target - counts).mean(axis=0)).mean())
+
+    assert mean_error(calibrated) < 0.7 * mean_error(plain)

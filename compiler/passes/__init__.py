@@ -2,6 +2,7 @@
 
 from .base import Diagnostic, Pass, PassContext, PassError
 from .bias import BiasToCurrent, RemoveBias
+from .calibrate import CalibrateBias
 from .canonicalize import Canonicalize
 from .fold_batchnorm import FoldBatchnorm
 from .lower_to_snn import LowerToSnn
@@ -24,6 +25,7 @@ ALL_PASSES: list[type[Pass]] = [
     Normalize,
     BiasToCurrent,
     RemoveBias,
+    CalibrateBias,
     SplitSigns,
     Quantize,
     SplitPopulations,

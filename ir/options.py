@@ -97,6 +97,7 @@ OPTION_RULES: dict[str, Rule] = {
     "mac_gain": Rule(0.0, 1.0, low_open=True),
     "bits": Rule(2, 32),
     "chips": Rule(1, 1_000_000),
+    "boards": Rule(1, 10_000),
     "cores_per_chip": Rule(1, 1024),
     "reserved_cores": Rule(0, 1_000_000),
     "instances": Rule(pattern=r"auto|[1-9][0-9]{0,5}"),
@@ -211,6 +212,7 @@ class CompileOptions:
     source_neurons_per_core: Optional[int] = None  # spike sources; None: same as neurons_per_core
     instances: str = "1"  # parallel copies of the network, or "auto" (as many as fit)
     board: Optional[str] = None  # a named machine; the target fills its facts from it
+    boards: int = 1  # boards of that kind joined into one machine (SpiNNaker: SpiNN-5 boards)
     time_scale_factor: int = 1  # slow-down of a real-time machine (2: half speed)
     backend: Optional[Literal["single_threaded_cpu", "cuda"]] = None  # a simulator's code backend (GeNN)
     precision: Literal["float", "double"] = "float"  # a simulator's floating-point type (GeNN's scalar)
@@ -282,7 +284,9 @@ class TargetSpec:
         if cores is None:
             return f"{self.name} (machine size unknown)"
         minus = f" - {m.reserved_cores}" if m.reserved_cores else ""
-        return f"{self.options.board or self.name} ({m.chips} chips x {m.cores_per_chip} cores{minus} = {cores} cores)"
+        name = self.options.board or self.name
+        name = f"{self.options.boards} x {name}" if self.options.boards > 1 else name
+        return f"{name} ({m.chips} chips x {m.cores_per_chip} cores{minus} = {cores} cores)"
 
     def manifest(self) -> dict[str, Any]:
         """The spec as ``snnc.json`` records it: the effective machine, options and energy model."""

@@ -73,6 +73,7 @@ CANDIDATES: dict[str, list[str]] = {
     "maxpool": ["avg", "relu-tree"],
     "v-init": ["0.5", "0.25"],
     "fold-pooling": ["false", "true"],
+    "boards": ["3", "2"],
 }
 # Keys whose effect only shows on convolutions (C, H, W populations); they use the small CNN.
 CNN_KEYS = {

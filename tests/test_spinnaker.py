@@ -285,3 +285,19 @@ def test_dense_layers_wider_than_a_core_map(tmp_path: Path) -> None:
     report = _compile(model, tmp_path / "d.npz", out)
     mapping = _run_virtual(out, 2, tmp_path)
     assert _placed(mapping) == _expected_cores(report, 1) and len(mapping["cores"]) == 1 + 3 + 1
+
+
+@spinnaker
+def test_a_machine_of_three_boards_places_what_one_board_cannot(mlp, tmp_path: Path) -> None:
+    """--set boards=3: sPyNNaker's virtual machine of three SpiNN-5 boards (16 x 16 chips, as spalloc
+    allocates a triad) places every core of snnc's plan, more than one board holds."""
+    model, data = mlp
+    assert main([str(model), "-t", "spinnaker", "-o", str(tmp_path / "one"), "--data", str(data), "--set",
+                 "instances=100", *(a for s in SMALL_CORES for a in ("--set", s))]) == 1  # fmt: skip
+    out = tmp_path / "out"
+    report = _compile(model, data, out, *SMALL_CORES, "instances=auto", "boards=3")
+    assert report["instances"] == 3 * 759 // 8 and report["cores"] == report["instances"] * 8 > 759
+    assert "width = 16\nheight = 16" in (out / "spynnaker.cfg").read_text()
+    mapping = _run_virtual(out, 4, tmp_path)
+    assert _placed(mapping) == _expected_cores(report, report["instances"])
+    assert any(c["x"] >= 8 or c["y"] >= 8 for c in mapping["cores"])  # chips beyond the first board's 8 x 8

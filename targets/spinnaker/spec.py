@@ -11,15 +11,28 @@ model on a core (its default). Idle power per board is the figure spinn_machine 
 platform").
 """
 
+import math
+
 from snnc.ir.options import CompileOptions, EnergyModel, Machine, TargetSpec
 from snnc.targets.base import CONVERSION_PIPELINE
 
 # board name -> sPyNNaker machine version, chips, application cores lost (17-core chips and the
-# gatherer), idle watts
+# gatherer), idle watts, whether boards of the kind join into larger machines
 BOARDS = {
-    "spinn3": {"version": 3, "chips": 4, "reserved_cores": 1, "idle_watts": 3.56},
-    "spinn5": {"version": 5, "chips": 48, "reserved_cores": 8 + 1, "idle_watts": 26.84},
+    "spinn3": {"version": 3, "chips": 4, "reserved_cores": 1, "idle_watts": 3.56, "joins": False},
+    "spinn5": {"version": 5, "chips": 48, "reserved_cores": 8 + 1, "idle_watts": 26.84, "joins": True},
 }
+
+
+def machine_size(boards: int) -> tuple[int, int]:
+    """Width and height in chips of sPyNNaker's virtual machine of ``boards`` SpiNN-5 boards: one
+    board is 8 x 8; more are a rectangle of triads (three boards, 12 x 12 chips) plus 4, as spalloc
+    allocates them (spinn_machine Version48Chips.size_from_n_boards); it holds 3 boards per triad."""
+    if boards <= 1:
+        return 8, 8
+    triads = math.ceil(boards / 3)
+    width = math.ceil(math.sqrt(triads))
+    return width * 12 + 4, math.ceil(triads / width) * 12 + 4
 DEFAULT_BOARD = "spinn5"
 _BOARD_FACT = "comes from the board; choose one with --set board=" + "|".join(BOARDS)
 
@@ -55,7 +68,7 @@ SPEC = TargetSpec(
         idle_watts=BOARDS[DEFAULT_BOARD]["idle_watts"],
         source="Sharp et al. 2012, J. Neurosci. Methods 210:110-118 (100 nJ/neuron/ms, 43 nJ/synaptic event)",
     ),
-    reads=frozenset({"board", "time_scale_factor", "chips", "cores_per_chip", "reserved_cores"}),
+    reads=frozenset({"board", "boards", "time_scale_factor", "chips", "cores_per_chip", "reserved_cores"}),
     accepts={
         "v_init": ((0.0,), "samples run back to back on a board that cannot set membranes between them"),
         "readout": (("spike_count",), "a membrane cannot be read back from SpiNNaker"),

@@ -46,7 +46,7 @@ from snnc.targets.base import RunRequest, Target, TargetError, TargetSpec, run_s
 from snnc.targets.mapping_report import mapping_report
 from snnc.targets.templates import copy_run_script, render
 
-from .spec import BOARDS, SPEC
+from .spec import BOARDS, SPEC, machine_size
 
 
 def _cm(tau_m: float, dt: float) -> float:
@@ -202,9 +202,14 @@ class SpinnakerTarget(Target):
 
     def configure(self, spec: TargetSpec) -> TargetSpec:
         board = BOARDS[spec.options.board]  # the pass manager accepts known boards only (spec.accepts)
-        machine = dataclasses.replace(spec.machine, chips=board["chips"], reserved_cores=board["reserved_cores"])
+        n = spec.options.boards
+        if n > 1 and not board["joins"]:
+            raise TargetError(f"boards={n}: {spec.options.board} boards do not join into larger machines (spinn5 do)")
+        machine = dataclasses.replace(
+            spec.machine, chips=board["chips"] * n, reserved_cores=board["reserved_cores"] * n
+        )
         return dataclasses.replace(
-            spec, machine=machine, energy=dataclasses.replace(spec.energy, idle_watts=board["idle_watts"])
+            spec, machine=machine, energy=dataclasses.replace(spec.energy, idle_watts=board["idle_watts"] * n)
         )
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
@@ -216,6 +221,9 @@ class SpinnakerTarget(Target):
             "pipeline": ",".join(manifest["pipeline"]),
             "board": self.spec.options.board,
             "machine_version": BOARDS[self.spec.options.board]["version"],
+            "boards": self.spec.options.boards,
+            "width": machine_size(self.spec.options.boards)[0],
+            "height": machine_size(self.spec.options.boards)[1],
             "time_scale_factor": self.spec.options.time_scale_factor,
             "instances": network["instances"],
             "dt": network["dt"],

@@ -371,14 +371,30 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     dump = {d.strip() for d in args.dump_ir.split(",")} if args.dump_ir else None
     start = time.perf_counter()
     with _dump_folder(dump is not None) as dump_dir:
-        compiled = _compile(args, dump=dump, dump_dir=dump_dir)
-        out = compiled.emit(args.out, force=args.force, dump=dump_dir)
+        try:
+            compiled = _compile(args, dump=dump, dump_dir=dump_dir)
+        except SnncError as exc:  # the passes that ran, with their times, before the one-line error
+            from snnc.pipeline import pass_records
+
+            _print_records(pass_records(exc))
+            raise
+        try:
+            out = compiled.emit(args.out, force=args.force, dump=dump_dir)
+        except SnncError:
+            _print_records(compiled.records)
+            raise
     for d in compiled.diagnostics:
         print(str(d), file=sys.stderr)
-    for r in compiled.records:
-        print(f"  {r.index:2d} {r.name:<18} {r.seconds * 1000:8.1f} ms  {r.ops:4d} ops")
+    _print_records(compiled.records)
     print(f"snnc: wrote {out}/ for target {compiled.spec.name} in {time.perf_counter() - start:.2f} s")
     return 0
+
+
+def _print_records(records: list) -> None:
+    """The pass table: index, name, time and ops after each pass (flushed, so it precedes an error)."""
+    for r in records:
+        print(r.row())
+    sys.stdout.flush()
 
 
 @contextlib.contextmanager

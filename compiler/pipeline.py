@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from snnc.ir import Graph, IRError, save, verify
+from snnc.ir.errors import SnncError
 from snnc.ir.options import OptionError, TargetSpec, allows_inf
 from snnc.passes import PASSES, Pass, PassContext, PassError
 
@@ -177,7 +178,17 @@ class PassRecord:
     index: int
     name: str
     seconds: float
-    ops: int
+    ops: int  # ops in the graph after the pass (-1: the pass failed)
+
+    def row(self) -> str:
+        """The pass as the CLI's table shows it."""
+        size = "failed" if self.ops < 0 else f"{self.ops:4d} ops"
+        return f"  {self.index:2d} {self.name:<18} {self.seconds * 1000:8.1f} ms  {size}"
+
+
+def pass_records(exc: BaseException) -> list[PassRecord]:
+    """The passes that ran before ``exc`` stopped a pipeline, the failing one last (``ops`` -1)."""
+    return list(getattr(exc, "pass_records", []))
 
 
 def run_pipeline(
@@ -204,7 +215,10 @@ def run_pipeline(
             graph = p.run(graph.copy(), ctx)
             verify(graph)
         except (IRError, PassError) as exc:  # the pass's own errors and the verifier's name the pass
-            raise type(exc)(f"{p.name}: {exc}") from None
+            raise _with_records(type(exc)(f"{p.name}: {exc}"), records, index, p, start) from None
+        except SnncError as exc:  # a budget or data error: its own message, the times still shown
+            _with_records(exc, records, index, p, start)
+            raise
         records.append(PassRecord(index, p.name, time.perf_counter() - start, len(graph)))
         if dump_dir is not None and dump is not None and ("all" in dump or p.name in dump):
             save(graph, dump_dir / f"{index:02d}-{p.name}.snnir")
@@ -214,3 +228,9 @@ def run_pipeline(
             break
     ctx.current_pass = "compile"
     return graph, records
+
+
+def _with_records(exc: SnncError, records: list[PassRecord], index: int, p: Pass, start: float) -> SnncError:
+    """``exc`` carrying the records of the passes that ran and of pass ``p``, which failed."""
+    exc.pass_records = [*records, PassRecord(index, p.name, time.perf_counter() - start, -1)]
+    return exc

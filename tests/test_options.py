@@ -63,6 +63,7 @@ CANDIDATES: dict[str, list[str]] = {
     "scheme": ["linear", "shift"],
     "measure": ["none", "sim"],
     "measure-samples": ["5", "6"],
+    "measure-budget": ["1e-9", "2"],
     "input-bits": ["4", "6"],
     "output-bits": ["6", "7"],
     "matrix-rows": ["64", "32"],

@@ -14,7 +14,10 @@ Three schemes, chosen by the target's machine (``weight_scheme``, ``weight_bits`
   mantissa and exponent (``loihi_weights.py``).
 
 The effect is measured on calibration samples and reported: by default with the reference
-simulator (the spiking network before and after rounding), or with the faster rate model.
+simulator (the spiking network before and after rounding), or with the faster rate model. The
+measurement has a budget (``measure-budget``, estimated seconds): its cost is estimated from the
+synapses, neurons and time steps before anything runs (``measure_cost``), and the pass simulates
+fewer samples, falls back to the rate model, or skips the measurement to stay within it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from snnc.ir import Graph
-from snnc.ir.semantics.connectivity import from_current_source, projection_matrix
+from snnc.ir import Graph, graph_number
+from snnc.ir.graph import SNN_GRAPH_ATTRS
+from snnc.ir.options import OptionError
+from snnc.ir.semantics.connectivity import _windows, from_current_source, synapse_bound
 from snnc.ir.semantics.rates import readout_scores
 from snnc.ir.semantics.simulator import simulate
 
@@ -42,10 +47,93 @@ def ring_buffer_shift(max_summed_weight: float) -> int:
     return e + 1 if 2.0**e <= max_summed_weight else e
 
 
+# Throughputs of the measurement on a 2-core machine (numpy/torch, float32), kept low on purpose:
+# dense synaptic operations (BLAS; 4e10/s measured), kernel ones (convolutions, pooling, sparse
+# matrices; 2e9-5e9/s), neuron updates per step, and synapses a sparse matrix is built from.
+DENSE_PER_S = 2e10
+KERNEL_PER_S = 1e9
+NEURONS_PER_S = 5e8
+BUILD_PER_S = 1.5e7
+MIN_SIM_SAMPLES = 16  # fewer simulated samples say too little: the rate model measures instead
+
+
+def measure_cost(graph: Graph, how: Literal["sim", "rates"]) -> tuple[float, float]:
+    """Estimated seconds to predict with ``graph`` (``how``): (once, per sample). The rate model
+    builds a sparse matrix for every non-dense projection and does one pass; the simulator does
+    ``presentation_time / dt`` steps of synaptic input and neuron updates."""
+    once, per_step = 0.0, 0.0
+    for proj in graph.ops_of("snn.projection"):
+        op = graph.op(proj)
+        if op.connectivity == "dense":
+            per_step += graph.tensor(op.weight).size / DENSE_PER_S
+        else:
+            synapses = synapse_bound(graph, proj)
+            once += synapses / BUILD_PER_S
+            per_step += synapses / KERNEL_PER_S
+    if how == "rates":
+        return once, per_step
+    neurons = sum(math.prod(graph.shape(p)) for p in graph.ops_of("snn.population"))
+    dt = float(graph_number(graph, "dt", 1.0))
+    steps = max(1, round(graph_number(graph, "presentation_time", SNN_GRAPH_ATTRS["presentation_time"]) / dt))
+    return once, steps * (per_step + neurons / NEURONS_PER_S)
+
+
+def affordable(graph: Graph, how: Literal["sim", "rates"], budget: float, wanted: int) -> int:
+    """How many of ``wanted`` samples predicting twice (before and after rounding) with ``how``
+    costs within ``budget`` seconds (0: not even one)."""
+    once, per_sample = measure_cost(graph, how)
+    left = budget - 2 * once
+    if left <= 0:
+        return 0
+    return wanted if per_sample <= 0 else int(min(wanted, left // (2 * per_sample)))
+
+
+def positive_negative_sums(graph: Graph, proj: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n_post,) sums of the positive weights into each post neuron and of the negative ones'
+    magnitudes, without building the projection's matrix: a convolution's sum is its kernel's
+    over the positions of the window inside the image (padding brings nothing)."""
+    op = graph.op(proj)
+    (pre,) = graph.inputs(proj)
+    pre_shape, post_shape = graph.shape(pre), graph.shape(proj)
+    if op.connectivity == "dense":
+        w = graph.tensor(op.weight)
+        return np.maximum(w, 0).sum(axis=1, dtype=np.float64), -np.minimum(w, 0).sum(axis=1, dtype=np.float64)
+    n_post = math.prod(post_shape)
+    if op.connectivity == "one_to_one":
+        hit = np.zeros(n_post)
+        hit[op.offset : op.offset + math.prod(pre_shape)] = 1.0
+        return hit * max(op.scale, 0.0), hit * max(-op.scale, 0.0)
+    kernel = graph.tensor(op.weight).shape[2:] if op.connectivity == "conv" else tuple(op.kernel)
+    dilations = op.dilations if op.connectivity == "conv" else (1, 1)
+    _, _, inside = _windows(pre_shape, post_shape[1:], kernel, op.strides, op.pads, dilations)
+    inside = inside.astype(np.float64)  # (oh, ow, kh, kw)
+    if op.connectivity == "pool":
+        count = np.broadcast_to(inside.sum(axis=(2, 3)), post_shape).reshape(-1)
+        return count * max(op.scale, 0.0), count * max(-op.scale, 0.0)
+    w = graph.tensor(op.weight).astype(np.float64)  # (c_out, c_in/groups, kh, kw)
+    exc = np.einsum("okl,yxkl->oyx", np.maximum(w, 0).sum(axis=1), inside)
+    inh = np.einsum("okl,yxkl->oyx", -np.minimum(w, 0).sum(axis=1), inside)
+    return exc.reshape(-1), inh.reshape(-1)
+
+
 def round_to(values: np.ndarray, quantum: float, levels: int) -> np.ndarray:
     """Round to multiples of ``quantum`` (half to even, as numpy.rint), magnitudes <= levels."""
     q = np.clip(np.rint(np.asarray(values, np.float64) / quantum), -levels, levels)
     return (q * quantum).astype(np.float32)
+
+
+def round_by_sign(w: np.ndarray, quanta: list[float], levels: int) -> np.ndarray:
+    """``round_to`` with quanta[0] for weights >= 0 and quanta[1] for the others. Powers of two
+    (the shift scheme) scale float32 exactly, so one float32 pass gives round_to's values."""
+    if all(q > 0 and math.frexp(q)[0] == 0.5 for q in quanta):
+        inv = np.where(w >= 0, np.float32(1 / quanta[0]), np.float32(1 / quanta[1]))
+        with np.errstate(over="ignore"):  # a weight near float32's largest: clipped to levels below
+            q = np.multiply(w, inv, dtype=np.float32)
+        np.rint(q, out=q)
+        np.clip(q, -levels, levels, out=q)
+        q /= inv
+        return q
+    return np.where(w >= 0, round_to(w, quanta[0], levels), round_to(w, quanta[1], levels))
 
 
 @dataclass
@@ -57,8 +145,14 @@ class Quantize(Pass):
     scheme: Optional[Literal["shift", "linear", "loihi"]] = None  # None: the machine's weight_scheme
     measure: Literal["sim", "rates", "none"] = "sim"
     measure_samples: int = 128
+    measure_budget: float = 1.0  # estimated seconds the measurement may take (see measure_cost)
     reads = ("weight_bits", "weight_scheme")
     homes = {"bits": "weight_bits", "scheme": "weight_scheme"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.measure_budget <= 0:
+            raise OptionError("measure_budget", "must be > 0")
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         bits = self.setting(ctx, "weight_bits")
@@ -66,7 +160,8 @@ class Quantize(Pass):
             raise PassError(f"target {ctx.target.name} has floating-point weights; give bits=N to quantize")
         scheme = self.setting(ctx, "weight_scheme")
         x = None if ctx.calibration is None or self.measure == "none" else ctx.calibration[: self.measure_samples]
-        original = graph.copy()
+        how, n, why = ("none", 0, "") if x is None else self._plan(graph, len(x))  # before anything costly
+        original = graph.copy() if n else graph
         if scheme == "loihi":
             changed, what = self._loihi(graph, bits)
         else:
@@ -76,22 +171,38 @@ class Quantize(Pass):
         if x is None:
             ctx.info(what + "; the accuracy effect is not measured (no calibration data or measure=none)")
             return graph
-        before, after = (self._predict(g, x) for g in (original, graph))
-        how = "simulated" if self.measure == "sim" else "rate-model"
+        if n == 0:
+            ctx.info(f"{what}; the accuracy effect is not measured: {why}")
+            return graph
+        wanted, x = len(x), x[:n]
+        before, after = (self._predict(g, x, how) for g in (original, graph))
+        done = f"{'simulated' if how == 'sim' else 'rate-model'} on {n} of {wanted} calibration samples{why}"
         if ctx.calibration_labels is not None:
-            y = ctx.calibration_labels[: len(x)]
-            ctx.info(
-                f"{what}; {how} accuracy {np.mean(before == y):.4f} -> {np.mean(after == y):.4f} "
-                f"on {len(x)} calibration samples"
-            )
+            y = ctx.calibration_labels[:n]
+            ctx.info(f"{what}; {done}: accuracy {np.mean(before == y):.4f} -> {np.mean(after == y):.4f}")
         else:
-            ctx.info(
-                f"{what}; {how} predictions unchanged on {np.mean(before == after):.2%} of {len(x)} calibration samples"
-            )
+            ctx.info(f"{what}; {done}: predictions unchanged on {np.mean(before == after):.2%}")
         return graph
 
-    def _predict(self, graph: Graph, x: np.ndarray) -> np.ndarray:
+    def _plan(self, graph: Graph, wanted: int) -> tuple[str, int, str]:
+        """How to measure within the budget: (``sim`` | ``rates``, samples (0: not at all), why)."""
+        budget = self.measure_budget
+        limit = f"measure-budget={budget:g} s"
+        if self.measure == "sim":
+            n = affordable(graph, "sim", budget, wanted)
+            if n >= min(wanted, MIN_SIM_SAMPLES):
+                return "sim", n, "" if n == wanted else f" (more would exceed {limit})"
+        n = affordable(graph, "rates", budget, wanted)
+        if n == 0:
+            once, per_sample = measure_cost(graph, "rates")
+            return "rates", 0, f"even the rate model would take about {2 * (once + per_sample):.2g} s, over {limit}"
         if self.measure == "rates":
+            return "rates", n, "" if n == wanted else f" (more would exceed {limit})"
+        return "rates", n, f" (simulating {min(wanted, MIN_SIM_SAMPLES)} would exceed {limit})"
+
+    @staticmethod
+    def _predict(graph: Graph, x: np.ndarray, how: str) -> np.ndarray:
+        if how == "rates":
             return readout_scores(graph, x).argmax(axis=1)
         return simulate(graph, x, chains=len(x)).predictions  # one sample per chain: no carried-over state
 
@@ -116,9 +227,9 @@ class Quantize(Pass):
             n = math.prod(graph.shape(pop))
             exc, inh = np.zeros(n), np.zeros(n)
             for proj in projs:
-                m = projection_matrix(graph, proj)
-                exc += np.asarray(m.maximum(0).sum(axis=1)).ravel()
-                inh -= np.asarray(m.minimum(0).sum(axis=1)).ravel()
+                pos, neg = positive_negative_sums(graph, proj)
+                exc += pos
+                inh += neg
             shifts = (ring_buffer_shift(float(exc.max(initial=0))), ring_buffer_shift(float(inh.max(initial=0))))
             quanta = [2.0 ** (e + 1 - bits) for e in shifts]
             for proj in projs:
@@ -145,7 +256,7 @@ class Quantize(Pass):
         Returns the largest change relative to the largest weight."""
         op = graph.op(proj)
         w = graph.tensor(op.weight) if op.weight is not None else np.array([op.scale], np.float32)
-        q = np.where(w >= 0, round_to(w, quanta[0], levels), round_to(w, quanta[1], levels))
+        q = round_by_sign(w, quanta, levels)
         top = float(np.abs(w).max(initial=0))
         change = float(np.abs(q - w).max(initial=0)) / top if top > 0 else 0.0
         if op.weight is not None:

@@ -39,7 +39,7 @@ _BOARD_FACT = "comes from the board; choose one with --set board=" + "|".join(BO
 SPEC = TargetSpec(
     name="spinnaker",
     description="SpiNNaker (SpiNN3/SpiNN5) through sPyNNaker 7; IF_curr_delta, 16-bit weights, core slicing, instances",
-    pipeline=CONVERSION_PIPELINE + ",quantize,split-populations,split-signs{shared-kernels=true},replicate",
+    pipeline=CONVERSION_PIPELINE + ",split-populations,quantize,split-signs{shared-kernels=true},replicate",
     machine=Machine(
         max_neurons_per_core=256,
         grid_populations=True,  # convolutions use sPyNNaker's ConvolutionConnector on Grid2D populations

@@ -284,7 +284,11 @@ def ann_reference(folder: Path, x: np.ndarray, y: np.ndarray) -> Optional[float]
     except ImportError:
         print("run.py: snnc is not installed here, so no ANN reference accuracy")
         return None
-    return accuracy(load(folder / "ann.snnir"), x, y)
+    graph = load(folder / "ann.snnir")
+    size = math.prod(graph.shape(graph.ops_of("ann.input")[0])) if graph.dialect == "ann" else 0
+    if size and x.ndim == 2 and x.shape[1] != size and x.shape[1] % size == 0:  # samples over time
+        x = x.reshape(len(x), -1, size).mean(axis=1)  # the ANN takes each input's mean value (rate) per step
+    return accuracy(graph, x, y)
 
 
 def load_inputs(
@@ -473,6 +477,67 @@ def regular_spike_times(
     bounds = np.searchsorted(neurons[order], np.arange(n + 1))
     times = times[order]
     return [times[bounds[i] : bounds[i + 1]] for i in range(n)]
+
+
+def over_time(x: np.ndarray, size: int) -> tuple[np.ndarray, Optional[int]]:
+    """Samples as ``load_inputs`` returns them, (N, size) or (N, T * size) for samples over time:
+    ``(x (N, T, size), T)`` for the latter, ``(x, None)`` for the former."""
+    if x.shape[1] == size:
+        return x, None
+    return x.reshape(len(x), -1, size), x.shape[1] // size
+
+
+def event_counts(x: np.ndarray, most: Optional[int] = None, why: str = "") -> np.ndarray:
+    """The spike counts of ``events`` input, (N, T, n) samples over time, as int64: whole numbers
+    >= 0, at most ``most`` per neuron and step where the machine takes no more (``why`` says why);
+    exits with one line otherwise. The simulator emits ``x * gain``: a run script multiplies the
+    weights out of the source by the source's gain (1 unless normalize scaled it)."""
+    counts = x.astype(np.float32)
+    bad = (counts < 0) | (counts != np.floor(counts))
+    if bad.any():
+        s, k, j = (int(i[0]) for i in np.nonzero(bad))
+        raise Invalid(f"events: sample {s}, step {k}, input {j}", f"{counts[s, k, j]:g} is not a spike count (n >= 0)")
+    if most is not None and counts.max(initial=0) > most:
+        s, k, j = (int(i[0]) for i in np.nonzero(counts > most))
+        raise Invalid(f"events: sample {s}, step {k}, input {j}", f"{counts[s, k, j]:g} spikes in a step; {why}")
+    return counts.astype(np.int64)
+
+
+def event_spike_times(counts: np.ndarray, starts: np.ndarray, dt: float, first_step: int = 0) -> list[np.ndarray]:
+    """Spike times of ``events`` input per neuron: ``counts`` (samples, steps, n); in sample s a
+    count c at step k is c spikes at ``starts[s] + (first_step + k) * dt`` (the time repeated c
+    times). Returns one sorted array of times per neuron."""
+    s, k, j = np.nonzero(counts)
+    repeat = counts[s, k, j]
+    s, k, j = np.repeat(s, repeat), np.repeat(k, repeat), np.repeat(j, repeat)
+    times = starts[s] + (first_step + k) * dt
+    order = np.lexsort((times, j))
+    bounds = np.searchsorted(j[order], np.arange(counts.shape[2] + 1))
+    times = times[order]
+    return [times[bounds[i] : bounds[i + 1]] for i in range(counts.shape[2])]
+
+
+def timed_spike_counts(
+    x: np.ndarray, source: dict, dt: float, rng: np.random.Generator, most: Optional[int] = None, why: str = ""
+) -> np.ndarray:
+    """Spike counts (N, T, n) of a spiking source (network.json's cells[0]) fed samples over time
+    ``x`` (N, T, n), as the simulator makes them: ``events`` as they are (:func:`event_counts`,
+    ``most`` and ``why`` passed on; the gain is the caller's), ``regular`` a phase from 0 per
+    sample fed each step's rate, ``poisson`` a draw per step (other random numbers than the
+    simulator's)."""
+    if source["encoding"] == "events":
+        return event_counts(x, most, why)
+    p = x.astype(np.float32) * np.float32(source["gain"]) * np.float32(source["max_rate"] / 1000.0 * dt)
+    if source["encoding"] == "poisson":
+        return (rng.random(p.shape, dtype=np.float32) < p).astype(np.int64)
+    out = np.zeros(p.shape, np.int64)
+    phase = np.zeros_like(p[:, 0])
+    for k in range(p.shape[1]):
+        phase += p[:, k]
+        fired = phase >= 1.0
+        phase -= fired
+        out[:, k] = fired
+    return out
 
 
 def poisson_spikes(rates: np.ndarray, steps: int, rng: np.random.Generator) -> np.ndarray:

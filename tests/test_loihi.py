@@ -199,7 +199,7 @@ def test_quantize_predicts_the_chips_integers(models, tmp_path: Path) -> None:
         ({"synapse-bits-per-core": "640"}, r"%fc1: core 0 would need 1024 bits of synapse memory; loihi allows 640"),
         ({"max-input-axons-per-core": "15"}, r"%fc1: core 0 would need 16 input axons; loihi allows 15"),
         ({"reset": "subtract"}, "loihi takes zero only: nengo-loihi's spiking ReLU resets to zero"),
-        ({"encoding": "current"}, "loihi takes regular or poisson only: a chip takes input as spikes"),
+        ({"encoding": "current"}, "loihi takes regular or poisson or events only: a chip takes input as spikes"),
         ({"tau-m": "20"}, "loihi takes inf only: nengo-loihi's spiking ReLU does not leak"),
         ({"chips": "1", "cores-per-chip": "1"}, "the network needs 2 cores; loihi"),
     ],

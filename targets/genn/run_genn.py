@@ -8,7 +8,10 @@ before anything is built. GeNN generates and compiles C++ into genn_build/ insid
 folder once (again only when the network or batch size changes). A batch of samples runs at
 once (GeNN's CPU backend takes one); between batches the state is reset through GeNN's
 variables, without a rebuild. Convolutions run on GeNN's Conv2D connectivity or as synapse lists
-(--conv); other projections print why they are synapse lists. Prints the accuracy and writes
+(--conv); other projections print why they are synapse lists. Samples over time, (N, T, ...),
+run T steps each: ``events`` input as spike counts (a source neuron spikes once in a step and
+its synapses add g times its count), regular and Poisson input at each step's rate. Prints the
+accuracy and writes
 results.json and outputs.npz (readout, predictions, spike counts per cell). Needs PyGeNN 5.4
 (GeNN's install instructions), g++ and make.
 """
@@ -86,7 +89,7 @@ def check_network(network: Any, arrays: dict) -> None:
         runtime.integer(cell, "start", where, 0, MAX_DELAY_STEPS)
         runtime.number(cell, "v_min", where, optional=True)
         runtime.choice(cell, "readout", where, (None, "spike_count", "membrane"))
-    runtime.choice(cells[0], "encoding", "network.json: cells[0]", ("current", "poisson", "regular"))
+    runtime.choice(cells[0], "encoding", "network.json: cells[0]", ("current", "poisson", "regular", "events"))
     for j, proj in enumerate(runtime.entries(network, "projections", "network.json", dict, 1)):
         where = f"network.json: projections[{j}]"
         pre, post = runtime.projection_ends(proj, cells, where)
@@ -155,7 +158,24 @@ def neuron_models(genn: Any) -> dict[str, Any]:
         sim_code="Fire = (Active != 0 && gennrand_uniform() < Rate) ? 1 : 0;",
         threshold_condition_code="Fire != 0",
     )
-    return {"if": integrate_and_fire, "regular": regular, "poisson": poisson}
+    events = genn.create_neuron_model(  # Sent keeps the step's count while its spikes are delivered
+        "snnc_events",
+        params=[("Active", "int")],
+        vars=[("Count", "int", dup), ("Sent", "int")],
+        sim_code="Sent = (Active != 0) ? Count : 0;",
+        threshold_condition_code="Sent > 0",
+    )
+    return {"if": integrate_and_fire, "regular": regular, "poisson": poisson, "events": events}
+
+
+def count_pulse(genn: Any) -> Any:
+    """StaticPulse that adds g times the count an ``events`` source neuron sent (its Sent)."""
+    return genn.create_weight_update_model(
+        "snnc_count_pulse",
+        vars=[("g", "scalar", genn.VarAccess.READ_ONLY)],
+        pre_neuron_var_refs=[("Sent", "int", genn.VarAccessMode.READ_ONLY)],
+        pre_spike_syn_code="addToPost(g * Sent);",
+    )
 
 
 class Network:
@@ -171,15 +191,18 @@ class Network:
         self.model.dt = self.dt
         self.model.batch_size = batch
         models = neuron_models(genn)
+        events = self.cells[0]["encoding"] == "events"
+        self.count_pulse = count_pulse(genn) if events else None  # kept alive: GeNN refers to it
         self.pops: dict[int, Any] = {}
         self.order = [genn_order(cell["shape"]) for cell in self.cells]  # GeNN index of each snnc neuron
         for i, cell in enumerate(self.cells):
             if cell["kind"] == "population":
                 self.pops[i] = self._population(models["if"], i, cell)
             elif cell["encoding"] != "current":
-                vars_ = {"Phase": 0.0} if cell["encoding"] == "regular" else {"Fire": 0}
+                vars_ = {"regular": {"Phase": 0.0, "Rate": 0.0}, "poisson": {"Fire": 0, "Rate": 0.0}}
+                vars_["events"] = {"Count": 0, "Sent": 0}
                 self.pops[i] = self.model.add_neuron_population(
-                    f"n{i}", cell["size"], models[cell["encoding"]], {"Active": 0}, {**vars_, "Rate": 0.0}
+                    f"n{i}", cell["size"], models[cell["encoding"]], {"Active": 0}, vars_[cell["encoding"]]
                 )
                 self.pops[i].set_param_dynamic("Active")
         self.current_inputs: list[tuple[int, np.ndarray]] = []  # (post cell, W (post, pre) float32)
@@ -188,8 +211,10 @@ class Network:
         for j, proj in enumerate(network["projections"]):
             self.flush_steps = max(self.flush_steps, proj["delay_steps"])
             pre, post = proj["pre"], proj["post"]
+            gain = self.cells[pre]["gain"] if self.cells[pre].get("encoding") == "events" else None  # c * gain * w
             if proj["matrix"] == "TOEPLITZ" and toeplitz:
-                self._conv2d(genn, j, proj, arrays[proj["kernel"]].astype(np.float32))
+                kernel = arrays[proj["kernel"]].astype(np.float32)
+                self._conv2d(genn, j, proj, kernel if gain is None else kernel * np.float32(gain))
                 continue
             if proj["matrix"] == "TOEPLITZ":
                 conn = conv2d_synapses(arrays[proj["kernel"]], self.cells[pre]["shape"], self.cells[post]["shape"])
@@ -197,6 +222,8 @@ class Network:
             else:
                 conn = arrays[proj["connections"]]
             pre_idx, weight = conn[:, 0].astype(np.int64), conn[:, 2].astype(np.float32)
+            if gain is not None:
+                weight = weight * np.float32(gain)
             post_idx = self.order[post][conn[:, 1].astype(np.int64)]
             if pre not in self.pops:  # current input: W @ x joins the post population's Ioffset
                 w = np.zeros((self.cells[post]["size"], self.cells[pre]["size"]), np.float32)
@@ -251,12 +278,17 @@ class Network:
         self._add(genn, j, proj, "TOEPLITZ", kernel.ravel(), genn.init_toeplitz_connectivity("Conv2D", params))
 
     def _add(self, genn: Any, j: int, proj: dict, matrix: str, g: np.ndarray, connectivity: Any = None) -> Any:
+        pre = self.pops[proj["pre"]]
+        if self.cells[proj["pre"]].get("encoding") == "events":
+            update = genn.init_weight_update(self.count_pulse, {}, {"g": g}, pre_var_refs={"Sent": "Sent"})
+        else:
+            update = genn.init_weight_update("StaticPulse", {}, {"g": g})
         syn = self.model.add_synapse_population(
             f"s{j}",
             matrix,
-            self.pops[proj["pre"]],
+            pre,
             self.pops[proj["post"]],
-            genn.init_weight_update("StaticPulse", {}, {"g": g}),
+            update,
             genn.init_postsynaptic("DeltaCurr"),
             connectivity,
         )
@@ -286,10 +318,26 @@ class Network:
                 changes.setdefault(step, []).append((i, value))
         return changes
 
-    def present(self, x: np.ndarray, steps: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-        """Run one batch ``x`` (batch, inputs) from a reset state, each cell for ``steps`` steps from
-        its start; return the spike counts and final membranes (batch, neurons) of every population."""
+    def _feed(self, x: np.ndarray) -> None:
+        """Set the spike source's input for the steps that follow: ``x`` (batch, inputs) is a spike
+        count per neuron (``events``) or a value whose rate per step the source takes."""
         source = self.cells[0]
+        if source["encoding"] == "events":
+            count = np.empty(x.shape, np.int32)
+            count[:, self.order[0]] = x
+            self._set(self.pops[0], "Count", count)
+            return
+        value = x.astype(np.float32) * np.float32(source["gain"])
+        rate = np.empty_like(value)
+        rate[:, self.order[0]] = value * np.float32(source["max_rate"] / 1000.0 * self.dt)  # per step
+        self._set(self.pops[0], "Rate", rate)
+
+    def present(self, x: np.ndarray, steps: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Run one batch ``x`` (batch, inputs), or samples over time (batch, steps, inputs), from a
+        reset state, each cell for ``steps`` steps from its start; return the spike counts and final
+        membranes (batch, neurons) of every population."""
+        source = self.cells[0]
+        timed = x.ndim == 3
         value = x.astype(np.float32) * np.float32(source["gain"])
         offsets = {i: np.broadcast_to(self.base[i], (self.batch, c["size"])) for i, c in self._neurons()}
         for post, w in self.current_inputs:
@@ -301,15 +349,15 @@ class Network:
             self._set(pop, "SpikeCount", np.zeros((self.batch, cell["size"]), np.int32))
             self._set(pop, "Ioffset", offsets[i])
         if 0 in self.pops:
-            rate = np.empty_like(value)
-            rate[:, self.order[0]] = value * np.float32(source["max_rate"] / 1000.0 * self.dt)  # per step
-            self._set(self.pops[0], "Rate", rate)
+            self._feed(x[:, 0] if timed else x)
             if source["encoding"] == "regular":
-                self._set(self.pops[0], "Phase", np.zeros_like(rate))
+                self._set(self.pops[0], "Phase", np.zeros((self.batch, source["size"]), np.float32))
         changes = self._schedule(steps)
         for k in range(steps + max(self.start[i] for i in self.pops)):
             for i, active in changes.get(k, ()):
                 self.pops[i].set_dynamic_param_value("Active", active)
+            if timed and 0 < k < steps:
+                self._feed(x[:, k])
             self.model.step_time()
         counts, membranes = {}, {}
         for i, _cell in self._neurons():
@@ -364,7 +412,7 @@ def simulate(
     neurons), build seconds, run seconds)."""
     import pygenn
 
-    steps = int(round(duration / network["dt"]))
+    steps = x.shape[1] if x.ndim == 3 else int(round(duration / network["dt"]))
     start_build = time.perf_counter()
     net = Network(pygenn, network, arrays, batch, args)
     net.model.seed = args.seed + 1
@@ -378,7 +426,7 @@ def simulate(
     start_run = time.perf_counter()
     for first in range(0, len(x), batch):
         chunk = x[first : first + batch]
-        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), x.shape[1]), x.dtype)])
+        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])
         spikes, v = net.present(padded, steps)
         for i in counts:
             counts[i].append(spikes[i][: len(chunk)])
@@ -389,6 +437,23 @@ def simulate(
     return np.concatenate(readout), totals, per_population, build_time, run_time
 
 
+def inputs_over_time(network: dict, x: np.ndarray, args: argparse.Namespace) -> Optional[np.ndarray]:
+    """For samples over time, what the source takes at each step, (N, T, inputs): spike counts
+    (``events``) or values (regular, Poisson: each step's rate); their T steps set the window.
+    None for samples of one presentation; exits with one line where they cannot run."""
+    source = network["cells"][0]
+    x3, steps = runtime.over_time(x, source["size"])
+    if steps is None:
+        if source["encoding"] == "events":
+            raise runtime.Invalid("events input needs samples over time, x of shape (N, T, ...)")
+        return None
+    if source["encoding"] == "current":
+        raise runtime.Invalid("samples over time feed spike sources here; compile with encoding=events or regular")
+    if args.presentation_time is not None:
+        raise runtime.Invalid("--presentation-time", f"samples over time run their {steps} steps")
+    return runtime.event_counts(x3) if source["encoding"] == "events" else x3
+
+
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     """Run the network on GeNN; write outputs.npz and results.json into --dir and return the results."""
     args = parse_args(argv)
@@ -396,8 +461,13 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     args.backend = args.backend or network["backend"]
     args.precision = args.precision or network["precision"]
     duration = args.presentation_time or network["presentation_time"]
+    shown = inputs_over_time(network, x, args)
+    if shown is not None:
+        duration = shown.shape[1] * network["dt"]
     batch = batch_size(network, args, len(x))
-    readout, totals, per_population, build_time, run_time = simulate(network, arrays, x, duration, args, batch)
+    readout, totals, per_population, build_time, run_time = simulate(
+        network, arrays, x if shown is None else shown, duration, args, batch
+    )
     results, predictions = runtime.classification(
         "genn",
         args,

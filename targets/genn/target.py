@@ -21,7 +21,10 @@ delay               GeNN delivers a spike one step after it is emitted, at the e
                     the simulator's does with no latency per layer; each cell runs its own window
                     of presentation-time steps from its ``start``
 instances           GeNN's batch size: that many samples run at once
-poisson, regular    spike-source populations with a per-batch rate variable
+poisson, regular    spike-source populations with a per-batch rate variable (set every step for
+                    samples over time, (N, T, ...): T steps per sample)
+events              a spike-source population with a per-batch Count set every step; it spikes
+                    where Count > 0 and its synapses add g * Count (the source's gain is in g)
 ==================  =========================================================
 """
 

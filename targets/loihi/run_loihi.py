@@ -8,7 +8,9 @@ size, time step, presentation time and pause); both, and the data file, are chec
 (snnc_runtime.py) before anything is built. Each population becomes an ensemble of nengo's
 spiking ReLU neurons, split into Loihi cores (blocks) as snnc planned them; the samples become
 one precomputed spike raster, shown back to back with the pause between them (a chip is not
-reset). Spikes of the readout population are counted in each sample's presentation window.
+reset). Samples over time, (N, T, ...), run T steps each: ``events`` input as its spikes (at most
+one per input and step: an input axon carries one), regular and Poisson input at each step's
+rate. Spikes of the readout population are counted in each sample's presentation window.
 Prints the accuracy, the cores nengo-loihi used and the chips its allocator needs; writes
 results.json and outputs.npz (readout, predictions, and with --record all the spike counts per
 cell). Needs nengo and nengo-loihi 1.1.
@@ -62,7 +64,7 @@ def check_network(network: Any, arrays: dict) -> None:
     runtime.number(network, "pause", "network.json", 0.0, 1e7)
     runtime.integer(network, "chips", "network.json", 1, 1_000_000)
     runtime.integer(network, "cores_per_chip", "network.json", 1, MAX_CORES_PER_CHIP)
-    runtime.choice(cells[0], "encoding", "network.json: cells[0]", ("poisson", "regular"))
+    runtime.choice(cells[0], "encoding", "network.json: cells[0]", ("poisson", "regular", "events"))
     if runtime.number(cells[0], "max_rate", "network.json: cells[0]") * network["dt"] > 1000.0:
         raise runtime.Invalid("network.json: cells[0].max_rate", "is above one spike per time step")
     for i, cell in enumerate(cells[1:], start=1):
@@ -120,6 +122,23 @@ def raster(x: np.ndarray, source: dict, dt: float, steps: int, pause: int, rng: 
         phase -= fired
         out[:, k] = fired
     return out.reshape(-1, x.shape[1])
+
+
+def timed_raster(x: np.ndarray, source: dict, dt: float, pause: int, rng: np.random.Generator) -> np.ndarray:
+    """The input spikes of samples over time ``x`` (samples, T, inputs) back to back,
+    (samples * (T + pause), inputs) booleans: ``events`` as they are, regular and Poisson at
+    each step's rate (:func:`runtime.timed_spike_counts`)."""
+    if source["encoding"] == "events" and source["gain"] != 1.0:
+        raise runtime.Invalid(
+            "network.json: cells[0].gain",
+            f"{source['gain']:g}: an input spike on Loihi has weight 1; compile with calibration data whose "
+            "largest count is 1 (normalize then leaves the gain at 1)",
+        )
+    why = "a Loihi input axon carries one spike per step"
+    counts = runtime.timed_spike_counts(x, source, dt, rng, most=1, why=why)
+    out = np.zeros((len(x), x.shape[1] + pause, x.shape[2]), bool)
+    out[:, : x.shape[1]] = counts > 0
+    return out.reshape(-1, x.shape[2])
 
 
 @functools.cache
@@ -213,6 +232,8 @@ def simulate(
 
     dt = network["dt"]
     steps, pause = int(round(duration / dt)), int(round(network["pause"] / dt))
+    if x.ndim == 3:  # samples over time: T steps each
+        steps = x.shape[1]
     rng = np.random.default_rng(args.seed)
     target = "loihi" if args.hardware else "sim"
     parts: dict[int, list[np.ndarray]] = {}
@@ -221,7 +242,12 @@ def simulate(
     for first in range(0, len(x), args.chunk):
         chunk = x[first : first + args.chunk]
         start = time.perf_counter()
-        net, probes = build(network, arrays, raster(chunk, network["cells"][0], dt, steps, pause, rng), args.record)
+        source = network["cells"][0]
+        if x.ndim == 3:
+            spikes = timed_raster(chunk, source, dt, pause, rng)
+        else:
+            spikes = raster(chunk, source, dt, steps, pause, rng)
+        net, probes = build(network, arrays, spikes, args.record)
         with nengo_loihi.Simulator(net, dt=dt / 1000.0, target=target, precompute=True, progress_bar=False) as sim:
             build_time += time.perf_counter() - start
             start = time.perf_counter()
@@ -253,7 +279,14 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
     network, arrays, data_path, x, y = runtime.load_inputs(args.dir, args.data, args.samples, check_network)
     duration = args.presentation_time or network["presentation_time"]
-    counts, built, build_time, run_time = simulate(network, arrays, x, duration, args)
+    x3, steps = runtime.over_time(x, network["cells"][0]["size"])
+    if steps is None and network["cells"][0]["encoding"] == "events":
+        raise runtime.Invalid("events input needs samples over time, x of shape (N, T, ...)")
+    if steps is not None:
+        if args.presentation_time is not None:
+            raise runtime.Invalid("--presentation-time", f"samples over time run their {steps} steps")
+        duration = steps * network["dt"]
+    counts, built, build_time, run_time = simulate(network, arrays, x3, duration, args)
     readout_cell = next(i for i, c in enumerate(network["cells"]) if c.get("readout"))
     readout = counts[readout_cell]
     results, predictions = runtime.classification(

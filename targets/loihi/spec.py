@@ -9,7 +9,8 @@ magnitude) scaled per core (builder/discretize.py). nengo-loihi's spiking ReLU
 (SpikingRectifiedLinear, built by builder/ensemble.py) does not leak, is floored at 0, spikes
 when v exceeds its threshold and resets to zero (emulator/interface.py), at most once a step;
 a spike reaches the next core one step later. The chip cannot reset between samples: they run
-back to back with a pause. Input comes as a precomputed spike raster (regular or Poisson).
+back to back with a pause. Input comes as a precomputed spike raster (regular, Poisson, or
+``events`` from samples over time: at most one spike per input and step, of weight 1).
 """
 
 from snnc.ir.options import CompileOptions, EnergyModel, Machine, TargetSpec
@@ -62,7 +63,7 @@ SPEC = TargetSpec(
         "tau_m": ((float("inf"),), f"{_RELU} does not leak"),
         "tau_refrac": ((0.0,), f"{_RELU} has no refractory step"),
         "min_delay": ((1.0,), "a spike reaches the next Loihi core one step later"),
-        "encoding": (("regular", "poisson"), "a chip takes input as spikes"),
+        "encoding": (("regular", "poisson", "events"), "a chip takes input as spikes"),
         "split_signs": ((), "Loihi synapses take weights of both signs"),
         "grid_populations": ((False,), "Loihi blocks are consecutive slices of compartments"),
         "whole_channels": ((), "each Loihi core scales its weights by its own largest one: cores hold whole channels"),

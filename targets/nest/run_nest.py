@@ -4,8 +4,10 @@
 
 The network is described by network.json and weights.npz beside this file (README.md gives its
 size, time step and presentation time); both, and the data file, are checked (snnc_runtime.py)
-before anything is built. Membranes are reset between samples. Prints the accuracy and writes
-results.json. Needs pyNN 0.13 and NEST 3 (pip install nest-simulator pyNN), and numpy.
+before anything is built. Membranes are reset between samples. Samples over time, (N, T, ...),
+run T steps each: ``events`` input as that many spikes per step (repeated spike times: NEST's
+spike_generator emits a spike per listed time), regular and Poisson input at each step's rate.
+Prints the accuracy and writes results.json. Needs pyNN 0.13 and NEST 3 (pip install nest-simulator pyNN), and numpy.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def check_network(network: Any, arrays: dict) -> None:
         runtime.number(cell, "tau_refrac", where, 0.0, 1e6)
         runtime.number(cell, "v_min", where, optional=True)
         runtime.choice(cell, "readout", where, (None, "spike_count", "membrane"))
-    if cells[0]["encoding"] not in ("current", "poisson", "regular"):
-        raise runtime.Invalid("network.json: cells[0].encoding", "must be current, poisson or regular")
+    if cells[0]["encoding"] not in ("current", "poisson", "regular", "events"):
+        raise runtime.Invalid("network.json: cells[0].encoding", "must be current, poisson, regular or events")
     for j, proj in enumerate(runtime.entries(network, "projections", "network.json", dict, 1)):
         where = f"network.json: projections[{j}]"
         pre, post = runtime.projection_ends(proj, cells, where)
@@ -68,8 +70,9 @@ def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray,
 class Network:
     """The PyNN populations and projections of network.json."""
 
-    def __init__(self, sim: Any, nest: Any, network: dict, arrays: dict) -> None:
+    def __init__(self, sim: Any, nest: Any, network: dict, arrays: dict, timed: bool = False) -> None:
         self.sim = sim
+        self.timed = timed  # samples over time: spike sources hold precomputed spike times
         self.cells = network["cells"]
         self.pops = []
         self.current_inputs = []  # (source index, post index, connection array): drive W @ x
@@ -78,6 +81,8 @@ class Network:
         for proj in network["projections"]:
             conn = arrays[proj["connections"]]
             pre = self.cells[proj["pre"]]
+            if pre["kind"] == "source" and pre["encoding"] == "events":  # a count of c adds c * gain * w
+                conn = conn * np.array([1.0, 1.0, pre["gain"]])
             if pre["kind"] == "source" and pre["encoding"] == "current":
                 self.current_inputs.append((proj["pre"], proj["post"], conn))
                 continue
@@ -85,7 +90,7 @@ class Network:
                 raise runtime.Invalid("mixed-sign projection; compile with the split-signs pass")
             # nest.Connect with arrays builds millions of synapses in C++; PyNN's FromListConnector
             # loops in Python. A delta synapse has one receptor: inhibition is the negative weight.
-            pre_ids = np.asarray(self.pops[proj["pre"]].all_cells, dtype=np.int64)[conn[:, 0].astype(np.int64)]
+            pre_ids = self._senders(proj["pre"])[conn[:, 0].astype(np.int64)]
             post_ids = np.asarray(self.pops[proj["post"]].all_cells, dtype=np.int64)[conn[:, 1].astype(np.int64)]
             syn = {"synapse_model": "static_synapse", "weight": conn[:, 2], "delay": np.full(len(conn), proj["delay"])}
             nest.Connect(pre_ids, post_ids, "one_to_one", syn)
@@ -98,12 +103,21 @@ class Network:
         self.offsets = np.cumsum([0] + [self.cells[i]["size"] for i in self.neurons])
         self.base_current = np.concatenate([arrays[self.cells[i]["i_offset"]] for i in self.neurons])
 
+    def _senders(self, i: int) -> np.ndarray:
+        """The NEST nodes whose spikes cell ``i``'s projections carry: a spike-time source's
+        spike_generators themselves (a generator's spike stamped t reaches a neuron at t + delay,
+        as a neuron's does; PyNN's parrots would add a step), else the cell's neurons or parrots."""
+        pop = self.pops[i]
+        if isinstance(pop.celltype, self.sim.SpikeSourceArray):
+            return np.asarray(pop.node_collection_source.tolist(), dtype=np.int64)
+        return np.asarray(pop.all_cells, dtype=np.int64)
+
     def _population(self, cell: dict, arrays: dict) -> Any:
         sim = self.sim
         if cell["kind"] == "source":
             if cell["encoding"] == "current":
                 return None
-            if cell["encoding"] == "poisson":
+            if cell["encoding"] == "poisson" and not self.timed:
                 return sim.Population(cell["size"], sim.SpikeSourcePoisson(rate=0.0))
             return sim.Population(cell["size"], sim.SpikeSourceArray(spike_times=[]))
         membrane = cell["readout"] == "membrane"
@@ -124,9 +138,8 @@ class Network:
         return pop
 
     def present(self, sample: np.ndarray, start: float, duration: float, dt: float) -> None:
-        """Reset membranes and set this sample's input currents, rates or spike times."""
-        from pyNN.parameters import Sequence
-
+        """Reset membranes and set this sample's input currents, rates or spike times; for samples
+        over time ``sample`` is the source's spike counts per step, (T, inputs)."""
         current = self.base_current.copy()  # nA, in the order of self.neurons
         for src, post, conn in self.current_inputs:
             value = sample * self.cells[src]["gain"]
@@ -140,19 +153,29 @@ class Network:
         for i, cell in enumerate(self.cells):
             if cell["kind"] != "source" or cell["encoding"] == "current":
                 continue
+            if self.timed:
+                self._spike_times(i, runtime.event_spike_times(sample[None], np.array([start]), dt, 1), dt)
+                continue
             rate = sample * cell["gain"] * cell["max_rate"]  # Hz
             if cell["encoding"] == "poisson":
                 self.pops[i].set(rate=rate)
             else:
                 steps = int(round(duration / dt))
                 trains = runtime.regular_spike_times((rate / 1000.0 * dt)[None], np.array([start]), steps, dt, 1)
-                self.pops[i].set(spike_times=[Sequence(t) for t in trains])
+                self._spike_times(i, trains, dt)
+
+    def _spike_times(self, i: int, trains: list, dt: float) -> None:
+        """Cell ``i``'s spike_generators emit ``trains`` (ms, on the grid; a time listed c times is
+        c spikes): a spike at step k of a window from ``start`` is stamped start + (k + 1) * dt,
+        as a neuron spiking in that step, and arrives at step k + delay."""
+        generators = self.pops[i].node_collection_source
+        generators.set([{"spike_times": (np.round(t / dt) * dt).tolist()} for t in trains])
 
     def silence(self) -> None:
         """No input at all: spikes still in flight arrive, nothing new starts."""
         self.all_neurons.set(I_e=0.0)
         for i, cell in enumerate(self.cells):
-            if cell["kind"] == "source" and cell["encoding"] == "poisson":
+            if cell["kind"] == "source" and cell["encoding"] == "poisson" and not self.timed:
                 self.pops[i].set(rate=0.0)
 
 
@@ -174,7 +197,8 @@ def simulate(
     network: dict, arrays: dict, x: np.ndarray, duration: float, seed: int, threads: int
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Show the samples ``x`` one after another for ``duration`` ms each, membranes reset between
-    them; return (readout (samples, outputs), spikes per sample, build seconds, run seconds)."""
+    them (samples over time: the source's spike counts, (N, T, inputs)); return (readout
+    (samples, outputs), spikes per sample, build seconds, run seconds)."""
     dt = network["dt"]
     max_delay = max([p["delay"] for p in network["projections"]] + [dt])
     flush = (len(network["cells"]) + 1) * max_delay + max(c.get("tau_refrac", 0.0) for c in network["cells"])
@@ -192,7 +216,10 @@ def simulate(
         rng_seed=seed + 1,
         threads=threads,
     )
-    net = Network(sim, nest, network, arrays)
+    net = Network(sim, nest, network, arrays, timed=x.ndim == 3)
+    for pop in net.pops:  # PyNN connects a spike source's generators to its parrots in run(), unused here
+        if pop is not None and getattr(pop, "_deferred_parrot_connections", False):
+            pop._connect_parrot_neurons()
     recorders = {}
     for i in net.neurons:
         rec = nest.Create("spike_recorder")
@@ -228,12 +255,33 @@ def simulate(
     return readout, totals, build_time, run_time
 
 
+def inputs_over_time(network: dict, x: np.ndarray, args: argparse.Namespace) -> Optional[np.ndarray]:
+    """For samples over time, the source's spike counts (N, T, inputs), which set the window (T
+    steps); None for samples of one presentation. Exits with one line where they cannot run."""
+    source = network["cells"][0]
+    x3, steps = runtime.over_time(x, source["size"])
+    if steps is None:
+        if source["encoding"] == "events":
+            raise runtime.Invalid("events input needs samples over time, x of shape (N, T, ...)")
+        return None
+    if source["encoding"] == "current":
+        raise runtime.Invalid("samples over time feed spike sources here; compile with encoding=events or regular")
+    if args.presentation_time is not None:
+        raise runtime.Invalid("--presentation-time", f"samples over time run their {steps} steps")
+    return runtime.timed_spike_counts(x3, source, network["dt"], np.random.default_rng(args.seed))
+
+
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     """Run the network on NEST; write outputs.npz and results.json into --dir and return the results."""
     args = parse_args(argv)
     network, arrays, data_path, x, y = load_inputs(args)
     duration = args.presentation_time or network["presentation_time"]
-    readout, totals, build_time, run_time = simulate(network, arrays, x, duration, args.seed, args.threads)
+    shown = inputs_over_time(network, x, args)
+    if shown is not None:
+        duration = shown.shape[1] * network["dt"]
+    readout, totals, build_time, run_time = simulate(
+        network, arrays, x if shown is None else shown, duration, args.seed, args.threads
+    )
     results, predictions = runtime.classification(
         "nest",
         args,

@@ -19,6 +19,6 @@ SPEC = TargetSpec(
         "v_init": ((0.0,), "its run script starts every sample from v = 0 so far"),
         "reset": (("zero",), "PyNN's standard cells reset to v_reset; NEST has no reset by subtraction"),
         "split_signs": ((), "PyNN projections have one receptor each: the pipeline's split-signs pass splits them"),
-        "encoding": (("current", "poisson", "regular"), "inputs over time (events) run on sim so far"),
+        "encoding": (("current", "poisson", "regular", "events"), "every snnc encoding runs on NEST"),
     },
 )

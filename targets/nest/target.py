@@ -15,6 +15,10 @@ tau_refrac, delay   ms (tau_refrac 0 or >= dt: on-grid iaf_psc_delta counts whol
 v_min               V_min of iaf_psc_delta (set through NEST; PyNN has no name for it)
 current source      i_offset of the first population = its bias + W @ x, per sample
 poisson source      SpikeSourcePoisson, rate = x * gain * max_rate Hz
+events source       SpikeSourceArray: a count of c at step k is c spikes at time k + 1 steps (repeated
+                    times: NEST's spike_generator emits one spike per listed time)
+inputs over time    (N, T, ...) data: T steps per sample; regular/poisson sources then get
+                    precomputed spike times at each step's rate (SpikeSourceArray)
 ==================  =========================================================
 
 Samples run one after another in one simulation. Before each sample every membrane is set to

@@ -6,7 +6,9 @@ The network is described by network.json and weights.npz beside this file (both,
 file, are checked (snnc_runtime.py) before anything is built); spynnaker.cfg selects the machine
 (virtual until you point it at a real board). The network's parallel instances each take a
 contiguous block of the samples and show them one after another, each sample followed by a pause
-of silence (README.md gives the times). Writes results.json (accuracy, when the network really
+of silence (README.md gives the times). Samples over time, (N, T, ...), run T steps each:
+``events`` input as that many spikes per step (a time listed c times in a SpikeSourceArray is
+c packets, c spikes), regular input at each step's rate. Writes results.json (accuracy, when the network really
 ran) and placements.json (every core sPyNNaker used, with the population, instance and slice it
 holds). Needs sPyNNaker 7 and numpy.
 """
@@ -51,8 +53,8 @@ def check_network(network: Any, arrays: dict) -> None:
     runtime.integer(network, "instances", top, 1, 1_000_000)
     runtime.integer(network, "time_scale_factor", top, 1, 10_000)
     runtime.choice(network, "board", top, ("spinn3", "spinn5"))
-    if cells[0].get("encoding", "regular") != "regular":
-        raise runtime.Invalid(f"{top}: cells[0].encoding", "must be regular")
+    if cells[0].get("encoding", "regular") not in ("regular", "events"):
+        raise runtime.Invalid(f"{top}: cells[0].encoding", "must be regular or events")
     for i, cell in enumerate(cells):
         where = f"{top}: cells[{i}]"
         grid = runtime.choice(cell, "grid", where, (True, False))
@@ -142,10 +144,7 @@ class Instance:
         channels = cell["shape"][0] if cell["grid"] else 1
         per_channel = cell["size"] // channels
         if cell["kind"] == "source":
-            steps = int(round(net["presentation_time"] / net["dt"]))
-            rate = cell["max_rate"] / 1000.0 * net["dt"]
-            rates = (x * cell["gain"]).astype(np.float64) * rate
-            trains = [t.tolist() for t in runtime.regular_spike_times(rates, starts, steps, net["dt"])]
+            trains = source_trains(cell, net, x, starts)
         else:
             i_offset = self.arrays[cell["i_offset"]]
         pops = []
@@ -214,6 +213,26 @@ class Instance:
                 sim.Projection(pre[c], post[0], sim.PoolDenseConnector(weights[c]), sim.PoolDense(delay=delay))
 
 
+def source_trains(cell: dict, network: dict, x: np.ndarray, starts: np.ndarray) -> list[list[float]]:
+    """The source's spike times per neuron (ms) for samples ``x`` shown from ``starts``: regular
+    trains of (samples, inputs) values, or of samples over time (samples, T, inputs) their
+    ``events`` (a count of c at step k: the time starts + k * dt listed c times) or regular
+    spikes at each step's rate."""
+    dt = network["dt"]
+    if x.ndim == 3:
+        if cell["encoding"] == "events" and cell["gain"] != 1.0:
+            raise runtime.Invalid(
+                "network.json: cells[0].gain",
+                f"{cell['gain']:g}: an input spike on SpiNNaker adds its weight once; compile with calibration data "
+                "whose largest count is 1 (normalize then leaves the gain at 1)",
+            )
+        counts = runtime.timed_spike_counts(x, cell, dt, np.random.default_rng(0))
+        return [t.tolist() for t in runtime.event_spike_times(counts, starts, dt)]
+    steps = int(round(network["presentation_time"] / dt))
+    rates = (x * cell["gain"]).astype(np.float64) * (cell["max_rate"] / 1000.0 * dt)
+    return [t.tolist() for t in runtime.regular_spike_times(rates, starts, steps, dt)]
+
+
 def placements() -> dict[str, Any]:
     """Every core sPyNNaker placed (chip, core, population label, slice per dimension) and the
     ring-buffer shifts it chose per population (snnc's weight_shift, when the mapping holds)."""
@@ -272,7 +291,7 @@ def simulate(
     copies = []
     for i in range(instances):
         block = x[i * per_instance : (i + 1) * per_instance]
-        block = np.concatenate([block, np.zeros((per_instance - len(block), x.shape[1]), x.dtype)])
+        block = np.concatenate([block, np.zeros((per_instance - len(block), *x.shape[1:]), x.dtype)])
         copies.append(Instance(sim, Grid2D, network, arrays, i, block, starts))
     readout = next(i for i, c in enumerate(network["cells"]) if c.get("readout"))
     for copy in copies:
@@ -297,13 +316,20 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     network, arrays, data_path, x, y = load_inputs(args)
     if args.presentation_time is not None:  # spike trains and counting windows follow it
         network["presentation_time"] = args.presentation_time
+    shown, steps = runtime.over_time(x, network["cells"][0]["size"])
+    if steps is None and network["cells"][0]["encoding"] == "events":
+        raise runtime.Invalid("events input needs samples over time, x of shape (N, T, ...)")
+    if steps is not None:  # samples over time: T steps each
+        if args.presentation_time is not None:
+            raise runtime.Invalid("--presentation-time", f"samples over time run their {steps} steps")
+        network["presentation_time"] = steps * network["dt"]
     if not (Path.home() / ".spynnaker.cfg").is_file():  # else sPyNNaker writes a template there and stops
         raise runtime.Invalid(
             f"sPyNNaker needs a user config {Path.home() / '.spynnaker.cfg'}; create it with "
             "'[Machine]' and 'version = 5' (this folder's spynnaker.cfg sets the rest)"
         )
     os.chdir(args.dir)  # sPyNNaker reads ./spynnaker.cfg and writes reports/ here
-    counts, mapping, build_time, run_time = simulate(network, arrays, x, args.time_scale_factor)
+    counts, mapping, build_time, run_time = simulate(network, arrays, shown, args.time_scale_factor)
     (args.dir / "placements.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n")
     results = {
         "target": "spinnaker",

@@ -33,6 +33,8 @@ def machine_size(boards: int) -> tuple[int, int]:
     triads = math.ceil(boards / 3)
     width = math.ceil(math.sqrt(triads))
     return width * 12 + 4, math.ceil(triads / width) * 12 + 4
+
+
 DEFAULT_BOARD = "spinn5"
 _BOARD_FACT = "comes from the board; choose one with --set board=" + "|".join(BOARDS)
 
@@ -77,7 +79,7 @@ SPEC = TargetSpec(
         "chips": ((), _BOARD_FACT),
         "reserved_cores": ((), _BOARD_FACT),
         "reset": (("zero",), "sPyNNaker's IF cells reset to v_reset"),
-        "encoding": (("regular",), "a board takes input as spike trains (SpikeSourceArray), not currents"),
+        "encoding": (("regular", "events"), "a board takes input as spike trains (SpikeSourceArray), not currents"),
         "whole_channels": ((), "sPyNNaker's convolutions take Grid2D tiles (grid-populations)"),
         "sources_take_cores": ((), "SpikeSourceArray populations occupy cores like any other"),
         "split_signs": ((), "sPyNNaker's synapse lists have one receptor each: the pipeline's split-signs splits them"),

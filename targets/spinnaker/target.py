@@ -96,9 +96,9 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             "per_core": [op.per_core[2], op.per_core[1]] if grid else [op.per_core[0]],
         }
         if isinstance(op, ir.Source):
-            if op.encoding != "regular":
-                raise TargetError(f"%{n}: SpiNNaker input here is spike trains; compile with encoding=regular")
-            cell.update(kind="source", gain=op.gain, max_rate=op.max_rate)
+            if op.encoding not in ("regular", "events"):
+                raise TargetError(f"%{n}: SpiNNaker input is spike trains; compile with encoding=regular or events")
+            cell.update(kind="source", gain=op.gain, max_rate=op.max_rate, encoding=op.encoding)
         else:
             if op.reset != "zero" or op.model != "if":
                 raise TargetError(f"%{n}: sPyNNaker's IF cells reset to v_reset; compile with reset=zero")

@@ -2,11 +2,24 @@
 samples. Target ``sim`` (snnc.targets.sim) emits and runs it; passes and reports simulate with it.
 
 State arrays are (batch, neurons). Dense projections are matrix products; convolutions run
-through torch's conv2d when torch is installed (ten times faster than the sparse matrix,
-which is the fallback); other projections are sparse CSR matrices. Delays use a ring buffer
-of each node's recent spikes. Input from ``current`` sources and ``i_offset`` are constant
-for a sample, so they are summed once per batch, unless the inputs come with a time axis
-(N, T, *source shape): then every step takes its own values (``events``: spike counts).
+through torch's conv2d when torch is installed (the sparse matrix is the fallback), a kernel that
+is constant on stride x stride blocks (average pooling folded into it) as block sums and the
+small kernel; pool projections are strided sums in the sparse matrix's order (same floats);
+other projections are sparse CSR matrices. Input from ``current`` sources and ``i_offset`` are
+constant for a sample, so they are summed once per batch, unless the inputs come with a time
+axis (N, T, *source shape): then every step takes its own values (``events``: spike counts).
+
+Two paths run the same per-neuron float operations (:class:`_Neurons`):
+- time-batched (:func:`_run_layers`, the default when every sample starts from a reset network):
+  graphs are acyclic, so for a block of time steps each population's synaptic input for all
+  the block's steps is one matrix product or convolution over (steps x samples) rows of its
+  presynaptic spikes (delays shift the step index); the neurons then step through the block in
+  cache-sized slices. Spike counts equal the step path's (tested); a membrane readout can differ
+  in the last bits where the BLAS sums rows of a larger product in another order.
+- step by step (:class:`_State`): every population one step at a time with a ring buffer of
+  spikes per delay; samples shown back to back (``pause``) need it.
+Work nobody asked for is skipped: refractory timers without a refractory period, spike
+histories of populations no projection reads, counts per neuron without ``record_neurons``.
 """
 
 from __future__ import annotations
@@ -46,35 +59,110 @@ class SimResult:
 @dataclass
 class _Projection:
     pre: str
-    apply: Callable[[np.ndarray], np.ndarray]  # (batch, pre) -> (batch, post) input
+    apply: Callable[[np.ndarray], np.ndarray]  # (rows, pre) -> (rows, post) input; rows: samples (x steps)
     delay: int  # steps
 
 
 def _apply_function(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The projection as a function of a (rows, pre) array; rows are independent (samples, or
+    samples x steps in the time-batched path)."""
     op = graph.op(proj_id)
     if op.connectivity == "dense":
         w_t = np.ascontiguousarray(graph.tensor(op.weight).T, dtype=np.float32)
         return lambda s: s @ w_t
     if op.connectivity == "conv" and importlib.util.find_spec("torch") is not None:
         return _torch_conv(graph, proj_id)
+    if op.connectivity == "pool":
+        return _pool(graph, proj_id)
     matrix = projection_matrix(graph, proj_id)
     return lambda s: np.asarray((matrix @ s.T).T)
 
 
+def _pool(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A pool projection as strided slices of the (zero-padded) input added window element by
+    window element: the CSR matrix's products and summation order (kernel row, then column), so
+    the same floats as ``projection_matrix`` without building it."""
+    op = graph.op(proj_id)
+    (pre,) = graph.inputs(proj_id)
+    c, h, w = graph.shape(pre)
+    _, oh, ow = graph.shape(proj_id)
+    top, left, bottom, right = op.pads
+    (kh, kw), (sh, sw) = op.kernel, op.strides
+    scale = np.float32(op.scale)
+
+    def apply(s: np.ndarray) -> np.ndarray:
+        x = s.reshape(len(s), c, h, w)
+        if any(op.pads):
+            x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        out = np.zeros((len(s), c, oh, ow), np.float32)
+        for ky in range(kh):
+            for kx in range(kw):
+                out += x[:, :, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw] * scale
+        return out.reshape(len(s), -1)
+
+    return apply
+
+
+def _pooled_kernel(weight: np.ndarray, strides: tuple, dilations: tuple) -> Optional[np.ndarray]:
+    """For a kernel that is constant on stride x stride blocks (average pooling folded into the
+    convolution after it), the kernel of one value per block; None otherwise."""
+    s = strides[0]
+    o, i, kh, kw = weight.shape
+    if s < 2 or tuple(strides) != (s, s) or tuple(dilations) != (1, 1) or kh % s or kw % s:
+        return None
+    blocks = weight.reshape(o, i, kh // s, s, kw // s, s)
+    if not np.array_equal(np.broadcast_to(blocks[:, :, :, :1, :, :1], blocks.shape), blocks):
+        return None
+    return np.ascontiguousarray(blocks[:, :, :, 0, :, 0])
+
+
+def _block_sums(x: np.ndarray, s: int) -> np.ndarray:
+    """Sums over the non-overlapping s x s windows of (rows, C, H, W), H and W multiples of s."""
+    out = x[:, :, ::s, ::s].copy()
+    for dy in range(s):
+        for dx in range(s):
+            if dy or dx:
+                out += x[:, :, dy::s, dx::s]
+    return out
+
+
 def _torch_conv(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A convolution through torch. A kernel constant on stride x stride blocks with pads that
+    are multiples of the stride is applied as a sum over each block (non-overlapping windows)
+    followed by the small kernel at stride 1: the same sums (up to float rounding) at
+    1/stride^2 of the multiply-adds."""
     import torch
 
     op = graph.op(proj_id)
     (pre,) = graph.inputs(proj_id)
-    shape = graph.shape(pre)
-    weight = torch.from_numpy(np.ascontiguousarray(graph.tensor(op.weight), dtype=np.float32))
+    c, h, w = graph.shape(pre)
+    weight = np.ascontiguousarray(graph.tensor(op.weight), dtype=np.float32)
     top, left, bottom, right = op.pads
+    s = op.strides[0]
+    small = _pooled_kernel(weight, op.strides, op.dilations)
+    if small is not None and (any(p % s for p in op.pads) or h % s or w % s):
+        small = None
+    kernel = torch.from_numpy(weight if small is None else small)
+    pads = (left, right, top, bottom) if small is None else (left // s, right // s, top // s, bottom // s)
+    symmetric = pads[0] == pads[1] and pads[2] == pads[3]
 
-    def apply(s: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(s).reshape(len(s), *shape)
-        x = torch.nn.functional.pad(x, (left, right, top, bottom))
-        y = torch.nn.functional.conv2d(x, weight, stride=op.strides, dilation=op.dilations, groups=op.groups)
-        return y.reshape(len(s), -1).numpy()
+    def apply(rows: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(rows).reshape(len(rows), c, h, w)
+        if small is not None:
+            x = _block_sums(x, s)
+        x = torch.from_numpy(x)
+        with torch.no_grad():
+            if symmetric:
+                padding = (pads[2], pads[0])
+            else:
+                x, padding = torch.nn.functional.pad(x, pads), (0, 0)
+            if small is None:
+                y = torch.nn.functional.conv2d(
+                    x, kernel, stride=op.strides, padding=padding, dilation=op.dilations, groups=op.groups
+                )
+            else:
+                y = torch.nn.functional.conv2d(x, kernel, padding=padding, groups=op.groups)
+        return y.reshape(len(rows), -1).numpy()
 
     return apply
 
@@ -118,6 +206,7 @@ def simulate(
     record_neurons: bool = False,
     chains: Optional[int] = None,
     progress: bool = False,
+    method: str = "auto",
 ) -> SimResult:
     """Simulate ``graph`` on inputs ``x`` (N, *source shape), one presentation per sample, or on
     inputs over time (N, T, *source shape), a value per step for T steps (see :func:`time_steps`).
@@ -134,7 +223,14 @@ def simulate(
     each instance shows its samples one after another with ``pause`` ms of silence between
     them, and nothing is reset. More chains run faster; the carried-over state is then that
     of another preceding sample than on the machine, statistically the same.
+
+    ``method``: "layers" runs the time-batched path (:func:`_run_layers`), "steps" steps every
+    population one step at a time (:class:`_State`), "auto" takes "layers" unless samples run
+    back to back (``pause``). Both do the same float operations per neuron; only the matrix
+    products and convolutions see more rows at once in "layers".
     """
+    if method not in ("auto", "layers", "steps"):
+        raise SimulationError(f"method {method!r}: expected auto, layers or steps")
     verify(graph, emitting=True)
     net = _Network(graph)
     x = np.asarray(x, dtype=np.float32)
@@ -148,16 +244,19 @@ def simulate(
     if not 0 < steps <= MAX_STEPS:
         raise SimulationError(f"{steps:,} time steps per sample: must be in [1, {MAX_STEPS:,}]")
     _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
+    flags = (record_over_time, timed is not None, record_neurons)
     if "pause" in graph.attrs:
+        if method == "layers":
+            raise SimulationError("samples run back to back (pause): only method='steps' carries the state over")
         pause_steps = int(round(graph_number(graph, "pause") / net.dt))
         n_chains = min(len(x), chains or int(graph_number(graph, "instances", 1))) or 1
         bar = _Bar(progress, -(-len(x) // n_chains))
-        parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, (record_over_time, timed is not None), bar)]
+        parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, flags, bar)]
     else:
         starts = range(0, len(x), batch_size)
         bar = _Bar(progress, len(starts))
-        flags = (record_over_time, timed is not None)
-        parts = [_run_batch(net, x[i : i + batch_size], steps, seed, i, flags, bar) for i in starts]
+        run = _run_batch if method == "steps" else _run_layered
+        parts = [run(net, x[i : i + batch_size], steps, seed, i, flags, bar) for i in starts]
     counts = {r: np.concatenate([p[0][r] for p in parts]) for r in net.readouts}
     spikes = {n: np.concatenate([p[1][n] for p in parts]) for n in graph.ops_of("snn.population")}
     over_time = np.concatenate([p[2] for p in parts], axis=1) if record_over_time and parts else None
@@ -213,8 +312,16 @@ class _Bar:
             self.bar.update(n)
 
 
+def _run_layered(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, flags: tuple, bar: _Bar):
+    """A batch of samples through the time-batched path; as :func:`_run_batch`."""
+    result = _run_layers(net, x, steps, np.random.default_rng([seed, start]), *flags)
+    bar.update()
+    return result
+
+
 def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, flags: tuple, bar: _Bar):
-    """A batch of samples, each from a reset network; ``flags``: (record over time, inputs over time)."""
+    """A batch of samples, each from a reset network; ``flags``: (record over time, inputs over
+    time, counts per neuron)."""
     state = _State(net, len(x), np.random.default_rng([seed, start]))
     result = state.present(x, steps, *flags)
     bar.update()
@@ -223,7 +330,7 @@ def _run_batch(net: _Network, x: np.ndarray, steps: int, seed: int, start: int, 
 
 def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: int, seed: int, flags: tuple, bar: _Bar):
     """Samples back to back: chain c shows samples c*m .. c*m + m - 1, with ``pause`` steps between;
-    ``flags``: (record over time, inputs over time)."""
+    ``flags``: (record over time, inputs over time, counts per neuron)."""
     record = flags[0]
     n = len(x)
     m = -(-n // chains)
@@ -240,37 +347,91 @@ def _run_chains(net: _Network, x: np.ndarray, steps: int, pause: int, chains: in
     counts = {r: np.concatenate([w[0][r] for w in waves])[inverse] for r in net.readouts}
     totals = {p: np.concatenate([w[1][p] for w in waves])[inverse] for p in waves[0][1]}
     over_time = np.concatenate([w[2] for w in waves], axis=1)[:, inverse] if record else None
-    neurons = {p: np.concatenate([w[3][p] for w in waves])[inverse] for p in waves[0][3]}
+    neurons = {p: np.concatenate([w[3][p] for w in waves])[inverse] for p in waves[0][3]} if flags[2] else {}
     return counts, totals, over_time, neurons
 
 
+class _Neurons:
+    """One population's constants for the update of docs/snn-semantics.md, step 1 to 3."""
+
+    def __init__(self, net: _Network, node: str) -> None:
+        op = net.graph.op(node)
+        self.op = op
+        self.decay = None if math.isinf(op.tau_m) else math.exp(-net.dt / op.tau_m)
+        self.membrane = node in net.membrane
+        self.refrac_steps = int(round(op.tau_refrac / net.dt)) if op.tau_refrac > 0 else 0
+        self.refractory = op.tau_refrac > 0
+
+    def update(self, u: np.ndarray, const: Optional[np.ndarray], inputs: list, ref: Optional[np.ndarray], out) -> None:
+        """One step, in place on ``u`` (and the refractory timers ``ref``); the spikes (0 or 1) go
+        to ``out`` (float32, u's shape). Works on any slice of a population's state: every neuron
+        is updated on its own."""
+        op = self.op
+        if self.decay is not None:
+            u *= self.decay
+        if const is not None:
+            u += const
+        for i in inputs:
+            u += i
+        if op.v_min is not None:
+            np.maximum(u, np.float32(op.v_min), out=u)
+        if self.membrane:
+            out[...] = 0.0
+            return
+        if self.refractory:
+            blocked = ref > 0
+            u[blocked] = op.v_reset
+            ref[blocked] -= 1
+            fired = u >= op.v_threshold
+            fired &= ~blocked
+            out[...] = fired
+        else:
+            np.greater_equal(u, op.v_threshold, out=out)  # the comparison of ``u >= v_threshold``, as 0/1
+            fired = None
+        if op.reset == "subtract":
+            u -= out * np.float32(op.v_threshold)  # u - 0 is u: the same as subtracting where fired
+        else:
+            u[out != 0] = op.v_reset
+        if self.refractory:
+            ref[fired] = self.refrac_steps
+
+
 class _State:
-    """Membranes, refractory timers and delay buffers of ``batch`` parallel networks."""
+    """Membranes, refractory timers and delay buffers of ``batch`` parallel networks, stepped one
+    time step at a time through every population (the general path: any delays, state carried
+    from sample to sample)."""
 
     def __init__(self, net: _Network, batch: int, rng: np.random.Generator) -> None:
         self.net, self.batch, self.rng = net, batch, rng
-        self.history = {n: np.zeros((net.max_delay + 1, batch, net.size[n]), np.float32) for n in net.nodes}
+        self.ring = net.max_delay + 1
+        spiking = {p.pre for ps in net.inputs.values() for p in ps if not net.is_current(p.pre)}
+        self.history = {n: np.zeros((self.ring, batch, net.size[n]), np.float32) for n in net.nodes if n in spiking}
         self.pops = [n for n in net.nodes if isinstance(net.graph.op(n), ir.Population)]
+        self.neurons = {n: _Neurons(net, n) for n in self.pops}
         self.v = {n: np.full((batch, net.size[n]), net.graph.op(n).v_init, np.float32) for n in self.pops}
-        self.refrac = {n: np.zeros((batch, net.size[n]), np.int32) for n in self.pops}
+        self.refrac = {n: np.zeros((batch, net.size[n]), np.int32) for n in self.pops if self.neurons[n].refractory}
         self.k = 0  # steps simulated so far (ring-buffer position)
 
-    def present(self, x: np.ndarray, steps: int, record: bool, timed: bool = False):
+    def present(self, x: np.ndarray, steps: int, record: bool, timed: bool = False, neurons: bool = True):
         """Show one sample per network for ``steps`` steps; spike counts of this window only.
-        ``x`` is (batch, *shape), or (batch, steps, *shape) for inputs over time."""
+        ``x`` is (batch, *shape), or (batch, steps, *shape) for inputs over time; ``neurons``:
+        count every population's spikes per neuron."""
         net, graph = self.net, self.net.graph
         values, const = self._inputs(x[:, 0] if timed else x)
         phase = {n: np.zeros_like(v) for n, v in values.items()}
         readout_pops = [graph.inputs(r)[0] for r in net.readouts]
         counts = {n: np.zeros((self.batch, net.size[n]), np.float32) for n in readout_pops}
-        per_neuron = {n: np.zeros((self.batch, net.size[n]), np.uint16) for n in self.pops}
+        per_neuron = {n: np.zeros((self.batch, net.size[n]), np.uint16) for n in self.pops} if neurons else {}
+        total = {n: np.zeros(self.batch, np.float64) for n in self.pops}
         over_time = np.zeros((steps, self.batch, net.size[readout_pops[0]]), np.float32) if record else None
         for k in range(steps):
             if timed and k:
                 values, const = self._inputs(x[:, k])
             spikes = self._step(values, phase, const)
             for n in self.pops:
-                per_neuron[n] += spikes[n].astype(np.uint16)
+                total[n] += np.count_nonzero(spikes[n], axis=1)
+                if neurons:
+                    np.add(per_neuron[n], spikes[n], out=per_neuron[n], casting="unsafe")
                 if n in counts:
                     counts[n] += spikes[n]
             if record:
@@ -278,84 +439,172 @@ class _State:
                 over_time[k] = self.v[src] if src in net.membrane else counts[src]
         pairs = zip(net.readouts, readout_pops, strict=True)
         out = {r: (self.v[p] if p in net.membrane else counts[p]).copy() for r, p in pairs}
-        total = {n: c.sum(axis=1, dtype=np.float32) for n, c in per_neuron.items()}
-        return out, total, over_time, per_neuron
+        return out, {n: t.astype(np.float32) for n, t in total.items()}, over_time, per_neuron
 
     def _inputs(self, x: np.ndarray) -> tuple[dict, dict]:
         """The sources' values for inputs ``x`` (batch, *shape), and per population the input that
-        stays the same every step while ``x`` holds: i_offset and current sources' drive."""
-        net, graph, dt = self.net, self.net.graph, self.net.dt
+        stays the same every step while ``x`` holds: i_offset and current sources' drive (None: none)."""
+        net, graph = self.net, self.net.graph
         values, const = {}, {}
         for node in net.nodes:
             op = graph.op(node)
             if isinstance(op, ir.Source):
                 values[node] = x.reshape(self.batch, -1) * np.float32(op.gain)
                 continue
-            c = self._offset(node)
-            for p in net.inputs[node]:
-                if net.is_current(p.pre):
-                    c = c + p.apply(values[p.pre]) * np.float32(dt)
-            const[node] = c
+            const[node] = _constant(net, node, values, self.batch)
         return values, const
 
     def silence(self, steps: int) -> None:
         """``steps`` steps without input (constant i_offset still flows): the pause between samples."""
-        const = {n: self._offset(n) for n in self.pops}
+        const = {n: _offset(self.net, n, self.batch) for n in self.pops}
         for _ in range(steps):
             self._step({}, {}, const)
 
-    def _offset(self, node: str) -> np.ndarray:
-        op = self.net.graph.op(node)
-        c = np.zeros((self.batch, self.net.size[node]), np.float32)
-        if op.i_offset is not None:
-            c += self.net.graph.tensor(op.i_offset)[None, :] * np.float32(self.net.dt)
-        return c
-
     def _step(self, values: dict, phase: dict, const: dict) -> dict[str, np.ndarray]:
-        """One time step; ``values`` holds the sources' inputs (none: silent sources)."""
+        """One time step; ``values`` holds the sources' inputs (none: silent sources). Returns
+        every population's spikes (0 or 1)."""
         net, graph, dt = self.net, self.net.graph, self.net.dt
-        ring = net.max_delay + 1
+        ring = self.ring
         k, slot = self.k, self.k % ring
         fired_all = {}
         for node in net.nodes:
             op = graph.op(node)
             if isinstance(op, ir.Source):
-                if node not in values or op.encoding == "current":
-                    self.history[node][slot] = 0.0
-                else:
-                    self.history[node][slot] = _source_spikes(op, values[node], phase[node], dt, self.rng)
+                if node in self.history:
+                    if node not in values or op.encoding == "current":
+                        self.history[node][slot] = 0.0
+                    else:
+                        self.history[node][slot] = _source_spikes(op, values[node], phase[node], dt, self.rng)
                 continue
-            u = self.v[node]
-            if not math.isinf(op.tau_m):
-                u *= math.exp(-dt / op.tau_m)
-            u += const[node]
-            for p in net.inputs[node]:
-                if not net.is_current(p.pre) and k >= p.delay:
-                    u += p.apply(self.history[p.pre][(k - p.delay) % ring])
-            if op.v_min is not None:
-                np.maximum(u, np.float32(op.v_min), out=u)
-            if node in net.membrane:
-                fired_all[node] = np.zeros_like(u)
-                continue
-            ref = self.refrac[node]
-            blocked = ref > 0
-            if op.tau_refrac > 0:
-                u[blocked] = op.v_reset
-                ref[blocked] -= 1
-            fired = u >= op.v_threshold
-            if op.tau_refrac > 0:
-                fired &= ~blocked
-            if op.reset == "subtract":
-                u -= fired * np.float32(op.v_threshold)
-            else:
-                u[fired] = op.v_reset
-            if op.tau_refrac > 0:
-                ref[fired] = int(round(op.tau_refrac / dt))
-            spikes = fired.astype(np.float32)
-            self.history[node][slot] = spikes
-            fired_all[node] = spikes
+            inputs = [
+                p.apply(self.history[p.pre][(k - p.delay) % ring])
+                for p in net.inputs[node]
+                if not net.is_current(p.pre) and k >= p.delay
+            ]
+            out = self.history[node][slot] if node in self.history else np.empty_like(self.v[node])
+            self.neurons[node].update(self.v[node], const[node], inputs, self.refrac.get(node), out)
+            fired_all[node] = out
         self.k += 1
         return fired_all
+
+
+def _offset(net: _Network, node: str, batch: int) -> Optional[np.ndarray]:
+    """``i_offset * dt`` for ``batch`` networks; None without an i_offset."""
+    op = net.graph.op(node)
+    if op.i_offset is None:
+        return None
+    c = np.zeros((batch, net.size[node]), np.float32)
+    c += net.graph.tensor(op.i_offset)[None, :] * np.float32(net.dt)
+    return c
+
+
+def _constant(net: _Network, node: str, values: dict, rows: int) -> Optional[np.ndarray]:
+    """The input of ``node`` that does not come from spikes: i_offset and current sources' drive
+    for the sources' ``values`` (``rows`` rows); None when there is none (adding it would add 0)."""
+    c = _offset(net, node, rows)
+    for p in net.inputs[node]:
+        if net.is_current(p.pre):
+            drive = p.apply(values[p.pre]) * np.float32(net.dt)
+            c = drive if c is None else c + drive
+    return c
+
+
+_BLOCK_VALUES = 1 << 22  # floats per array of one block of time steps (16 MB)
+_CHUNK = 1 << 15  # neurons x samples updated together for all steps of a block (fits the caches)
+
+
+def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, timed: bool, neurons: bool):
+    """The time-batched path of a feed-forward graph from a reset network: for a block of time
+    steps, population after population (topological order), the synaptic input of all the
+    block's steps is one matrix product or convolution over (steps x samples) rows of the
+    presynaptic spikes, then the neurons are updated step by step on it (in cache-sized slices).
+    Delays shift the step index (input computed past the block waits for the next one). Same
+    operations per neuron as :class:`_State`; returns what ``_State.present`` returns."""
+    graph, batch = net.graph, len(x)
+    pops = [n for n in net.nodes if isinstance(graph.op(n), ir.Population)]
+    cells = {n: _Neurons(net, n) for n in pops}
+    v = {n: np.full(batch * net.size[n], graph.op(n).v_init, np.float32) for n in pops}
+    refrac = {n: np.zeros(batch * net.size[n], np.int32) for n in pops if cells[n].refractory}
+    readout_pops = [graph.inputs(r)[0] for r in net.readouts]
+    counts = {n: np.zeros(batch * net.size[n], np.float32) for n in readout_pops if n not in net.membrane}
+    total = {n: np.zeros(batch, np.float64) for n in pops}
+    per_neuron = {n: np.zeros((batch, net.size[n]), np.uint16) for n in pops} if neurons else {}
+    first = readout_pops[0]
+    over_time = np.zeros((steps, batch * net.size[first]), np.float32) if record else None
+    (source,) = graph.ops_of("snn.source")
+    src_op = graph.op(source)
+    values = None if timed else x.reshape(batch, -1) * np.float32(src_op.gain)
+    phase = np.zeros((batch, net.size[source]), np.float32)
+    const = {} if timed else {n: _constant(net, n, {source: values}, batch) for n in pops}
+    const = {n: None if c is None else c.reshape(-1) for n, c in const.items()}
+    pending: dict[int, np.ndarray] = {}  # id(projection) -> input computed for steps past the block
+    block = max(1, min(steps, _BLOCK_VALUES // max(batch * max(net.size.values()), 1)))
+    for t0 in range(0, steps, block):
+        t1 = min(steps, t0 + block)
+        if timed:
+            values = x[:, t0:t1].swapaxes(0, 1).reshape((t1 - t0) * batch, -1) * np.float32(src_op.gain)
+            const = {n: _constant(net, n, {source: values}, (t1 - t0) * batch) for n in pops}
+            const = {n: None if c is None else c.reshape(t1 - t0, -1) for n, c in const.items()}
+        spikes = {source: _source_block(net, source, values, phase, t0, t1, batch, timed, rng)}
+        for node in pops:
+            inputs = []
+            for p in net.inputs[node]:
+                if net.is_current(p.pre):
+                    continue
+                rows = spikes[p.pre].reshape((t1 - t0) * batch, -1)
+                now = p.apply(rows).reshape(t1 - t0, -1)
+                if p.delay:
+                    before = pending.get(id(p))
+                    if before is None:
+                        before = np.zeros((p.delay, now.shape[1]), np.float32)
+                    now = np.concatenate([before, now])
+                    pending[id(p)] = now[t1 - t0 :]
+                inputs.append((p.delay, now))
+            s = np.empty((t1 - t0, batch * net.size[node]), np.float32)
+            trace = over_time[t0:t1] if record and node == first and node in net.membrane else None
+            _update_block(cells[node], v[node], const[node], inputs, refrac.get(node), s, t0, timed, trace)
+            if trace is None and record and node == first:
+                over_time[t0:t1] = counts[node] + np.cumsum(s, axis=0, dtype=np.float64).astype(np.float32)
+            spikes[node] = s
+            per_sample = s.reshape(t1 - t0, batch, -1)
+            total[node] += per_sample.sum(axis=2).sum(axis=0, dtype=np.float64)  # exact: whole numbers
+            if neurons:
+                per_neuron[node] += per_sample.sum(axis=0, dtype=np.float64).astype(np.uint16)
+            if node in counts:
+                counts[node] += per_sample.sum(axis=0, dtype=np.float64).astype(np.float32).reshape(-1)
+    pairs = zip(net.readouts, readout_pops, strict=True)
+    out = {r: (v[p] if p in net.membrane else counts[p]).reshape(batch, -1).copy() for r, p in pairs}
+    over = over_time.reshape(steps, batch, -1) if record else None
+    return out, {n: t.astype(np.float32) for n, t in total.items()}, over, per_neuron
+
+
+def _source_block(net: _Network, source: str, values, phase, t0: int, t1: int, batch: int, timed: bool, rng):
+    """The source's spikes of steps t0..t1-1, (steps, batch * neurons); None for a current source."""
+    op = net.graph.op(source)
+    if op.encoding == "current":
+        return None  # its projections are constant input (``_constant``)
+    out = np.empty((t1 - t0, batch * net.size[source]), np.float32)
+    for k in range(t1 - t0):
+        value = values[k * batch : (k + 1) * batch] if timed else values
+        out[k] = _source_spikes(op, value, phase, net.dt, rng).reshape(-1)
+    return out
+
+
+def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, timed: bool, trace=None) -> None:
+    """Steps t0.. of one population for the block's precomputed ``inputs`` ((delay, (steps, n))
+    pairs), slice by slice of ``_CHUNK`` neurons; the spikes go to ``out`` (steps, n), the
+    potentials after every step to ``trace`` (steps, n) when given."""
+    for a in range(0, len(u), _CHUNK):
+        b = a + _CHUNK
+        uc, rc = u[a:b], None if ref is None else ref[a:b]
+        cc = None if const is None or timed else const[a:b]
+        for k in range(len(out)):
+            if timed and const is not None:
+                cc = const[k, a:b]
+            arriving = [i[k, a:b] for d, i in inputs if t0 + k >= d]
+            cell.update(uc, cc, arriving, rc, out[k, a:b])
+            if trace is not None:
+                trace[k, a:b] = uc
 
 
 def _source_spikes(op: ir.Source, value: np.ndarray, phase: np.ndarray, dt: float, rng) -> np.ndarray:

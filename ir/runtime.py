@@ -540,6 +540,23 @@ def timed_spike_counts(
     return out
 
 
+def timed_inputs(network: dict, x: np.ndarray, presentation_time: Optional[float]) -> Optional[np.ndarray]:
+    """Samples over time for a network's spike source as (N, T, inputs), or None for samples of one
+    presentation; exits with one line where they cannot run (events without a time axis, current
+    input over time, a presentation time given with samples over time)."""
+    source = network["cells"][0]
+    x3, steps = over_time(x, source["size"])
+    if steps is None:
+        if source["encoding"] == "events":
+            raise Invalid("events input needs samples over time, x of shape (N, T, ...)")
+        return None
+    if source["encoding"] == "current":
+        raise Invalid("samples over time feed spike sources here; compile with encoding=events or regular")
+    if presentation_time is not None:
+        raise Invalid("--presentation-time", f"samples over time run their {steps} steps")
+    return x3
+
+
 def poisson_spikes(rates: np.ndarray, steps: int, rng: np.random.Generator) -> np.ndarray:
     """Poisson spike trains as snnc's simulator makes them: ``(steps, *rates.shape)`` booleans,
     a spike in a step with probability ``rates`` (spikes per time step), independently."""

@@ -441,17 +441,10 @@ def inputs_over_time(network: dict, x: np.ndarray, args: argparse.Namespace) -> 
     """For samples over time, what the source takes at each step, (N, T, inputs): spike counts
     (``events``) or values (regular, Poisson: each step's rate); their T steps set the window.
     None for samples of one presentation; exits with one line where they cannot run."""
-    source = network["cells"][0]
-    x3, steps = runtime.over_time(x, source["size"])
-    if steps is None:
-        if source["encoding"] == "events":
-            raise runtime.Invalid("events input needs samples over time, x of shape (N, T, ...)")
+    x3 = runtime.timed_inputs(network, x, args.presentation_time)
+    if x3 is None:
         return None
-    if source["encoding"] == "current":
-        raise runtime.Invalid("samples over time feed spike sources here; compile with encoding=events or regular")
-    if args.presentation_time is not None:
-        raise runtime.Invalid("--presentation-time", f"samples over time run their {steps} steps")
-    return runtime.event_counts(x3) if source["encoding"] == "events" else x3
+    return runtime.event_counts(x3) if network["cells"][0]["encoding"] == "events" else x3
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:

@@ -258,17 +258,10 @@ def simulate(
 def inputs_over_time(network: dict, x: np.ndarray, args: argparse.Namespace) -> Optional[np.ndarray]:
     """For samples over time, the source's spike counts (N, T, inputs), which set the window (T
     steps); None for samples of one presentation. Exits with one line where they cannot run."""
-    source = network["cells"][0]
-    x3, steps = runtime.over_time(x, source["size"])
-    if steps is None:
-        if source["encoding"] == "events":
-            raise runtime.Invalid("events input needs samples over time, x of shape (N, T, ...)")
+    x3 = runtime.timed_inputs(network, x, args.presentation_time)
+    if x3 is None:
         return None
-    if source["encoding"] == "current":
-        raise runtime.Invalid("samples over time feed spike sources here; compile with encoding=events or regular")
-    if args.presentation_time is not None:
-        raise runtime.Invalid("--presentation-time", f"samples over time run their {steps} steps")
-    return runtime.timed_spike_counts(x3, source, network["dt"], np.random.default_rng(args.seed))
+    return runtime.timed_spike_counts(x3, network["cells"][0], network["dt"], np.random.default_rng(args.seed))
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:

@@ -221,3 +221,12 @@ def test_compiled_precision_and_backend_are_what_snnc_run_uses(genn, models, tmp
     results = get_target("genn").run(RunRequest(out, data))
     assert (results["precision"], results["backend"]) == ("double", "single_threaded_cpu")
     assert "double* V" in (out / "genn_build" / "snnc_CODE" / "definitions.h").read_text()  # GeNN's scalar type
+
+
+def test_a_start_part_of_the_way_and_a_membrane_readout_equal_the_simulator(genn, models, tmp_path: Path) -> None:
+    out, data = _compile(models, "mlp", tmp_path / "out", **{"v-init": "0.5", "readout": "membrane"})
+    _run(out, data)
+    assert max(_compare(out, data).values()) > 0  # the hidden layer spikes as in sim, from v = 0.5
+    graph = load(out / "model.snnir")
+    reference = simulate(graph, np.load(data)["x"])
+    np.testing.assert_allclose(np.load(out / "outputs.npz")["readout"], reference.counts[graph.outputs[0]], atol=1e-5)

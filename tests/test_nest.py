@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import make_cnn_onnx
 
+import snnc
 from snnc.cli import main
 from snnc.ir import load
 from snnc.ir.semantics.simulator import simulate
@@ -71,3 +72,21 @@ def test_snnc_run_with_relative_paths_writes_a_report(mlp, tmp_path: Path, monke
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["samples"] == 8 and results["plots"] == ["confusion.png"]  # NEST records the readout only
     assert "![Confusion matrix](plots/confusion.png)" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_nest_starts_samples_part_of_the_way_when_asked(mlp, tmp_path: Path) -> None:
+    """--set v-init=0.5: every sample starts at half the threshold on NEST as in sim."""
+    model, data = mlp
+    x = np.load(data)["x"][:8]
+    outs = {}
+    for v_init in ("0", "0.5"):
+        c = snnc.compile(model, "nest", calibration=x, settings={"v-init": v_init, "readout": "membrane"})
+        out = tmp_path / f"out{v_init}"
+        c.emit(out)
+        network = json.loads((out / "network.json").read_text())
+        assert {cell.get("v_init") for cell in network["cells"][1:]} == {float(v_init) * 1.0}
+        proc = subprocess.run([sys.executable, str(out / "run.py"), "--data", str(data), "--samples", "8", "--no-ann"],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs[v_init] = np.load(out / "outputs.npz")["readout"]
+    assert not np.allclose(outs["0"], outs["0.5"])  # the start changes the final membranes

@@ -61,6 +61,11 @@ def mac_layers(graph: Graph) -> list[str]:
         raise PassError("the model has no dense or convolution layer for BrainScaleS-2's MAC mode to run")
     for node_id in graph.topo():
         op = graph.op(node_id)
+        if isinstance(op, ir.Relu):
+            raise PassError(
+                f"%{node_id}: a ReLU that is not the activation of the dense or convolution layer before it "
+                "(BrainScaleS-2 applies ReLU only as a layer's converting ReLU)"
+            )
         if not isinstance(op, (*HOST_OPS, ir.Dense, ir.Conv2d)):
             raise PassError(
                 f"%{node_id}: {op.OPNAME} cannot be mapped to BrainScaleS-2's MAC mode (it runs dense and "

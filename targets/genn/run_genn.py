@@ -88,6 +88,7 @@ def check_network(network: Any, arrays: dict) -> None:
         runtime.integer(cell, "refrac_steps", where, 0, 10**6)
         runtime.integer(cell, "start", where, 0, MAX_DELAY_STEPS)
         runtime.number(cell, "v_min", where, optional=True)
+        runtime.number(cell, "v_init", where, -1e30, 1e30, optional=True)
         runtime.choice(cell, "readout", where, (None, "spike_count", "membrane"))
     runtime.choice(cells[0], "encoding", "network.json: cells[0]", ("current", "poisson", "regular", "events"))
     for j, proj in enumerate(runtime.entries(network, "projections", "network.json", dict, 1)):
@@ -251,7 +252,7 @@ class Network:
             "Spiking": int(cell["readout"] != "membrane"),
             "Active": 0,
         }
-        state = {"V": 0.0, "Ioffset": 0.0, "RefracTime": 0, "SpikeCount": 0}
+        state = {"V": cell.get("v_init") or 0.0, "Ioffset": 0.0, "RefracTime": 0, "SpikeCount": 0}
         pop = self.model.add_neuron_population(f"n{i}", cell["size"], model, params, state)
         pop.set_param_dynamic("Active")
         return pop
@@ -344,7 +345,7 @@ class Network:
             offsets[post] = offsets[post] + (value @ w.T) * np.float32(self.dt)
         for i, cell in self._neurons():
             pop = self.pops[i]
-            self._set(pop, "V", np.zeros((self.batch, cell["size"]), np.float32))
+            self._set(pop, "V", np.full((self.batch, cell["size"]), cell.get("v_init") or 0.0, np.float32))
             self._set(pop, "RefracTime", np.zeros((self.batch, cell["size"]), np.int32))
             self._set(pop, "SpikeCount", np.zeros((self.batch, cell["size"]), np.int32))
             self._set(pop, "Ioffset", offsets[i])

@@ -15,7 +15,6 @@ SPEC = TargetSpec(
     ),
     reads=frozenset({"instances", "backend", "precision"}),  # instances: GeNN's batch size, no replication
     accepts={
-        "v_init": ((0.0,), "its run script starts every sample from v = 0 so far"),
         "pause": ((), "GeNN resets the network between samples through its variables"),
         "split_signs": ((), "GeNN synapses take weights of both signs; add split-signs to --pipeline"),
         "encoding": (("current", "poisson", "regular", "events"), "every snnc encoding runs on GeNN"),

@@ -52,6 +52,7 @@ def check_network(network: Any, arrays: dict) -> None:
         runtime.number(cell, "tau_m", where, 0.0, 1e12, low_open=True)
         runtime.number(cell, "tau_refrac", where, 0.0, 1e6)
         runtime.number(cell, "v_min", where, optional=True)
+        runtime.number(cell, "v_init", where, -1e30, 1e30, optional=True)
         runtime.choice(cell, "readout", where, (None, "spike_count", "membrane"))
     if cells[0]["encoding"] not in ("current", "poisson", "regular", "events"):
         raise runtime.Invalid("network.json: cells[0].encoding", "must be current, poisson, regular or events")
@@ -102,6 +103,8 @@ class Network:
         self.all_neurons = nest.NodeCollection(ids[self.order].tolist())
         self.offsets = np.cumsum([0] + [self.cells[i]["size"] for i in self.neurons])
         self.base_current = np.concatenate([arrays[self.cells[i]["i_offset"]] for i in self.neurons])
+        starts = [np.full(self.cells[i]["size"], self.cells[i].get("v_init") or 0.0) for i in self.neurons]
+        self.v_start = np.concatenate(starts)  # every sample starts from v_init (mV), in the order of self.neurons
 
     def _senders(self, i: int) -> np.ndarray:
         """The NEST nodes whose spikes cell ``i``'s projections carry: a spike-time source's
@@ -149,7 +152,7 @@ class Network:
                 conn[:, 2] * value[conn[:, 0].astype(np.int64)],
                 minlength=self.cells[post]["size"],
             )
-        self.all_neurons.set(V_m=[0.0] * len(current), I_e=(current[self.order] * 1000.0).tolist())  # nA -> pA
+        self.all_neurons.set(V_m=self.v_start[self.order].tolist(), I_e=(current[self.order] * 1000.0).tolist())  # pA
         for i, cell in enumerate(self.cells):
             if cell["kind"] != "source" or cell["encoding"] == "current":
                 continue

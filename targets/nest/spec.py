@@ -16,7 +16,6 @@ SPEC = TargetSpec(
         min_delay=0.1,
     ),
     accepts={
-        "v_init": ((0.0,), "its run script starts every sample from v = 0 so far"),
         "reset": (("zero",), "PyNN's standard cells reset to v_reset; NEST has no reset by subtraction"),
         "split_signs": ((), "PyNN projections have one receptor each: the pipeline's split-signs pass splits them"),
         "encoding": (("current", "poisson", "regular", "events"), "every snnc encoding runs on NEST"),

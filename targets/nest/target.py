@@ -53,6 +53,7 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {
             "v_thresh": op.v_threshold,
             "v_reset": op.v_reset,
+            "v_init": op.v_init,
             "reset": op.reset,
             "tau_m": NO_LEAK_TAU_M if math.isinf(op.tau_m) else op.tau_m,
             "tau_refrac": op.tau_refrac,

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_networks import finish_nest as networks_finish_nest
 from bench_networks import relative_difference, results_of, script, snnc_outputs
 from torch import nn
 
@@ -181,21 +182,9 @@ def start_nest(model: Path, calib: dict, data: Path, samples: int, folder: Path)
 
 
 def finish_nest(run: dict, x: np.ndarray, y: np.ndarray, framework: float) -> dict:
-    """NEST's accuracy and loss, and the reference simulator on the same compiled graph and images."""
-    sim = float(np.mean(simulate(run["graph"], x).predictions == y))
-    row = {"samples": len(y), "framework_accuracy": framework, "sim_on_nest_graph_accuracy": sim}
-    row["compile"] = run["compile"]
-    try:
-        results = results_of(run["proc"], run["out"])
-    except RuntimeError as exc:
-        return row | {"error": str(exc)}
-    return row | {
-        "accuracy": results["accuracy"],
-        "loss_points": 100 * (framework - results["accuracy"]),
-        "presentation_ms": results["simulated_time_ms"],
-        "build_s": results["build_time_s"],
-        "run_s": time.perf_counter() - run["start"],
-    }
+    """NEST's accuracy and loss, and the reference simulator on the same compiled graph and images
+    (bench_networks' row, with this compile's pass times)."""
+    return {"compile": run["compile"], **networks_finish_nest({**run, "compile_s": None}, x, y, framework)}
 
 
 def sim_runs(model: Path, calib: dict, x: np.ndarray, y: np.ndarray, framework: float, args) -> list[dict]:

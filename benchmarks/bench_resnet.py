@@ -41,6 +41,7 @@ Saves benchmarks/results/resnet.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -71,22 +72,15 @@ TARGETS = ("sim", "nest", "nir", "spinnaker", "genn", "loihi", "brainscales2")
 QUICK_TARGETS = ("sim", "nest", "nir", "spinnaker", "genn", "brainscales2")
 
 
-class BasicBlock(nn.Module):
-    """torchvision's BasicBlock: conv3x3-BN-ReLU-conv3x3-BN plus the (projected) shortcut, ReLU."""
+def _example_module():
+    """examples/resnet/train.py as a module: its BasicBlock (torchvision's, He et al. 2016) builds ResNet-18 too."""
+    spec = importlib.util.spec_from_file_location("resnet_example_train", EXAMPLE / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample: nn.Module = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.downsample(x))
+BasicBlock = _example_module().BasicBlock
 
 
 def resnet18(classes: int = 1000) -> nn.Module:

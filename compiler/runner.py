@@ -191,7 +191,7 @@ def check_data(path: Path, x: np.ndarray, y: Optional[np.ndarray], graph: Graph)
     """Labels present and within the network's outputs; samples the size the network takes."""
     source = graph.ops_of(entry_op(graph))[0]
     size, outputs = math.prod(graph.shape(source)), math.prod(graph.shape(graph.outputs[0]))
-    over_time = graph.dialect == "snn" and steps_in(x, graph.shape(source)) is not None
+    over_time = graph.dialect == "snn" and steps_in(x.shape, graph.shape(source)) is not None
     if x.ndim < 1 or (math.prod(x.shape[1:]) != size and not over_time):
         raise DataError(f"{path}: samples of shape {list(x.shape[1:])}, the network takes {list(graph.shape(source))}")
     if y is None:
@@ -268,7 +268,7 @@ def run_compiled(
     results = _check_results(results, out, len(x))
     x, y = x[: results["samples"]], y[: results["samples"]]
     shape = graph.shape(graph.ops_of(entry_op(graph))[0])
-    over_time = steps_in(x, shape) is not None  # an ANN has no reference for inputs over time
+    over_time = steps_in(x.shape, shape) is not None  # an ANN has no reference for inputs over time
     results["ann_accuracy"] = None if over_time else ann_accuracy(ann, x, y)
     results["data"] = str(data_path)
     if report:

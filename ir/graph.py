@@ -259,6 +259,15 @@ class Graph:
         self.tensors = {k: v for k, v in self.tensors.items() if k in used}
 
     # ------------------------------------------------------------------ tensors
+    def unique_tensor_name(self, name: str) -> str:
+        """``name``, or ``name_1``, ``name_2``... the first that names no tensor yet."""
+        if name not in self.tensors:
+            return name
+        i = 1
+        while f"{name}_{i}" in self.tensors:
+            i += 1
+        return f"{name}_{i}"
+
     def add_tensor(self, name: str, value: Any) -> TensorRef:
         """Store a tensor under ``name`` (replacing it) and return a reference."""
         if not isinstance(name, str) or len(name) > MAX_ID or not _TENSOR_NAME.match(name):

@@ -208,9 +208,8 @@ def to_model_layout(x: np.ndarray, shape: tuple[int, ...], layout: Optional[str]
     """Samples as the IR takes them, (N, *shape) float32: NHWC data (rank 4) of a channels-last
     model becomes NCHW. Samples over time, (N, T, ...) whose steps hold ``shape``'s size, keep
     their time axis: (N, T, *shape)."""
-    size = math.prod(shape)
-    if x.ndim >= 3 and math.prod(x.shape[1:]) != size and math.prod(x.shape[2:]) == size:
-        steps = x.shape[1]
+    steps = steps_in(x.shape, shape)
+    if steps is not None:
         flat = to_model_layout(x.reshape(len(x) * steps, *x.shape[2:]), shape, layout)
         return flat.reshape(len(x), steps, *shape)
     if layout == "NHWC" and x.ndim == 4:
@@ -218,12 +217,13 @@ def to_model_layout(x: np.ndarray, shape: tuple[int, ...], layout: Optional[str]
     return np.ascontiguousarray(x.reshape((len(x), *shape)), dtype=np.float32)
 
 
-def steps_in(x: np.ndarray, shape: tuple[int, ...]) -> Optional[int]:
-    """T for samples over time, (N, T, ...) whose steps hold ``shape``'s size; None for (N, ...)."""
+def steps_in(data_shape: tuple[int, ...], shape: tuple[int, ...]) -> Optional[int]:
+    """T for samples of ``data_shape`` (N, T, ...) over time whose steps hold ``shape``'s size;
+    None for samples of one presentation (N, ...) and for anything else."""
     size = math.prod(shape)
-    if math.prod(x.shape[1:]) == size:
+    if math.prod(data_shape[1:]) == size:
         return None
-    return x.shape[1] if x.ndim >= 3 and math.prod(x.shape[2:]) == size else None
+    return data_shape[1] if len(data_shape) >= 3 and math.prod(data_shape[2:]) == size else None
 
 
 # --------------------------------------------------------------------------- run script inputs
@@ -313,7 +313,7 @@ def load_samples(
     ``samples`` of a data file, read by ``load_data`` with labels required in [0, classes)."""
     try:
         x, y = load_data(path, at_most=samples, require_y=True, classes=classes)
-        if math.prod(x.shape[1:]) != math.prod(shape) and steps_in(x, shape) is None:
+        if math.prod(x.shape[1:]) != math.prod(shape) and steps_in(x.shape, shape) is None:
             raise DataError(f"{path}: samples of shape {list(x.shape[1:])}, the network takes {list(shape)}")
     except _REFUSED as exc:
         raise Invalid(str(exc)) from None

@@ -237,19 +237,9 @@ def _set_layer(graph: Graph, layer: str, weight: np.ndarray, bias: np.ndarray) -
         name = f"{layer}.{kind}"
         old = refs[kind]
         if name in graph.tensors and (old is None or old.name != name):
-            name = _unique_tensor(graph, name)
+            name = graph.unique_tensor_name(name)
         new[kind] = graph.add_tensor(name, value.astype(np.float32))
     graph.set_op(layer, replace(op, **new))
-
-
-def _unique_tensor(graph: Graph, name: str) -> str:
-    """``name``, or ``name_1``, ``name_2``... the first that names no tensor yet."""
-    if name not in graph.tensors:
-        return name
-    i = 1
-    while f"{name}_{i}" in graph.tensors:
-        i += 1
-    return f"{name}_{i}"
 
 
 def _keep_as_layer(graph: Graph, bn: str, k: np.ndarray, shift: np.ndarray) -> None:
@@ -265,6 +255,6 @@ def _keep_as_layer(graph: Graph, bn: str, k: np.ndarray, shift: np.ndarray) -> N
         weight, extra, cls = np.diag(k), {}, ir.Dense
     else:
         raise PassError(f"%{bn}: batch-norm of a {list(shape)} value can be neither folded nor kept as a layer")
-    w = graph.add_tensor(_unique_tensor(graph, f"{bn}.weight"), weight.astype(np.float32))
-    b = graph.add_tensor(_unique_tensor(graph, f"{bn}.bias"), shift.astype(np.float32))
+    w = graph.add_tensor(graph.unique_tensor_name(f"{bn}.weight"), weight.astype(np.float32))
+    b = graph.add_tensor(graph.unique_tensor_name(f"{bn}.bias"), shift.astype(np.float32))
     graph.set_op(bn, cls(weight=w, bias=b, **extra))

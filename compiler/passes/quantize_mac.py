@@ -222,15 +222,14 @@ class QuantizeMac(Pass):
         clipped = np.clip(units, -128, 127)
         if np.any(clipped != units):
             ctx.warn(f"%{node_id}: {int(np.sum(clipped != units))} biases exceed the int8 range and are clipped")
-        name = op.bias.name if op.bias is not None else graph_unique_tensor(graph, f"{node_id}.bias")
+        name = op.bias.name if op.bias is not None else graph.unique_tensor_name(f"{node_id}.bias")
         return graph.add_tensor(name, clipped.astype(np.float32))
 
     def _rescale_output(self, graph: Graph, last: str, scale: float) -> None:
         """An ``ann.scale`` after the last layer: its results back in the float network's units."""
         scaled = graph.add(graph.unique_id(f"{last}_real"), ir.Scale(factor=1.0 / scale), [last])
-        for user in [u for u in graph.users(last) if u != scaled]:
-            graph.set_inputs(user, [scaled if i == last else i for i in graph.inputs(user)])
-        graph.outputs = [scaled if o == last else o for o in graph.outputs]
+        graph.replace_uses(last, scaled)  # every reader of the layer, the new scale included, then:
+        graph.set_inputs(scaled, [last])
 
     def _measure(self, original: Graph, graph: Graph, weight_max: int, ctx: PassContext) -> None:
         """Report accuracy (or agreement) of the float, 6-bit-weight and emulated networks."""
@@ -249,13 +248,3 @@ class QuantizeMac(Pass):
 def _classes(graph: Graph, x: np.ndarray) -> np.ndarray:
     out = evaluate(graph, x, [graph.outputs[0]])[graph.outputs[0]]
     return out.reshape(len(x), -1).argmax(axis=1)
-
-
-def graph_unique_tensor(graph: Graph, name: str) -> str:
-    """``name``, or ``name_1``, ``name_2``... the first that names no tensor of ``graph`` yet."""
-    taken = set(graph.tensors)
-    candidate, i = name, 0
-    while candidate in taken:
-        i += 1
-        candidate = f"{name}_{i}"
-    return candidate

@@ -36,6 +36,7 @@ import numpy as np
 from snnc.ir import Graph, IRError, graph_number, limits
 from snnc.ir import ops as ir
 from snnc.ir.graph import MAX_STEPS, SNN_GRAPH_ATTRS
+from snnc.ir.runtime import steps_in
 from snnc.ir.semantics.connectivity import projection_matrix
 from snnc.ir.verifier import verify
 
@@ -272,12 +273,8 @@ def time_steps(graph: Graph, shape: tuple[int, ...]) -> Optional[int]:
     A source with ``events`` encoding needs inputs over time (they are its spikes)."""
     (source,) = graph.ops_of("snn.source")
     per_sample = graph.shape(source)
-    size = math.prod(per_sample)
-    if math.prod(shape[1:]) == size:
-        timed = None
-    elif len(shape) >= 3 and math.prod(shape[2:]) == size:
-        timed = int(shape[1])
-    else:
+    timed = steps_in(shape, per_sample)
+    if timed is None and math.prod(shape[1:]) != math.prod(per_sample):
         raise SimulationError(f"inputs of shape {list(shape)}: expected (N, {per_sample}) or (N, T, {per_sample})")
     if timed is None and graph.op(source).encoding == "events":
         raise SimulationError(f"%{source} takes events: the inputs need a time axis, (N, T, *{list(per_sample)})")

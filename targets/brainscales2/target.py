@@ -126,8 +126,9 @@ def _seconds(p: LayerPlan, num_sends: int) -> float:
 
 def mac_report(graph: Graph, halves: int = hx.HALVES) -> dict[str, Any]:
     """Tiles, multiplications, weight writes, time and energy per image (report.json)."""
+    plans = plan(graph)
     layers = []
-    for p in plan(graph):
+    for p in plans:
         op = graph.op(p.node)
         layers.append(
             {
@@ -159,7 +160,7 @@ def mac_report(graph: Graph, halves: int = hx.HALVES) -> dict[str, Any]:
             f"{chip.PARALLEL_MULTIPLICATIONS} multiplications at once, {chip.MULTIPLICATION_S * 1e3:g} ms each "
             f"(the current chip rewrites its weights for every input vector), {chip.CHIP_WATTS:g} W"
         ),
-        "ms_per_sample_fixed_chip": sum(_seconds(p, graph.op(p.node).num_sends) for p in plan(graph)) * 1e3,
+        "ms_per_sample_fixed_chip": sum(_seconds(p, graph.op(p.node).num_sends) for p in plans) * 1e3,
         "fixed_chip_model": (
             "per multiplication: reset 1 us + 40 ns per input row and send + settle 2 us + ADC 1.5 us, weights "
             "written once (the paper's figures for a chip without the reconfiguration bug; an estimate)"

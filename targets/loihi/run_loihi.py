@@ -279,14 +279,10 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
     network, arrays, data_path, x, y = runtime.load_inputs(args.dir, args.data, args.samples, check_network)
     duration = args.presentation_time or network["presentation_time"]
-    x3, steps = runtime.over_time(x, network["cells"][0]["size"])
-    if steps is None and network["cells"][0]["encoding"] == "events":
-        raise runtime.Invalid("events input needs samples over time, x of shape (N, T, ...)")
-    if steps is not None:
-        if args.presentation_time is not None:
-            raise runtime.Invalid("--presentation-time", f"samples over time run their {steps} steps")
-        duration = steps * network["dt"]
-    counts, built, build_time, run_time = simulate(network, arrays, x3, duration, args)
+    x3 = runtime.timed_inputs(network, x, args.presentation_time)
+    if x3 is not None:
+        duration = x3.shape[1] * network["dt"]
+    counts, built, build_time, run_time = simulate(network, arrays, x if x3 is None else x3, duration, args)
     readout_cell = next(i for i, c in enumerate(network["cells"]) if c.get("readout"))
     readout = counts[readout_cell]
     results, predictions = runtime.classification(

@@ -40,7 +40,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     reference = None
     if ann.dialect == "ann":
         shape = ann.shape(ann.ops_of("ann.input")[0])
-        if runtime.steps_in(x, shape) is None:  # an ANN has no reference for inputs over time
+        if runtime.steps_in(x.shape, shape) is None:  # an ANN has no reference for inputs over time
             reference = accuracy(ann, runtime.to_model_layout(x, shape, ann.attrs.get("input_layout")), y)
     results.update(ann_accuracy=reference, data=str(data))
     runtime.write_results(args.dir, results)

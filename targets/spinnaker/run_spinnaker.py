@@ -316,13 +316,10 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     network, arrays, data_path, x, y = load_inputs(args)
     if args.presentation_time is not None:  # spike trains and counting windows follow it
         network["presentation_time"] = args.presentation_time
-    shown, steps = runtime.over_time(x, network["cells"][0]["size"])
-    if steps is None and network["cells"][0]["encoding"] == "events":
-        raise runtime.Invalid("events input needs samples over time, x of shape (N, T, ...)")
-    if steps is not None:  # samples over time: T steps each
-        if args.presentation_time is not None:
-            raise runtime.Invalid("--presentation-time", f"samples over time run their {steps} steps")
-        network["presentation_time"] = steps * network["dt"]
+    timed = runtime.timed_inputs(network, x, args.presentation_time)
+    if timed is not None:  # samples over time: T steps each
+        network["presentation_time"] = timed.shape[1] * network["dt"]
+    shown = x if timed is None else timed
     if not (Path.home() / ".spynnaker.cfg").is_file():  # else sPyNNaker writes a template there and stops
         raise runtime.Invalid(
             f"sPyNNaker needs a user config {Path.home() / '.spynnaker.cfg'}; create it with "

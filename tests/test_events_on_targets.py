@@ -77,7 +77,8 @@ def _per_cell(out: Path, reference) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def test_nest_runs_event_counts_of_two_as_the_simulator(inputs, tmp_path: Path) -> None:
     pytest.importorskip("pyNN.nest", reason="pyNN and NEST are not installed")
-    out = _compile(inputs, "nest", tmp_path / "out", "twos", dt="1", **{"min-delay": "1", "tau-refrac": "0"})
+    settings = {"min-delay": "1", "tau-refrac": "0", "readout": "spike_count"}
+    out = _compile(inputs, "nest", tmp_path / "out", "twos", dt="1", **settings)
     assert json.loads((out / "network.json").read_text())["cells"][0]["gain"] != 1.0  # normalize scaled it
     _run(out, inputs["twos"])
     results = json.loads((out / "results.json").read_text())
@@ -96,7 +97,7 @@ def test_nest_takes_regular_input_at_each_steps_rate(inputs, tmp_path: Path) -> 
     rates = tmp_path / "rates.npz"
     x = np.random.default_rng(2).random((N, T, 16), dtype=np.float32)
     np.savez(rates, x=x, y=np.zeros(N, np.int64))
-    settings = {"encoding": "regular", "dt": "1", "min-delay": "1", "tau-refrac": "0"}
+    settings = {"encoding": "regular", "dt": "1", "min-delay": "1", "tau-refrac": "0", "readout": "spike_count"}
     snnc.compile(inputs["model"], "nest", calibration=x.reshape(-1, 16), settings=settings).emit(tmp_path / "out")
     _run(tmp_path / "out", rates)
     reference = _reference(tmp_path / "out", rates)

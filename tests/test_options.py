@@ -204,15 +204,15 @@ def test_settings_have_one_home_and_nothing_reads_the_rest() -> None:
             apply_settings(
                 parse_pipeline(get_target(target).spec.pipeline), get_target(target).spec, {"split-signs": "false"}
             )
-    with pytest.raises(PassError, match="^--set lower-to-snn.reset=subtract: nest takes zero only"):
+    with pytest.raises(PassError, match="^--set lower-to-snn.reset=subtract: spinnaker takes zero only"):
         apply_settings(
-            parse_pipeline(get_target("nest").spec.pipeline),
-            get_target("nest").spec,
+            parse_pipeline(get_target("spinnaker").spec.pipeline),
+            get_target("spinnaker").spec,
             {"lower-to-snn.reset": "subtract"},
         )
 
 
-@pytest.mark.parametrize("target", ["nest", "spinnaker"])
+@pytest.mark.parametrize("target", ["spinnaker"])
 def test_an_option_written_in_the_pipeline_is_held_to_the_target(target: str) -> None:
     """lower-to-snn{reset=subtract} in --pipeline is refused as --set reset=subtract is."""
     pipeline = get_target(target).spec.pipeline.replace("lower-to-snn", "lower-to-snn{reset=subtract}", 1)

@@ -41,6 +41,7 @@ from snnc.ir import ops as ir
 from snnc.ir.options import TargetSpec
 from snnc.ir.semantics.connectivity import connections, from_current_source
 from snnc.targets.base import RunRequest, Target, TargetError, run_script
+from snnc.targets.latency import delay_steps, starts
 from snnc.targets.network_json import describe_network, write_network
 from snnc.targets.templates import copy_run_script, render
 
@@ -64,27 +65,6 @@ def matrix(graph: Graph, proj: str) -> tuple[str, str]:
     return "SPARSE", f"{p.connectivity} connectivity has no procedural form in GeNN"
 
 
-def starts(graph: Graph) -> dict[str, int]:
-    """The step at which each source and population begins its window on GeNN: the latency of
-    the earliest step at which every input of a population can reach it (GeNN's one step per
-    projection less the projection's own delay), so that no path arrives late."""
-    dt = graph_number(graph, "dt")
-    start: dict[str, int] = {}
-    for node in graph.topo():
-        op = graph.op(node)
-        if isinstance(op, ir.Source):
-            start[node] = 0
-        elif isinstance(op, ir.Population):
-            latest = [
-                start[pre] + 1 - int(round(graph.op(proj).delay / dt))
-                for proj in graph.inputs(node)
-                if not from_current_source(graph, proj)
-                for pre in graph.inputs(proj)
-            ]
-            start[node] = max([0, *latest])
-    return start
-
-
 def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The network as JSON-able structure plus the arrays it refers to by key."""
     dt = graph_number(graph, "dt")
@@ -106,8 +86,6 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
 
     def projection(proj: str, pre: int, post: int, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         p = graph.op(proj)
-        (source,) = graph.inputs(proj)
-        (target,) = graph.users(proj)
         current = from_current_source(graph, proj)
         kind, reason = ("DENSE", "current input") if current else matrix(graph, proj)
         entry = {"id": proj, "pre": pre, "post": post, "matrix": kind, "reason": reason}
@@ -118,8 +96,7 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             c = connections(graph, proj)
             arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
             entry["connections"] = key
-        steps = 0 if current else int(round(p.delay / dt)) + start[target] - start[source]
-        return {**entry, "delay_steps": steps, "delay": p.delay}
+        return {**entry, "delay_steps": delay_steps(graph, proj, start), "delay": p.delay}
 
     network, arrays = describe_network(graph, "GeNN", population, projection, np.float32)
     o = spec.options

@@ -13,6 +13,9 @@ Prints the accuracy and writes results.json. Needs pyNN 0.13 and NEST 3 (pip ins
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -34,8 +37,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument(
         "--threads",
         type=runtime.bounded(int, 1, 1024),
-        default=1,
-        help="NEST threads (spike counts do not depend on it)",
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+        help="NEST threads (default: the CPUs this process may use; spike counts do not depend on it)",
     )
     return p.parse_args(argv)
 
@@ -53,7 +56,10 @@ def check_network(network: Any, arrays: dict) -> None:
         runtime.number(cell, "tau_refrac", where, 0.0, 1e6)
         runtime.number(cell, "v_min", where, optional=True)
         runtime.number(cell, "v_init", where, -1e30, 1e30, optional=True)
+        runtime.integer(cell, "start", where, 0, 1_000_000)
         runtime.choice(cell, "readout", where, (None, "spike_count", "membrane"))
+        if cell["reset"] == "subtract" and cell["tau_refrac"] > 0:
+            raise runtime.Invalid(where, "reset by subtraction (eprop_iaf) takes tau_refrac = 0")
     if cells[0]["encoding"] not in ("current", "poisson", "regular", "events"):
         raise runtime.Invalid("network.json: cells[0].encoding", "must be current, poisson, regular or events")
     for j, proj in enumerate(runtime.entries(network, "projections", "network.json", dict, 1)):
@@ -68,17 +74,69 @@ def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray,
     return runtime.load_inputs(args.dir, args.data, args.samples, check_network)
 
 
+def set_nodes(nodes: Any, values: Any) -> None:
+    """Set ``values`` (one dict for every node, or a list of one dict per node) on NEST ``nodes``.
+    NodeCollection.set first asks every node whether it is local (0.5 s for 75,000 nodes on NEST
+    3.10, twice per sample); the kernel call it ends with takes the same dictionaries in 0.08 s.
+    One process holds every node here (threads, no MPI), so that question has one answer."""
+    from nest.lib import hl_api_types
+
+    kernel = getattr(hl_api_types, "nestkernel", None)
+    if kernel is None or not hasattr(kernel, "llapi_set_nc_status"):  # another NEST: its public call
+        nodes.set(values)
+        return
+    kernel.llapi_set_nc_status(nodes._datum, values if isinstance(values, list) else [values])
+
+
+class Subtracting:
+    """Neurons that reset by subtraction: NEST's ``eprop_iaf`` (Bellec et al. 2020), created with
+    nest.Create (PyNN's native_cell_type passes a numpy bool NEST 3.10 refuses). Its update
+    (models/eprop_iaf.cpp) is, per step: v = P_v * v + P_i * i_in + (sum of arriving weights);
+    v -= V_th if it spiked last step; v = max(v, V_min); spike if v >= V_th. With tau_m = 1e9 ms
+    (P_v = 1 - 1e-10) and weights in mV this is snnc's IF neuron with reset by subtraction (the
+    subtraction moves to the next step, before the floor, which gives the same v). Two details
+    are compensated here: ``i_in`` is the previous step's current (the first step of a sample
+    gets its current through the start potential instead) and P_i = tau_m / C_m * (1 - P_v)
+    differs from dt / C_m by ~1e-6 relative (currents are scaled by dt / (C_m * P_i))."""
+
+    C_M = 1000.0  # pF: 1 nF, as PyNN's cm = 1 (1 nA / 1 nF = 1 mV/ms)
+
+    def __init__(self, nest: Any, cell: dict) -> None:
+        membrane = cell["readout"] == "membrane"
+        floor = cell.get("v_min")
+        self.node_collection = nest.Create(
+            "eprop_iaf",
+            cell["size"],
+            {
+                "C_m": self.C_M,
+                "E_L": 0.0,
+                "V_m": 0.0,
+                "V_th": 1e12 if membrane else cell["v_thresh"],
+                "V_min": -sys.float_info.max if floor is None else floor,
+                "tau_m": cell["tau_m"],
+                "t_ref": 0.0,
+            },
+        )
+        self.all_cells = np.asarray(self.node_collection.tolist(), dtype=np.int64)
+
+    @staticmethod
+    def current_gain(tau_m: float, dt: float) -> float:
+        """The factor that makes eprop_iaf's P_i * I equal I * dt / C_m (NEST computes P_i so)."""
+        return dt / (tau_m * (1.0 - math.exp(-dt / tau_m)))
+
+
 class Network:
-    """The PyNN populations and projections of network.json."""
+    """The populations and projections of network.json on NEST; per population its window start
+    (steps after the sample's start), nodes, start potentials and current (nA) without input."""
 
     def __init__(self, sim: Any, nest: Any, network: dict, arrays: dict, timed: bool = False) -> None:
         self.sim = sim
+        self.nest = nest
         self.timed = timed  # samples over time: spike sources hold precomputed spike times
         self.cells = network["cells"]
-        self.pops = []
+        self.dt = network["dt"]
+        self.pops = [self._population(cell) for cell in self.cells]
         self.current_inputs = []  # (source index, post index, connection array): drive W @ x
-        for cell in self.cells:
-            self.pops.append(self._population(cell, arrays))
         for proj in network["projections"]:
             conn = arrays[proj["connections"]]
             pre = self.cells[proj["pre"]]
@@ -96,26 +154,25 @@ class Network:
             syn = {"synapse_model": "static_synapse", "weight": conn[:, 2], "delay": np.full(len(conn), proj["delay"])}
             nest.Connect(pre_ids, post_ids, "one_to_one", syn)
         self.neurons = [i for i, c in enumerate(self.cells) if c["kind"] == "population"]
-        # All neurons in one NodeCollection, so a sample costs one SetStatus call: NEST's
-        # per-call overhead grows with the recorded spikes, and PyNN's set() makes several.
-        ids = np.concatenate([np.asarray(self.pops[i].all_cells, dtype=np.int64) for i in self.neurons])
-        self.order = np.argsort(ids)
-        self.all_neurons = nest.NodeCollection(ids[self.order].tolist())
-        self.offsets = np.cumsum([0] + [self.cells[i]["size"] for i in self.neurons])
-        self.base_current = np.concatenate([arrays[self.cells[i]["i_offset"]] for i in self.neurons])
-        starts = [np.full(self.cells[i]["size"], self.cells[i].get("v_init") or 0.0) for i in self.neurons]
-        self.v_start = np.concatenate(starts)  # every sample starts from v_init (mV), in the order of self.neurons
+        self.start = {i: self.cells[i]["start"] for i in self.neurons}
+        self.base_current = {i: np.asarray(arrays[self.cells[i]["i_offset"]], dtype=np.float64) for i in self.neurons}
+        # eprop_iaf: currents scaled to dt / C_m exactly, and its first step's current in the start potential
+        self.gain, self.first_step = {}, {}
+        for i in self.neurons:
+            sub = isinstance(self.pops[i], Subtracting)
+            self.gain[i] = Subtracting.current_gain(self.cells[i]["tau_m"], self.dt) if sub else 1.0
+            self.first_step[i] = self.dt if sub else 0.0
 
     def _senders(self, i: int) -> np.ndarray:
         """The NEST nodes whose spikes cell ``i``'s projections carry: a spike-time source's
         spike_generators themselves (a generator's spike stamped t reaches a neuron at t + delay,
         as a neuron's does; PyNN's parrots would add a step), else the cell's neurons or parrots."""
         pop = self.pops[i]
-        if isinstance(pop.celltype, self.sim.SpikeSourceArray):
+        if isinstance(getattr(pop, "celltype", None), self.sim.SpikeSourceArray):
             return np.asarray(pop.node_collection_source.tolist(), dtype=np.int64)
         return np.asarray(pop.all_cells, dtype=np.int64)
 
-    def _population(self, cell: dict, arrays: dict) -> Any:
+    def _population(self, cell: dict) -> Any:
         sim = self.sim
         if cell["kind"] == "source":
             if cell["encoding"] == "current":
@@ -123,6 +180,8 @@ class Network:
             if cell["encoding"] == "poisson" and not self.timed:
                 return sim.Population(cell["size"], sim.SpikeSourcePoisson(rate=0.0))
             return sim.Population(cell["size"], sim.SpikeSourceArray(spike_times=[]))
+        if cell["reset"] == "subtract":
+            return Subtracting(self.nest, cell)
         membrane = cell["readout"] == "membrane"
         params = {
             "v_rest": 0.0,
@@ -131,80 +190,134 @@ class Network:
             "tau_m": cell["tau_m"],
             "v_thresh": 1e12 if membrane else cell["v_thresh"],
             "tau_refrac": cell["tau_refrac"],
-            "i_offset": arrays[cell["i_offset"]],
+            "i_offset": 0.0,  # set per sample, when the population's window starts
         }
-        if cell["reset"] != "zero":
-            raise runtime.Invalid("PyNN cells reset to v_reset; compile with reset=zero")
         pop = sim.Population(cell["size"], sim.IF_curr_delta(**params))
         if cell.get("v_min") is not None:  # a floor: iaf_psc_delta's V_min, which PyNN does not map
             pop.node_collection.set(V_min=cell["v_min"])
         return pop
 
-    def present(self, sample: np.ndarray, start: float, duration: float, dt: float) -> None:
-        """Reset membranes and set this sample's input currents, rates or spike times; for samples
-        over time ``sample`` is the source's spike counts per step, (T, inputs)."""
-        current = self.base_current.copy()  # nA, in the order of self.neurons
+    def currents(self, sample: np.ndarray) -> dict[int, np.ndarray]:
+        """Each population's current (nA) for this sample: its offset plus W @ x of current input."""
+        current = {i: c.copy() for i, c in self.base_current.items()}
         for src, post, conn in self.current_inputs:
             value = sample * self.cells[src]["gain"]
-            first = self.offsets[self.neurons.index(post)]
-            current[first : first + self.cells[post]["size"]] += np.bincount(
+            current[post] += np.bincount(
                 conn[:, 1].astype(np.int64),
                 conn[:, 2] * value[conn[:, 0].astype(np.int64)],
-                minlength=self.cells[post]["size"],
+                minlength=len(current[post]),
             )
-        self.all_neurons.set(V_m=self.v_start[self.order].tolist(), I_e=(current[self.order] * 1000.0).tolist())  # pA
+        return current
+
+    def begin(self, i: int, current: np.ndarray) -> None:
+        """Population ``i``'s window starts: membranes at v_init, its current on."""
+        v_m = (self.cells[i].get("v_init") or 0.0) + self.first_step[i] * current  # mV: nA / 1 nF * ms
+        pairs = zip(v_m.tolist(), (current * self.gain[i] * 1000.0).tolist(), strict=True)  # I_e in pA
+        set_nodes(self.pops[i].node_collection, [{"V_m": v, "I_e": c} for v, c in pairs])
+
+    def end(self, i: int) -> None:
+        """Population ``i``'s window is over: no current and membranes far below threshold, so
+        nothing it still receives makes it spike (an eprop_iaf that spiked in the window's last
+        step subtracts its threshold now, not from the next sample's start)."""
+        set_nodes(self.pops[i].node_collection, {"I_e": 0.0, "V_m": -1e12})
+
+    def present_sources(self, sample: np.ndarray, start: float, steps: int) -> None:
+        """The spike sources' rates or spike times for this sample's window of ``steps`` steps; for
+        samples over time ``sample`` is the source's spike counts per step, (T, inputs)."""
+        dt = self.dt
         for i, cell in enumerate(self.cells):
             if cell["kind"] != "source" or cell["encoding"] == "current":
                 continue
             if self.timed:
-                self._spike_times(i, runtime.event_spike_times(sample[None], np.array([start]), dt, 1), dt)
+                self._spike_times(i, runtime.event_spike_times(sample[None], np.array([start]), dt, 1))
                 continue
             rate = sample * cell["gain"] * cell["max_rate"]  # Hz
             if cell["encoding"] == "poisson":
                 self.pops[i].set(rate=rate)
             else:
-                steps = int(round(duration / dt))
                 trains = runtime.regular_spike_times((rate / 1000.0 * dt)[None], np.array([start]), steps, dt, 1)
-                self._spike_times(i, trains, dt)
+                self._spike_times(i, trains)
 
-    def _spike_times(self, i: int, trains: list, dt: float) -> None:
+    def _spike_times(self, i: int, trains: list) -> None:
         """Cell ``i``'s spike_generators emit ``trains`` (ms, on the grid; a time listed c times is
         c spikes): a spike at step k of a window from ``start`` is stamped start + (k + 1) * dt,
         as a neuron spiking in that step, and arrives at step k + delay."""
         generators = self.pops[i].node_collection_source
-        generators.set([{"spike_times": (np.round(t / dt) * dt).tolist()} for t in trains])
+        set_nodes(generators, [{"spike_times": (np.round(t / self.dt) * self.dt).tolist()} for t in trains])
 
-    def silence(self) -> None:
-        """No input at all: spikes still in flight arrive, nothing new starts."""
-        self.all_neurons.set(I_e=0.0)
+    def silence_sources(self) -> None:
+        """Poisson sources stop at the end of the input's window (spike times end by themselves)."""
         for i, cell in enumerate(self.cells):
             if cell["kind"] == "source" and cell["encoding"] == "poisson" and not self.timed:
                 self.pops[i].set(rate=0.0)
 
+    def schedule(self, steps: int) -> list[tuple[int, list[int], list[int]]]:
+        """(step, populations whose window ends, populations whose window starts) in time order;
+        -1 stands for the spike sources, whose window is the first ``steps`` steps."""
+        ends = {self.start[i] + steps: [] for i in self.neurons}
+        begins: dict[int, list[int]] = {self.start[i]: [] for i in self.neurons}
+        ends.setdefault(steps, []).append(-1)
+        for i in self.neurons:
+            ends[self.start[i] + steps].append(i)
+            begins[self.start[i]].append(i)
+        return [(k, ends.get(k, []), begins.get(k, [])) for k in sorted(set(ends) | set(begins))]
 
-def count_spikes(
-    recorder: Any, node_ids: np.ndarray, starts: np.ndarray, duration: float, n_samples: int
-) -> np.ndarray:
-    """(samples, neurons) spike counts in each presentation window (start, start + duration]."""
+
+def count_spikes(recorder: Any, node_ids: np.ndarray, starts: np.ndarray, duration: float) -> np.ndarray:
+    """(windows, neurons) spike counts in the windows (start, start + duration] (NEST stamps a
+    spike with the end of its step); ``starts`` ascending, the windows apart."""
     events = recorder.get("events")
     senders, times = np.asarray(events["senders"]), np.asarray(events["times"])
-    sample = np.searchsorted(starts, times, side="left") - 1
-    keep = (sample >= 0) & (times <= starts[np.maximum(sample, 0)] + duration + 1e-9)
-    index = np.searchsorted(node_ids, senders[keep])
-    counts = np.zeros((n_samples, len(node_ids)), np.int64)
-    np.add.at(counts, (sample[keep], index), 1)
+    window = np.searchsorted(starts + 1e-9, times, side="left") - 1
+    keep = (window >= 0) & (times <= starts[np.maximum(window, 0)] + duration + 1e-9)
+    counts = np.zeros((len(starts), len(node_ids)), np.int64)
+    np.add.at(counts, (window[keep], np.searchsorted(node_ids, senders[keep])), 1)
     return counts
+
+
+BLOCK = 20  # samples between readings of the spike recorders (NEST clears them only outside Run)
+
+
+def run_sample(
+    net: Network, sample: np.ndarray, t: float, steps: int, plan: list, pause: float, membrane: dict
+) -> None:
+    """One sample from time ``t``: each population's window begins and ends as ``plan`` says
+    (Network.schedule); the output membranes are read at the end of their window."""
+    import nest
+
+    current = net.currents(sample)
+    net.present_sources(sample, t, steps)
+    done = 0
+    for step, ending, beginning in plan:
+        if step > done:
+            nest.Run((step - done) * net.dt)
+            done = step
+        for i in ending:
+            if i < 0:
+                net.silence_sources()
+                continue
+            if net.cells[i]["readout"] == "membrane":
+                membrane.setdefault(i, []).append(np.asarray(net.pops[i].node_collection.get("V_m")))
+            net.end(i)
+        for i in beginning:
+            net.begin(i, current[i])
+    if pause > 0:
+        nest.Run(pause)
 
 
 def simulate(
     network: dict, arrays: dict, x: np.ndarray, duration: float, seed: int, threads: int
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Show the samples ``x`` one after another for ``duration`` ms each, membranes reset between
-    them (samples over time: the source's spike counts, (N, T, inputs)); return (readout
-    (samples, outputs), spikes per sample, build seconds, run seconds)."""
+    """Show the samples ``x`` one after another, each population for ``duration`` ms from its
+    start (network.json's ``start``: the steps by which it follows the input, so that its inputs
+    reach it at the steps of a simulator without latency); return (readout (samples, outputs),
+    spikes per sample, build seconds, run seconds). Samples over time: the source's spike counts,
+    (N, T, inputs)."""
     dt = network["dt"]
+    steps = int(round(duration / dt))
     max_delay = max([p["delay"] for p in network["projections"]] + [dt])
-    flush = (len(network["cells"]) + 1) * max_delay + max(c.get("tau_refrac", 0.0) for c in network["cells"])
+    # between samples: spikes in flight arrive at ended populations, a refractory iaf_psc_delta counts down
+    pause = max(max_delay, *(c.get("tau_refrac", 0.0) for c in network["cells"]))
 
     warnings.filterwarnings("ignore", module="nest")  # NEST 3.10 flags PyNN 0.13's older calls
     import nest
@@ -225,27 +338,30 @@ def simulate(
             pop._connect_parrot_neurons()
     recorders = {}
     for i in net.neurons:
+        net.end(i)  # silent until its first window
         rec = nest.Create("spike_recorder")
         nest.Connect(net.pops[i].node_collection, rec, syn_spec={"delay": dt})
         recorders[i] = rec
     build_time = time.perf_counter() - start_build
 
-    ids = {i: np.asarray(net.pops[i].node_collection.tolist()) for i in net.neurons}
+    ids = {i: np.asarray(net.pops[i].all_cells, dtype=np.int64) for i in net.neurons}
     counts = {i: np.zeros((len(x), len(ids[i])), np.int64) for i in net.neurons}
     membrane, t = {}, sim.get_current_time()
+    plan = net.schedule(steps)
+    span = plan[-1][0] * dt + pause
     start_run = time.perf_counter()
-    for k in range(len(x)):
-        net.present(x[k], t, duration, dt)
-        nest.Simulate(duration)  # NEST directly: PyNN's run() queries the kernel status each time
-        for i in net.neurons:
-            if net.cells[i]["readout"] == "membrane":
-                membrane.setdefault(i, []).append(np.asarray(net.pops[i].node_collection.get("V_m")))
-        net.silence()
-        nest.Simulate(flush)
-        for i in net.neurons:  # this sample's spikes, then an empty recorder (memory stays flat)
-            counts[i][k] = count_spikes(recorders[i], ids[i], np.array([t]), duration, 1)[0]
+    for first in range(0, len(x), BLOCK):
+        block = range(first, min(first + BLOCK, len(x)))
+        t_block = t + span * np.arange(len(block))
+        with nest.RunManager():  # one Prepare per block: Run between the windows' starts and ends
+            for k, t_k in zip(block, t_block, strict=True):
+                run_sample(net, x[k], t_k, steps, plan, pause, membrane)
+        for i in net.neurons:  # the block's spikes, then an empty recorder (memory stays flat)
+            counts[i][block.start : block.stop] = count_spikes(
+                recorders[i], ids[i], t_block + net.start[i] * dt, duration
+            )
             recorders[i].n_events = 0
-        t += duration + flush
+        t += span * len(block)
     run_time = time.perf_counter() - start_run
 
     totals = np.zeros(len(x))

@@ -2,16 +2,24 @@
 
 The script (``run.py``) is generic: it builds whatever ``network.json`` describes, with the
 arrays of ``weights.npz``. Nothing from the model is written into code; op ids appear only as
-JSON data. Unit mapping (docs/snn-semantics.md -> PyNN IF_curr_delta):
+JSON data. Cells that reset by subtraction (the default) are NEST's ``eprop_iaf``, whose update subtracts
+the threshold after a spike (run_nest.Subtracting says how it equals snnc's IF neuron); cells
+compiled with ``reset=zero`` are PyNN's IF_curr_delta (NEST's iaf_psc_delta). Unit mapping
+(docs/snn-semantics.md -> PyNN IF_curr_delta, the same units for eprop_iaf):
 
 ==================  =========================================================
 snnc                PyNN / NEST
 ==================  =========================================================
-v (unitless)        mV; v_rest = v_reset = 0 mV, v_thresh = v_threshold mV
+v (unitless)        mV; v_rest = v_reset = 0 mV, v_thresh = v_threshold mV (eprop_iaf: E_L = 0, V_th)
 weight              mV jump per spike (delta synapse); inhibitory weights < 0
 i_offset (v/ms)     nA with cm = 1 nF (1 nA / 1 nF = 1 mV/ms)
 tau_m = inf         tau_m = 1e9 ms (no leak within a presentation)
-tau_refrac, delay   ms (tau_refrac 0 or >= dt: on-grid iaf_psc_delta counts whole steps; delays >= dt)
+tau_refrac          ms (0 or >= dt: on-grid iaf_psc_delta counts whole steps; 0 for eprop_iaf, whose
+                    t_ref blocks spikes but not input)
+delay               NEST delivers a spike a step after it is emitted at the earliest: as on GeNN
+                    (targets/latency.py) each population runs its window ``start`` steps after the
+                    input and a projection waits its delay + start(post) - start(pre) steps, so
+                    every population sees its input at the steps of the simulator without latency
 v_min               V_min of iaf_psc_delta (set through NEST; PyNN has no name for it)
 current source      i_offset of the first population = its bias + W @ x, per sample
 poisson source      SpikeSourcePoisson, rate = x * gain * max_rate Hz
@@ -22,8 +30,9 @@ inputs over time    (N, T, ...) data: T steps per sample; regular/poisson source
 ==================  =========================================================
 
 Samples run one after another in one simulation. Before each sample every membrane is set to
-0 mV (NEST's V_m, which PyNN's initialize cannot set on NEST 3) and the input currents are
-changed; after it a short flush lets spikes in flight arrive outside the counting window.
+its start (v_init; NEST's V_m, which PyNN's initialize cannot set on NEST 3) and the input
+currents are changed; after it the membranes are pushed far below threshold and a short flush
+lets spikes in flight arrive outside the counting window.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import connections
 from snnc.targets.base import RunRequest, Target, TargetError, run_script
+from snnc.targets.latency import delay_steps, starts
 from snnc.targets.network_json import describe_network, write_network
 from snnc.targets.templates import copy_run_script, render
 
@@ -48,9 +58,12 @@ NO_LEAK_TAU_M = 1e9  # ms
 
 def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The network as JSON-able structure plus the arrays it refers to by key."""
+    dt = graph_number(graph, "dt")
+    start = starts(graph)
 
     def population(node: str, op: ir.Population, size: int, readout: Any) -> dict[str, Any]:
         return {
+            "start": start[node],
             "v_thresh": op.v_threshold,
             "v_reset": op.v_reset,
             "v_init": op.v_init,
@@ -65,7 +78,8 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         c = connections(graph, proj)
         arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
         p = graph.op(proj)
-        return {"id": proj, "pre": pre, "post": post, "receptor": p.receptor, "delay": p.delay, "connections": key}
+        delay = delay_steps(graph, proj, start) * dt  # NEST's delay: at least one step
+        return {"id": proj, "pre": pre, "post": post, "receptor": p.receptor, "delay": delay, "connections": key}
 
     return describe_network(graph, "NEST", population, projection, np.float64)
 
@@ -78,6 +92,10 @@ class NestTarget(Target):
         refractory = {graph.op(p).tau_refrac for p in graph.ops_of("snn.population")}
         if dt <= 0 or any(0 < t < dt for t in refractory):  # on-grid iaf_psc_delta takes 0 or whole steps
             raise TargetError(f"NEST needs tau_refrac = 0 or >= dt ({dt} ms)")
+        for node in graph.ops_of("snn.population"):
+            op = graph.op(node)
+            if op.reset == "subtract" and op.tau_refrac > 0:  # eprop_iaf's t_ref blocks spikes, not input
+                raise TargetError(f"%{node}: reset by subtraction on NEST (eprop_iaf) takes tau_refrac = 0")
         network, arrays = describe(graph)
         context = write_network(out, network, arrays, manifest)
         context["synapses"] = sum(len(a) for k, a in arrays.items() if k.startswith("proj"))

@@ -95,14 +95,21 @@ def _check_projection(proj: dict, cells: list, arrays: dict, where: str) -> None
     if kind != "list" and not pre["grid"]:
         raise runtime.Invalid(where, f"a {kind} projection needs a grid population before it")
     if kind == "list":
-        runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory"))
-        runtime.connection_list(arrays, proj, pre, post, where)
+        receptor = runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory", "mixed"))
+        conn = runtime.connection_list(arrays, proj, pre, post, where)
+        if receptor != "mixed" and (conn[:, 2] < 0).any():
+            raise runtime.Invalid(f"{where}.connections", f"negative weights in an {receptor} list")
     elif kind == "conv":
         groups = runtime.integer(proj, "groups", where, 1, 1_000_000)
-        runtime.integer(proj, "padding", where, 0, 10_000)
+        padding = runtime.entries(proj, "padding", where, int, 2)
+        offset = runtime.integer(proj, "channel_offset", where, 0, 1_000_000) if "channel_offset" in proj else 0
         kernels = runtime.array(arrays, proj, "kernels", where, (None, None, None, None))
         out_c, in_per_group = kernels.shape[:2]
-        if not post["grid"] or out_c != post["shape"][0] or out_c % groups or in_per_group * groups != pre["shape"][0]:
+        odd = all(k % 2 == 1 for k in kernels.shape[2:])
+        if len(padding) != 2 or not 0 <= min(padding) <= max(padding) <= 10_000 or not odd:
+            raise runtime.Invalid(f"{where}.padding", f"{padding} with kernels {list(kernels.shape[2:])}")
+        fits = post["grid"] and out_c + offset <= post["shape"][0]
+        if not fits or out_c % groups or in_per_group * groups != pre["shape"][0]:
             raise runtime.Invalid(
                 f"{where}.kernels",
                 f"shape {list(kernels.shape)} does not fit {pre['shape']} -> {post['shape']} in {groups} group(s)",
@@ -173,44 +180,62 @@ class Instance:
         pre, post = self.pops[proj["pre"]], self.pops[proj["post"]]
         delay = proj["delay"]
         if proj["kind"] == "list":
-            conn = arrays[proj["connections"]]
-            rows = np.column_stack([conn, np.full(len(conn), delay)])
-            sim.Projection(
-                pre[0],
-                post[0],
-                sim.FromListConnector(rows),
-                synapse_type=sim.StaticSynapse(),
-                receptor_type=proj["receptor"],
-            )
+            for (i, o, receptor), rows in synapse_lists(arrays[proj["connections"]], proj["receptor"], pre, post):
+                rows = np.column_stack([rows, np.full(len(rows), delay)])
+                sim.Projection(
+                    pre[i],
+                    post[o],
+                    sim.FromListConnector(rows),
+                    synapse_type=sim.StaticSynapse(),
+                    receptor_type=receptor,
+                )
         elif proj["kind"] == "conv":
-            kernels = arrays[proj["kernels"]]  # (out, in / groups, k, k), already flipped
-            out_channels, in_per_group = kernels.shape[:2]
+            kernels = arrays[proj["kernels"]]  # (out, in / groups, kh, kw): flipped, odd, rows first
+            out_channels, in_per_group, kh, kw = kernels.shape
             per_group = out_channels // proj["groups"]
-            pad = (proj["padding"], proj["padding"])
+            offset = proj.get("channel_offset", 0)
             for o in range(out_channels):
                 for j in range(in_per_group):
                     if kernels[o, j].any():
                         i = (o // per_group) * in_per_group + j
-                        sim.Projection(
-                            pre[i],
-                            post[o],
-                            sim.ConvolutionConnector(kernels[o, j], padding=pad),
-                            sim.Convolution(delay=delay),
-                        )
+                        # sPyNNaker 7.4 reads a kernel's flat weights kw at a time (kernel_shape[0] = x)
+                        # and takes shapes and padding as (x, y).
+                        kernel = kernels[o, j].reshape(kw, kh)
+                        connector = sim.ConvolutionConnector(kernel, padding=tuple(proj["padding"]))
+                        sim.Projection(pre[i], post[o + offset], connector, sim.Convolution(delay=delay))
         elif proj["kind"] == "pool":
-            k = tuple(proj["pool"])
-            kernel = np.array([[proj["scale"] * k[0] * k[1]]])  # sPyNNaker divides by the pool area
+            ky, kx = proj["pool"]
+            kernel = np.array([[proj["scale"] * kx * ky]])  # sPyNNaker divides by the pool area
             for c in range(len(pre)):
                 sim.Projection(
                     pre[c],
                     post[c],
-                    sim.ConvolutionConnector(kernel, pool_shape=k, pool_stride=k),
+                    sim.ConvolutionConnector(kernel, pool_shape=(kx, ky), pool_stride=(kx, ky)),
                     sim.Convolution(delay=delay),
                 )
         else:  # pool_dense: each channel of a grid into a 1-D population
             weights = arrays[proj["weights"]]  # (C, W, H, post)
             for c in range(len(pre)):
                 sim.Projection(pre[c], post[0], sim.PoolDenseConnector(weights[c]), sim.PoolDense(delay=delay))
+
+
+def synapse_lists(conn: np.ndarray, receptor: str, pre: list, post: list) -> list[tuple[tuple, np.ndarray]]:
+    """A list projection's (pre index, post index, weight) rows over whole cells, split into one
+    list per (pre population, post population, receptor) with indices within those populations
+    (a grid cell is one population per channel, each numbered in raster order) and weights >= 0.
+    The rows keep their order (sorted by pre, then post)."""
+    pre_size, post_size = pre[0].size, post[0].size
+    i, o = conn[:, 0].astype(np.int64), conn[:, 1].astype(np.int64)
+    inhibitory = conn[:, 2] < 0 if receptor == "mixed" else np.full(len(conn), receptor == "inhibitory")
+    group = (i // pre_size * len(post) + o // post_size) * 2 + inhibitory
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    out = []
+    for part in np.split(order, bounds) if len(order) else []:
+        g = int(group[part[0]])
+        rows = np.column_stack([i[part] % pre_size, o[part] % post_size, np.abs(conn[part, 2])])
+        out.append(((g // 2 // len(post), g // 2 % len(post), ("excitatory", "inhibitory")[g % 2]), rows))
+    return out
 
 
 def source_trains(cell: dict, network: dict, x: np.ndarray, starts: np.ndarray) -> list[list[float]]:

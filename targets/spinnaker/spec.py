@@ -74,7 +74,7 @@ SPEC = TargetSpec(
     accepts={
         "v_init": ((0.0,), "samples run back to back on a board that cannot set membranes between them"),
         "readout": (("spike_count",), "a membrane cannot be read back from SpiNNaker"),
-        "fold_pooling": ((False,), "sPyNNaker convolves with stride 1 and odd kernels: pooling stays a layer"),
+        "fold_pooling": ((False,), "sPyNNaker convolves natively with stride 1 (strided ones are synapse lists)"),
         "board": (tuple(BOARDS), "the boards sPyNNaker models"),
         "chips": ((), _BOARD_FACT),
         "reserved_cores": ((), _BOARD_FACT),

@@ -15,14 +15,24 @@ IF neuron              IF_curr_delta, v_rest = 0, tau_m, cm = tau_m (1 - exp(-dt
                        with v_min (a floor) and no leak: extra_models.IFTruncDelta, tau_m = cm = 1
 weight_shift e         max_expected_summed_weight = 0.75 * 2^e per receptor: sPyNNaker then picks
                        the ring-buffer shift e (16-bit weights in steps of 2^(e - 15))
-conv projection        one ConvolutionConnector per (out, in) channel pair with the kernel
-                       flipped in both axes (sPyNNaker's local_only_conv_impl.c applies kernel
-                       element K-1-k where ML frameworks use k); square odd kernels, stride 1,
-                       equal padding on opposite sides; each sign goes to its receptor
-pool projection        ConvolutionConnector 1x1 with pool_shape = pool_stride = the window
+conv projection        one ConvolutionConnector per (out, in) channel pair, stride 1: the kernel
+                       dilated, embedded in zeros to an odd size K' with equal padding p' on both
+                       sides (any size and padding with K + pad_before + pad_after odd per axis)
+                       and flipped in both axes (local_only_conv_impl.c applies element K'-1-k
+                       where ML frameworks use k); reshaped to (kw', kh') and padding given as
+                       (x, y), as sPyNNaker 7.4 reads shapes; each sign goes to its receptor
+pool projection        ConvolutionConnector 1x1 with pool_shape = pool_stride = the window (x, y);
+                       windows equal to their stride, or one window over a whole axis, no padding
+one_to_one 2-D         ConvolutionConnector 1x1 (kernel = scale) per channel, into channel
+                       c + offset / (H W)
 dense from (C, H, W)   one PoolDenseConnector per channel, weights shaped (W, H, post) as
                        sPyNNaker reshapes them (atoms_shape + post shape)
-dense (n,) -> (n,)     FromListConnector, one projection per receptor (split-signs)
+anything else          FromListConnector per (pre channel, post channel, sign): strided
+                       convolutions (7.4's kernel loop centres on pre // stride and feeds every
+                       post neuron of that window, not the ones the stride selects), other pools,
+                       dense between 1-D populations. sPyNNaker gives a population one kind of
+                       synapse processing, so when one projection into it is a list, all are
+                       (network.json says why in ``list_because``)
 regular source         SpikeSourceArray; spike times computed per sample like the simulator
 =====================  =====================================================================
 
@@ -55,22 +65,73 @@ def _cm(tau_m: float, dt: float) -> float:
 
 
 def _native_conv(op: ir.Projection, weight_shape: tuple[int, ...]) -> Optional[str]:
-    """Why sPyNNaker's ConvolutionConnector cannot take this conv projection (None: it can)."""
-    kh, kw = weight_shape[2:]
-    top, left, bottom, right = op.pads
-    if kh != kw or kh % 2 == 0:
-        return f"kernel {kh}x{kw} (sPyNNaker handles square kernels of odd size)"
-    if op.strides != (1, 1) or op.dilations != (1, 1):
-        return f"strides {list(op.strides)} / dilations {list(op.dilations)} (only 1 is supported)"
-    if top != bottom or left != right:
-        return f"asymmetric padding {list(op.pads)}"
+    """Why sPyNNaker 7.4's ConvolutionConnector cannot make exactly this conv projection (None: it can).
+
+    Its kernel loop (local_only_conv_impl.c) centres an odd kernel of K' entries on
+    ``(pre + p') // stride``: with stride 1 that is snnc's convolution for any kernel, dilation
+    and padding once the (dilated) kernel is embedded in K' = K + d zeros with p' = pad_before + a
+    (``_embedding``), which needs K + pad_before + pad_after odd per axis. With a stride above 1
+    it feeds every post neuron of that window from every pre neuron, not the ones the stride
+    selects, so strided convolutions go through a synapse list instead.
+    """
+    if op.strides != (1, 1):
+        return f"strides {list(op.strides)} (sPyNNaker 7.4 centres its kernel on pre // stride)"
+    for axis, size in enumerate(_dilated(weight_shape[2:], op.dilations)):
+        if (size + op.pads[axis] + op.pads[axis + 2]) % 2 == 0:
+            return f"kernel {size} with pads {op.pads[axis]} and {op.pads[axis + 2]} on axis {axis} (even sum)"
     return None
 
 
-def _selects(op: ir.Projection, weight: np.ndarray) -> bool:
-    """Whether a conv projection picks one element per window and channel (lower-to-snn's max pooling)."""
-    depthwise = op.groups == weight.shape[0] and weight.shape[1] == 1
-    return depthwise and bool(np.all(np.count_nonzero(weight.reshape(len(weight), -1), axis=1) == 1))
+def _dilated(kernel: tuple[int, ...], dilations: tuple[int, ...]) -> tuple[int, int]:
+    return (kernel[0] - 1) * dilations[0] + 1, (kernel[1] - 1) * dilations[1] + 1
+
+
+def _embedding(size: int, before: int, after: int) -> tuple[int, int, int]:
+    """(zeros before, zeros after, padding) that put a kernel of ``size`` with these pads into an
+    odd kernel with equal padding on both sides: the same synapses and output size."""
+    a = max(0, after - before)
+    d = before - after + 2 * a
+    return a, d - a, before + a
+
+
+def _native_kernels(op: ir.Projection, weight: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Kernels (out, in / groups, kh', kw') as sPyNNaker applies them (dilated, zero-embedded to
+    an odd size, flipped in both axes: it applies element K'-1-k where ML frameworks use k) and
+    its padding in its (x, y) order."""
+    kh, kw = _dilated(weight.shape[2:], op.dilations)
+    (ta, tb, py), (la, lb, px) = _embedding(kh, op.pads[0], op.pads[2]), _embedding(kw, op.pads[1], op.pads[3])
+    out = np.zeros((*weight.shape[:2], ta + kh + tb, la + kw + lb), np.float64)
+    dy, dx = op.dilations
+    out[:, :, ta : ta + kh : dy, la : la + kw : dx] = weight
+    return np.flip(out, axis=(2, 3)), [px, py]
+
+
+def _native_pool(op: ir.Projection, pre_shape: list[int]) -> Optional[str]:
+    """Why sPyNNaker's pooling (windows equal to their stride, no padding) cannot take this pool projection."""
+    # per axis a window equal to its stride, or one window over the whole axis (its stride does not matter)
+    fits = all(k in (s, n) for k, s, n in zip(op.kernel, op.strides, pre_shape[1:], strict=True))
+    if any(op.pads) or not fits:
+        return f"pool window {list(op.kernel)} with strides {list(op.strides)} and pads {list(op.pads)}"
+    return None
+
+
+def _family(graph: Graph, proj: str, pre_cell: dict, post_cell: dict) -> tuple[str, Optional[str]]:
+    """How sPyNNaker takes a projection natively: ("conv" (ConvolutionConnector, Convolution
+    dynamics), "pool_dense" or "list", and why not natively (None where it can)."""
+    op = graph.op(proj)
+    if not (pre_cell["grid"] and post_cell["grid"]):
+        if op.connectivity == "dense" and pre_cell["grid"]:
+            return "pool_dense", None
+        return "list", None
+    if op.connectivity == "conv":
+        return "conv", _native_conv(op, graph.tensor_shape(op.weight))
+    if op.connectivity == "pool":
+        return "conv", _native_pool(op, pre_cell["shape"])
+    if op.connectivity == "one_to_one":
+        per = math.prod(pre_cell["shape"][1:])
+        same = pre_cell["shape"][1:] == post_cell["shape"][1:] and op.offset % per == 0
+        return "conv", None if same else f"one-to-one offset {op.offset} across channels of other sizes"
+    return "list", f"{op.connectivity} connections between 2-D populations"
 
 
 def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -135,8 +196,7 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             )
         cells.append(cell)
         if isinstance(op, ir.Population):
-            for proj in graph.inputs(n):
-                projections.append(_projection(graph, proj, index, cells, arrays, len(projections)))
+            projections += _projections(graph, n, index, cells, arrays, len(projections))
     network = {
         "dt": dt,
         "presentation_time": float(graph_number(graph, "presentation_time")),
@@ -151,50 +211,67 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
     return network, arrays
 
 
-def _projection(graph: Graph, proj: str, index: dict, cells: list, arrays: dict, k: int) -> dict[str, Any]:
-    op = graph.op(proj)
-    (pre,) = graph.inputs(proj)
-    (post,) = graph.users(proj)
-    pre_cell, post_cell = cells[index[pre]], cells[index[post]]
-    entry: dict[str, Any] = {"id": proj, "pre": index[pre], "post": index[post], "delay": op.delay}
-    key = f"proj{k}"
-    if op.connectivity == "conv":
-        weight = graph.tensor(op.weight)
-        why = _native_conv(op, weight.shape)
-        if why is not None and _selects(op, weight):
-            raise TargetError(
-                f"%{proj}: max pooling (lowered as window selections and relu populations) does not map to "
-                f"sPyNNaker's 2-D populations ({why}); compile with --set maxpool=avg (average pooling, its "
-                "change measured) or train with average pooling"
-            )
-        if why is not None:
-            raise TargetError(f"%{proj}: sPyNNaker's ConvolutionConnector cannot take {why}")
-        arrays[key] = np.flip(weight, axis=(2, 3)).astype(np.float64)  # see the module docstring
-        entry.update(kind="conv", kernels=key, groups=op.groups, padding=op.pads[0])
-    elif op.connectivity == "pool":
-        if op.kernel != op.strides or any(op.pads):
-            raise TargetError(f"%{proj}: sPyNNaker pools windows equal to their stride without padding")
-        entry.update(kind="pool", pool=list(op.kernel), scale=op.scale)
-    elif op.connectivity == "dense" and pre_cell["grid"]:
-        c, h, w = pre_cell["shape"]
-        weight = graph.tensor(op.weight).reshape(-1, c, h, w)
-        arrays[key] = weight.transpose(1, 3, 2, 0).astype(np.float64)  # (C, W, H, post)
-        entry.update(kind="pool_dense", weights=key)
+def _projections(graph: Graph, post: str, index: dict, cells: list, arrays: dict, k: int) -> list[dict[str, Any]]:
+    """The entries of every projection into ``post``. sPyNNaker gives a population one kind of
+    synapse processing (a Convolution or PoolDense population takes nothing else), so if one
+    projection cannot be native, or two native kinds meet, all of them become synapse lists."""
+    ends = {}
+    for proj in graph.inputs(post):
+        (pre,) = graph.inputs(proj)
+        ends[proj] = (pre, *_family(graph, proj, cells[index[pre]], cells[index[post]]))
+    families = {family for _, family, _ in ends.values()}
+    refused = [f"%{p}: {why}" for p, (_, _, why) in ends.items() if why is not None]
+    if refused:
+        shared = f"%{post} also takes " + "; ".join(refused)
     else:
-        if pre_cell["grid"] or post_cell["grid"]:
-            raise TargetError(
-                f"%{proj}: {op.connectivity} connections between 2-D populations are not mapped "
-                "to SpiNNaker (only convolution, pooling and dense)"
-            )
-        if op.receptor == "mixed":
-            raise TargetError(f"%{proj}: mixed-sign projection; sPyNNaker needs split-signs first")
-        c = connections(graph, proj)
-        # Sorted by pre, then post: sPyNNaker 7.4's FromListConnector sizes its synaptic rows by
-        # grouping the list without sorting it first, so an unsorted list overstates row lengths.
-        order = np.lexsort((c.post, c.pre))
-        arrays[key] = np.stack([c.pre[order], c.post[order], np.abs(c.weight[order].astype(np.float64))], axis=1)
-        entry.update(kind="list", connections=key, receptor=op.receptor)
-    return entry
+        shared = f"%{post} takes {' and '.join(sorted(families))} projections (sPyNNaker: one kind per population)"
+    entries = []
+    for proj, (pre, family, why) in ends.items():
+        entry = {"id": proj, "pre": index[pre], "post": index[post], "delay": graph.op(proj).delay}
+        key = f"proj{k + len(entries)}"
+        if refused or len(families) > 1 or family == "list":
+            entry.update(_list(graph, proj, arrays, key))
+            if family != "list" or len(families) > 1:  # why not natively: recorded, the list costs SDRAM
+                entry["list_because"] = why or shared
+        else:
+            entry.update(_native(graph, proj, cells[index[pre]], arrays, key))
+        entries.append(entry)
+    return entries
+
+
+def _native(graph: Graph, proj: str, pre_cell: dict, arrays: dict, key: str) -> dict[str, Any]:
+    """A projection sPyNNaker makes with its own connectors (see the module docstring)."""
+    op = graph.op(proj)
+    if op.connectivity == "conv":
+        kernels, padding = _native_kernels(op, graph.tensor(op.weight))
+        arrays[key] = kernels
+        return {"kind": "conv", "kernels": key, "groups": op.groups, "padding": padding}
+    if op.connectivity == "one_to_one":  # a 1x1 kernel per channel: channel c into c + offset / (H W)
+        c = pre_cell["shape"][0]
+        arrays[key] = np.full((c, 1, 1, 1), op.scale, np.float64)
+        return {"kind": "conv", "kernels": key, "groups": c, "padding": [0, 0],
+                "channel_offset": op.offset // math.prod(pre_cell["shape"][1:])}  # fmt: skip
+    if op.connectivity == "pool":
+        return {"kind": "pool", "pool": list(op.kernel), "scale": op.scale}
+    c, h, w = pre_cell["shape"]
+    weight = graph.tensor(op.weight).reshape(-1, c, h, w)
+    arrays[key] = weight.transpose(1, 3, 2, 0).astype(np.float64)  # (C, W, H, post)
+    return {"kind": "pool_dense", "weights": key}
+
+
+def _list(graph: Graph, proj: str, arrays: dict, key: str) -> dict[str, Any]:
+    """A projection as a synapse list: (pre, post, weight) rows in the cells' C-order numbering,
+    weights as the IR has them (run.py gives each channel pair and sign its FromListConnector)."""
+    op = graph.op(proj)
+    c = connections(graph, proj)
+    # Sorted by pre, then post: sPyNNaker 7.4's FromListConnector sizes its synaptic rows by
+    # grouping the list without sorting it first, so an unsorted list overstates row lengths.
+    order = np.lexsort((c.post, c.pre))
+    weight = c.weight[order].astype(np.float64)
+    if op.receptor != "mixed":
+        weight = np.abs(weight)
+    arrays[key] = np.stack([c.pre[order], c.post[order], weight], axis=1)
+    return {"kind": "list", "connections": key, "receptor": op.receptor}
 
 
 class SpinnakerTarget(Target):

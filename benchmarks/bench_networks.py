@@ -2,7 +2,7 @@
 MaxPooling2D), a TorchScript CNN with max pooling and, when examples/resnet/resnet.onnx exists,
 the ResNet-style network, each compiled from its own file.
 
-    python benchmarks/bench_networks.py [--samples 1000] [--nest-samples 50] [--quick]
+    python benchmarks/bench_networks.py [--samples 1000] [--nest-samples 200] [--quick]
 
 For each network, on the first ``--samples`` Fashion-MNIST test images (``--quick``: 100, NEST
 on 5, no virtual board):
@@ -18,10 +18,9 @@ on 5, no virtual board):
 * NEST: the nest target's compile, its emitted run.py on the first ``--nest-samples`` images (one
   thread, running while sim does), and the reference simulator on the same compiled graph and
   images (what the simulator predicts for NEST's settings);
-* SpiNNaker as the simulated model: the spinnaker target's compile with ``maxpool=avg`` (its
-  2-D populations cannot take the relu tree) and ``quantize.measure=rates``, the quantized
-  graph simulated by the reference simulator back to back with pauses (``--chains`` parallel
-  sequences, as bench_spinnaker.py), the warning lower-to-snn gives for the substitution, the
+* SpiNNaker as the simulated model: the spinnaker target's compile with ``quantize.measure=rates``,
+  the quantized graph simulated by the reference simulator back to back with pauses (``--chains``
+  parallel sequences, as bench_spinnaker.py), the diagnostics of lower-to-snn and quantize, the
   cores report.json plans, and whether sPyNNaker maps it on a virtual SpiNN-5 board.
 
 Data layout: the Keras model is channels-last, so its data and calibration are given as NHWC
@@ -58,7 +57,7 @@ NETWORKS = {
     "torchscript_cnn": ROOT / "examples" / "networks" / "torchscript_cnn.pt",
     "resnet": ROOT / "examples" / "resnet" / "resnet.onnx",
 }
-SPINNAKER = {"maxpool": "avg", "quantize.measure": "rates"}
+SPINNAKER = {"quantize.measure": "rates"}
 
 
 def model_layout(model: Path, x: np.ndarray) -> np.ndarray:
@@ -181,7 +180,7 @@ def finish_nest(run: dict, x: np.ndarray, y: np.ndarray, framework: float) -> di
 
 
 def spinnaker_row(model: Path, calib: dict, x: np.ndarray, y: np.ndarray, framework: float, args, folder: Path) -> dict:
-    """The quantized spinnaker graph on the reference simulator, the maxpool warning, the mapping."""
+    """The quantized spinnaker graph on the reference simulator, its diagnostics, the mapping."""
     start = time.perf_counter()
     compiled = compile_for(model, "spinnaker", calib, SPINNAKER)
     row: dict = {"settings": SPINNAKER, "compile_s": time.perf_counter() - start}
@@ -267,7 +266,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=1000, help="test images for the framework, ANN, sim, SpiNNaker")
-    parser.add_argument("--nest-samples", type=int, default=50, help="test images NEST runs (slow)")
+    parser.add_argument("--nest-samples", type=int, default=200, help="test images NEST runs")
     parser.add_argument("--long", type=float, default=300.0, help="the longer presentation time (ms) for sim")
     parser.add_argument("--chains", type=int, default=100, help="parallel back-to-back sequences for SpiNNaker")
     parser.add_argument("--networks", default=",".join(NETWORKS))

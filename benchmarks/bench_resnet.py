@@ -1,7 +1,7 @@
 """Residual networks end to end: the Fashion-MNIST ResNet of examples/resnet compiled for sim, NEST and
 SpiNNaker with its conversion loss measured, and a ResNet-18 compiled for every target.
 
-    python benchmarks/bench_resnet.py [--samples 1000] [--nest-samples 20] [--spinnaker-samples 300] [--quick]
+    python benchmarks/bench_resnet.py [--samples 1000] [--nest-samples 100] [--spinnaker-samples 300] [--quick]
 
 Part 1, examples/resnet/resnet.onnx (calibration.npz beside it), on the first ``--samples``
 Fashion-MNIST test images (``--quick``: 100 images, NEST on 2, SpiNNaker on 50, no virtual
@@ -11,16 +11,16 @@ board, no ResNet-18 emit, no Loihi):
   of the logits (and relative to the largest absolute logit; must be about 1e-4);
 * ``sim``: compiled at 100 and 200 ms presentation time (``--presentations``), simulated by the
   reference simulator: accuracy and loss in points against onnxruntime;
-* NEST: the nest target's compile (its defaults: 200 ms at dt 0.1 ms, hard reset), its emitted
-  run.py on the first ``--nest-samples`` images (one thread, running while sim does: NEST takes
-  seconds per image), and the reference simulator on the same compiled graph and images;
+* NEST: the nest target's compile (its defaults: sim's, reset by subtraction on eprop_iaf), its
+  emitted run.py on the first ``--nest-samples`` images (one thread, running while sim does), and
+  the reference simulator on the same compiled graph and images;
 * SpiNNaker: the spinnaker target's compile on one SpiNN-5 board, the cores its plan needs, the
   quantized graph simulated by the reference simulator back to back with pauses on the first
   ``--spinnaker-samples`` images (``--chains`` parallel sequences, as bench_spinnaker.py: the
   "simulated model"), and whether the target emits it and sPyNNaker maps it on a virtual board
   (or the error naming what it cannot take);
-* where the loss of NEST and SpiNNaker comes from: sim at 200 ms with their reset to zero
-  instead of reset by subtraction, on the same images as SpiNNaker.
+* where SpiNNaker's loss comes from: sim at 200 ms with its reset to zero instead of reset by
+  subtraction, on the same images as SpiNNaker.
 
 Part 2, ResNet-18 as torchvision defines it (written out here; torchvision is not a dependency):
 a 7x7 stride-2 stem with batch-norm, ReLU and 3x3 stride-2 max pooling, four stages of two basic
@@ -194,7 +194,7 @@ def sim_runs(model: Path, calib: dict, x: np.ndarray, y: np.ndarray, framework: 
 
 
 def reset_zero(model: Path, calib: dict, x: np.ndarray, y: np.ndarray, logits: np.ndarray) -> dict:
-    """sim at 200 ms with NEST's and SpiNNaker's reset to zero instead of by subtraction: what the hard reset costs."""
+    """sim at 200 ms with SpiNNaker's reset to zero instead of by subtraction: what the hard reset costs."""
     settings = {"presentation-time": "200", "reset": "zero"}
     compiled, row = compile_timed(model, "sim", calib, settings)
     start = time.perf_counter()
@@ -388,7 +388,7 @@ def main() -> None:
     parser.add_argument(
         "--samples", type=int, default=1000, help="test images for onnxruntime, the ANN, sim, SpiNNaker"
     )
-    parser.add_argument("--nest-samples", type=int, default=20, help="test images NEST runs (about 15 s each)")
+    parser.add_argument("--nest-samples", type=int, default=100, help="test images NEST runs (seconds each)")
     parser.add_argument(
         "--spinnaker-samples",
         type=int,

@@ -14,7 +14,7 @@ import torch
 from snnc.ir import Graph
 from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import projection_matrix
-from snnc.ir.semantics.simulator import SimulationError, _apply_function, _pooled_kernel, simulate
+from snnc.ir.semantics.simulator import SimulationError, _apply_function, _pooled_kernel, _tally, simulate
 
 
 def reference(g: Graph, x: np.ndarray, steps: int) -> dict[str, np.ndarray]:
@@ -139,6 +139,29 @@ def test_cnn_time_batched_equals_step_by_step(delay: float) -> None:
     assert np.array_equal(fast.counts_over_time[-1], fast.counts["r"])
     assert np.array_equal(fast.predictions, slow.predictions)
 
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.0])
+def test_a_membrane_readout_integrates_spike_counts(delay: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a trace, a leak-free membrane readout whose input has no delay takes each block's
+    spike counts in one product: the same potentials as step by step, to float rounding."""
+    from snnc.ir.semantics import simulator
+
+    calls = []
+
+    def spy(*args):
+        calls.append(args[1])
+        return _tally(*args)
+
+    monkeypatch.setattr(simulator, "_tally", spy)
+    monkeypatch.setattr(simulator, "_BLOCK_VALUES", 400)  # several blocks
+    g = cnn(delay)
+    x = np.random.default_rng(3).random((23, 1, 8, 8), dtype=np.float32)
+    fast, slow = both(g, x, batch_size=10)
+    np.testing.assert_allclose(fast.counts["r"], slow.counts["r"], rtol=1e-5, atol=1e-5)
+    assert np.array_equal(fast.predictions, slow.predictions)
+    assert np.array_equal(fast.counts["rb"], slow.counts["rb"])
+    assert set(calls) == ({"out"} if delay == 0.0 else set())
 
 def test_small_blocks_and_inputs_over_time_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of time steps shorter than a delay, inputs over time, records over time."""

@@ -535,6 +535,8 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
     const = {} if timed else {n: _constant(net, n, {source: values}, batch) for n in pops}
     const = {n: None if c is None else c.reshape(-1) for n, c in const.items()}
     pending: dict[int, np.ndarray] = {}  # id(projection) -> input computed for steps past the block
+    linear = {n for n in pops if _linear_in_counts(cells[n], net.inputs[n]) and not (record and n == first)}
+    tallies: dict[str, dict[int, np.ndarray]] = {n: {} for n in linear}  # id(projection) -> presynaptic counts
     block = max(1, min(steps, _BLOCK_VALUES // max(batch * max(net.size.values()), 1)))
     for t0 in range(0, steps, block):
         t1 = min(steps, t0 + block)
@@ -544,6 +546,9 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
             const = {n: None if c is None else c.reshape(t1 - t0, -1) for n, c in const.items()}
         spikes = {source: _source_block(net, source, values, phase, t0, t1, batch, timed, rng)}
         for node in pops:
+            if node in linear:
+                _tally(net, node, tallies[node], v[node], const[node], spikes, t1 - t0, batch)
+                continue
             inputs = []
             for p in net.inputs[node]:
                 if net.is_current(p.pre):
@@ -569,10 +574,35 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
                 per_neuron[node] += per_sample.sum(axis=0, dtype=np.float64).astype(np.uint16)
             if node in counts:
                 counts[node] += per_sample.sum(axis=0, dtype=np.float64).astype(np.float32).reshape(-1)
+    for node in linear:  # one product per projection for all steps
+        for p in net.inputs[node]:
+            if id(p) in tallies[node]:
+                v[node] += p.apply(tallies[node][id(p)]).reshape(-1)
     pairs = zip(net.readouts, readout_pops, strict=True)
     out = {r: (v[p] if p in net.membrane else counts[p]).reshape(batch, -1).copy() for r, p in pairs}
     over = over_time.reshape(steps, batch, -1) if record else None
     return out, {n: t.astype(np.float32) for n, t in total.items()}, over, per_neuron
+
+
+def _linear_in_counts(cell: _Neurons, projections: list) -> bool:
+    """A membrane readout without leak, floor or refractoriness whose spikes arrive without delay
+    is linear in them: its final potential needs only each input's spike counts, not every step."""
+    op = cell.op
+    return cell.membrane and cell.decay is None and op.v_min is None and not cell.refractory and all(
+        p.delay == 0 for p in projections
+    )
+
+
+def _tally(net: _Network, node: str, tally: dict, u: np.ndarray, const, spikes: dict, steps: int, batch: int) -> None:
+    """A block of ``steps`` steps of a population :func:`_linear_in_counts`: its presynaptic spike
+    counts added to ``tally`` (applied once after the last block: one product per sample instead
+    of one per step and sample, the same sum up to float rounding), its constant input to ``u``."""
+    for p in net.inputs[node]:
+        if not net.is_current(p.pre):
+            counts = spikes[p.pre].reshape(steps, batch, -1).sum(axis=0)  # exact: whole numbers
+            tally[id(p)] = counts if id(p) not in tally else tally[id(p)] + counts
+    if const is not None:
+        u += const.sum(axis=0) if const.ndim == 2 else const * np.float32(steps)
 
 
 def _source_block(net: _Network, source: str, values, phase, t0: int, t1: int, batch: int, timed: bool, rng):

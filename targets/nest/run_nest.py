@@ -407,6 +407,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         data=str(data_path),
     )
     results["spikes_per_sample"] = float(totals.mean())
+    results["threads"] = args.threads
     runtime.save_classification(args.dir, results, readout, predictions, y)
     print(runtime.summary("nest", results))
     return results

@@ -12,8 +12,9 @@ each run by its emitted run.py on the same first test images:
   started as late as its latency, membrane readout from half the threshold), threads from the machine.
 
 Accuracy on ``--samples`` images, with the agreement of NEST's predictions and the reference
-simulator's on the same compiled graph; speed on ``--speed-samples`` images, the two run
-interleaved ``--reps`` times, medians of run.py's own samples/s (build apart) and their ratio.
+simulator's on the same compiled graph; speed on ``--speed-samples`` images, the two and the
+simulator (on the defaults' graph) run interleaved ``--reps`` times: medians of run.py's own
+samples/s (build apart), the ratios defaults/earlier and sim/NEST, the machine and its BLAS.
 Saves benchmarks/results/nest.json.
 """
 
@@ -21,18 +22,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 import snnc
 from snnc.ir.semantics.simulator import simulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_peer import machine_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "fashion_mnist"
@@ -73,10 +76,10 @@ def bench(name: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray, args, fold
     n, m = counts(args.samples)[name], counts(args.speed_samples)[name]
     np.savez(data, x=x[:n], y=y[:n])
     row: dict = {"network": name, "samples": n, "speed_samples": m, "settings": {}}
-    outs = {}
+    outs, graphs = {}, {}
     for label, (settings, threads) in SETTINGS.items():
         compiled = snnc.compile(EXAMPLES / f"{name}.onnx", "nest", calibration=calib, settings=settings)
-        outs[label] = folder / f"{name}-{label}"
+        outs[label], graphs[label] = folder / f"{name}-{label}", compiled.graph
         compiled.emit(outs[label])
         result = run(outs[label], data, n, threads)
         predicted = np.load(outs[label] / "outputs.npz")["predictions"]
@@ -91,16 +94,26 @@ def bench(name: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray, args, fold
             "steps_per_sample": int(round(compiled.graph.attrs["presentation_time"] / compiled.graph.attrs["dt"])),
         }
         print(f"{name} {label}: accuracy {result['accuracy']:.4f} on {n}", flush=True)
-    speeds: dict[str, list[float]] = {label: [] for label in SETTINGS}
+    speeds: dict[str, list[float]] = {label: [] for label in (*SETTINGS, "sim")}
+    xs = x[:m].reshape(m, *shape)
     for _ in range(args.reps):  # interleaved
         for label, (_, threads) in SETTINGS.items():
             speeds[label].append(run(outs[label], data, m, threads)["samples_per_second"])
+        start = time.perf_counter()
+        simulate(graphs["defaults"], xs)
+        speeds["sim"].append(m / (time.perf_counter() - start))
     for label in SETTINGS:
         row["settings"][label]["samples_per_second"] = speeds[label]
         row["settings"][label]["median_samples_per_second"] = statistics.median(speeds[label])
+    row["sim_samples_per_second"] = statistics.median(speeds["sim"])
     earlier, today = (row["settings"][k]["median_samples_per_second"] for k in ("earlier", "defaults"))
     row["speedup"] = today / earlier
-    print(f"{name}: {earlier:.3f} -> {today:.3f} samples/s ({row['speedup']:.1f}x)", flush=True)
+    row["sim_over_nest"] = row["sim_samples_per_second"] / today
+    print(
+        f"{name}: NEST {earlier:.3f} -> {today:.3f} samples/s ({row['speedup']:.1f}x); "
+        f"sim {row['sim_samples_per_second']:.1f} samples/s ({row['sim_over_nest']:.0f}x NEST)",
+        flush=True,
+    )
     return row
 
 
@@ -117,6 +130,10 @@ def table(rows: list[dict]) -> str:
                 f"| {s['median_samples_per_second']:.3f} |"
             )
         lines.append(f"| {r['network']} | defaults / earlier | | | | | {r['speedup']:.1f}x |")
+        lines.append(
+            f"| {r['network']} | sim on the defaults' graph | | | | | {r['sim_samples_per_second']:.1f} "
+            f"({r['sim_over_nest']:.0f}x NEST) |"
+        )
     return "\n".join(lines)
 
 
@@ -134,15 +151,9 @@ def main() -> None:
         for name in args.networks.split(","):
             rows.append(bench(name, calib, test["x"], test["y"], args, Path(tmp)))
     print(table(rows))
-    results = {
-        "machine": {
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "load_average": list(os.getloadavg()),
-        },
-        "rows": rows,
-    }
+    machine = machine_info()
+    print(f"machine: {machine['cpu']}, {machine['cpus']} CPUs, load {machine['load_average']}")
+    results = {"machine": machine, "rows": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"saved {RESULTS}")

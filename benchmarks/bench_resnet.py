@@ -31,8 +31,7 @@ in a temporary folder (without constant folding: the file keeps its 20 BatchNorm
 for snnc to fold) and compiled for every target with 16 random calibration images: the time of
 every pass, or the error naming the limit. Where SpiNNaker needs more than one board, also the
 compile with as many boards as it names. Then each compiled network is emitted (the time and
-size of the output folder, or the target's error); ``--quick`` skips the emit and Loihi (whose
-refusal takes about 100 s of core planning).
+size of the output folder, or the target's error); ``--quick`` skips the emit.
 
 Every compile time is the pipeline's own PassRecord times; the CPU is shared, so times vary.
 Saves benchmarks/results/resnet.json.
@@ -69,7 +68,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "resnet.json"
 EXAMPLE = ROOT / "examples" / "resnet"
 TARGETS = ("sim", "nest", "nir", "spinnaker", "genn", "loihi", "brainscales2")
-QUICK_TARGETS = ("sim", "nest", "nir", "spinnaker", "genn", "brainscales2")
 
 
 def _example_module():
@@ -406,7 +404,7 @@ def main() -> None:
         args.samples, args.nest_samples = min(args.samples, 100), min(args.nest_samples, 2)
         args.spinnaker_samples = min(args.spinnaker_samples, 50)
     args.presentations = [float(ms) for ms in args.presentations.split(",")]
-    args.targets = args.targets.split(",") if args.targets else list(QUICK_TARGETS if args.quick else TARGETS)
+    args.targets = args.targets.split(",") if args.targets else list(TARGETS)
     torch.set_num_threads(2)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

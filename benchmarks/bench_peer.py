@@ -17,7 +17,9 @@ first test images. Side by side, in one run:
 - the machine and its BLAS (numpy.show_config, torch.__config__).
 
 Ratios snnc/SpikingJelly are printed and saved with the rest to benchmarks/results/peer.json.
-``--nest`` adds snnc's network on NEST at 100 steps (slow: minutes for the CNN).
+``--nest`` adds snnc's network on NEST at 100 steps (slow: minutes for the CNN). ``--parts
+accuracy`` or ``--parts throughput`` measures one part and keeps the other from the saved results
+(accuracy does not depend on the machine's load; throughput wants a quiet machine).
 """
 
 from __future__ import annotations
@@ -297,7 +299,11 @@ def main() -> None:
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--nest", action="store_true", help="also run snnc's network on NEST at 100 steps")
     parser.add_argument("--nest-samples", default="mlp=1000,cnn=200")
+    parser.add_argument(
+        "--parts", default="accuracy,throughput", help="what to measure now; the rest is kept from the saved results"
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     torch.set_num_threads(args.threads)
     calib = np.load(DATA / "calib.npz")["x"]
     test = np.load(DATA / "test.npz")
@@ -306,11 +312,19 @@ def main() -> None:
     gemm = gemm_rate()
     print(f"GEMM: torch {gemm['torch_gflops']:.1f} GFLOP/s, numpy {gemm['numpy_gflops']:.1f} GFLOP/s", flush=True)
     rate = max(gemm["torch_gflops"], gemm["numpy_gflops"]) * 1e9
-    out: dict = {"accuracy": [], "throughput": [], "nest": []}
+    out: dict = {"accuracy": [], "throughput": [], "nest": [], "machine_of": {}}
+    if parts != {"accuracy", "throughput"} and RESULTS.exists():
+        saved = json.loads(RESULTS.read_text())
+        out |= {k: saved[k] for k in ("accuracy", "throughput", "machine_of") if k in saved}
+    for part in parts & {"accuracy", "throughput"}:
+        out[part] = []
+        out["machine_of"][part] = {**machine_info(), "load_average_at_start": load_start}
     for name in args.models.split(","):
         net = torch_model(name)
-        out["accuracy"] += accuracy(name, net, calib, x, y)
-        out["throughput"] += throughput(name, net, calib, x[: args.speed_samples], args.reps, rate)
+        if "accuracy" in parts:
+            out["accuracy"] += accuracy(name, net, calib, x, y)
+        if "throughput" in parts:
+            out["throughput"] += throughput(name, net, calib, x[: args.speed_samples], args.reps, rate)
     if args.nest:
         nest_samples = {k: int(v) for k, v in (item.split("=") for item in args.nest_samples.split(","))}
         with tempfile.TemporaryDirectory() as tmp:

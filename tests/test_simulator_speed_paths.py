@@ -140,7 +140,6 @@ def test_cnn_time_batched_equals_step_by_step(delay: float) -> None:
     assert np.array_equal(fast.predictions, slow.predictions)
 
 
-
 @pytest.mark.parametrize("delay", [0.0, 1.0])
 def test_a_membrane_readout_integrates_spike_counts(delay: float, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a trace, a leak-free membrane readout whose input has no delay takes each block's
@@ -162,6 +161,7 @@ def test_a_membrane_readout_integrates_spike_counts(delay: float, monkeypatch: p
     assert np.array_equal(fast.predictions, slow.predictions)
     assert np.array_equal(fast.counts["rb"], slow.counts["rb"])
     assert set(calls) == ({"out"} if delay == 0.0 else set())
+
 
 def test_small_blocks_and_inputs_over_time_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of time steps shorter than a delay, inputs over time, records over time."""

@@ -588,8 +588,12 @@ def _linear_in_counts(cell: _Neurons, projections: list) -> bool:
     """A membrane readout without leak, floor or refractoriness whose spikes arrive without delay
     is linear in them: its final potential needs only each input's spike counts, not every step."""
     op = cell.op
-    return cell.membrane and cell.decay is None and op.v_min is None and not cell.refractory and all(
-        p.delay == 0 for p in projections
+    return (
+        cell.membrane
+        and cell.decay is None
+        and op.v_min is None
+        and not cell.refractory
+        and all(p.delay == 0 for p in projections)
     )
 
 

@@ -12,6 +12,17 @@ activation, ``snnc.ir.semantics.rates``), and add the mean difference of each ch
 of a flat layer), times the threshold, to its ``i_offset``. A membrane readout does not spike and
 is left alone. It needs the graph as a target runs it (after bias-to-current), and costs one
 simulation per population; the pass reports the calibration accuracy before and after.
+
+``reset=true`` first fits, for each population that resets to ``v_reset`` (reset=zero, as
+SpiNNaker's IF cells), the charge lost at each reset: a hard reset throws away the overshoot
+``v - v_threshold`` that reset by subtraction keeps (Rueckauer et al. 2017, Sec. 2.2), so such a
+neuron fires about ``Q / (v_threshold - v_reset + overshoot)`` times for an input charge ``Q``
+instead of ``Q / v_threshold``. Measured on the calibration data, the mean overshoot is
+``v_threshold * (sum of target rates / sum of observed rates - 1) + v_reset``; resetting to it
+(at most ``max-reset`` of the threshold) makes the reset lose on average what subtraction would.
+It costs one more simulation per population; ``bias=false`` fits ``v_reset`` alone. ``chains``:
+parallel back-to-back sequences for graphs whose samples run back to back (``pause``); 0 takes
+the graph's ``instances``.
 """
 
 from __future__ import annotations
@@ -34,33 +45,74 @@ class CalibrateBias(Pass):
     dialect = "snn"
     summary = "shift each layer's bias by its mean rate error on calibration data (Li et al. 2021)"
     samples: int = 256
+    reset: bool = False
+    bias: bool = True
+    max_reset: float = 0.9
+    chains: int = 0
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         if self.samples < 1:
             raise PassError(f"samples must be at least 1, got {self.samples}")
+        if not 0 <= self.max_reset < 1:
+            raise PassError(f"max-reset must be in [0, 1), got {self.max_reset}")
+        if self.chains < 0:
+            raise PassError(f"chains must be at least 0, got {self.chains}")
         if any(graph.op(p).bias is not None for p in graph.ops_of("snn.population")):
             raise PassError("run bias-to-current first: calibration shifts the populations' i_offset")
         x = ctx.need_calibration()[: self.samples]
         target = rates(graph, x)
         duration = graph_number(graph, "presentation_time")
-        before = simulate(graph, x).predictions
+        before = self._simulate(graph, x).predictions
         skip = membrane_populations(graph)
-        shifted = []
+        shifted, resets = [], []
         for pop in (p for p in graph.ops_of("snn.population") if p not in skip):
-            observed = simulate(graph, x, record_neurons=True).neuron_counts[pop] / np.float32(duration)
+            if self.reset and graph.op(pop).reset == "zero" and graph.op(pop).v_min is None:
+                observed = self._rates(graph, x, pop, duration)
+                op = graph.op(pop)
+                v_reset = _fitted_reset(target[pop], observed, op, self.max_reset)
+                graph.set_op(pop, replace(op, v_reset=v_reset))
+                resets.append(f"%{pop} {v_reset / op.v_threshold:.3g}")
+            if not self.bias:
+                continue
+            observed = self._rates(graph, x, pop, duration)
             error = _channel_means(target[pop] - observed, graph.shape(pop))
             op = graph.op(pop)
             current = graph.tensor(op.i_offset) if op.i_offset is not None else np.zeros(error.shape, np.float32)
             ref = graph.add_tensor(f"{pop}.i_offset", (current + error * op.v_threshold).astype(np.float32))
             graph.set_op(pop, replace(op, i_offset=ref))
             shifted.append(f"%{pop} {float(np.abs(error).mean()):.3g}")
-        after = simulate(graph, x).predictions
-        message = f"mean |rate error| per ms corrected: {', '.join(shifted)}"
+        after = self._simulate(graph, x).predictions
+        message = "; ".join(
+            text
+            for text in (
+                f"v_reset fitted (fraction of the threshold): {', '.join(resets)}" if resets else "",
+                f"mean |rate error| per ms corrected: {', '.join(shifted)}" if shifted else "",
+            )
+            if text
+        )
         if ctx.calibration_labels is not None:
             y = ctx.calibration_labels[: len(x)]
             message += f"; accuracy {np.mean(before == y):.2%} -> {np.mean(after == y):.2%} on {len(x)} samples"
-        ctx.info(message)
+        ctx.info(message or "nothing to calibrate")
         return graph
+
+    def _simulate(self, graph: Graph, x: np.ndarray, **kw):
+        """The graph's simulation on ``x``, with ``chains`` where samples run back to back."""
+        return simulate(graph, x, chains=self.chains or None, **kw)
+
+    def _rates(self, graph: Graph, x: np.ndarray, pop: str, duration: float) -> np.ndarray:
+        """Spikes per ms of every neuron of ``pop`` on every sample of ``x``."""
+        return self._simulate(graph, x, record_neurons=True).neuron_counts[pop] / np.float32(duration)
+
+
+def _fitted_reset(target: np.ndarray, observed: np.ndarray, op, max_reset: float) -> float:
+    """The v_reset at which ``op`` loses at a reset what reset by subtraction loses on average: the
+    mean overshoot, from the total target and observed rates (``op.v_reset`` where none fired)."""
+    fired = float(observed.sum(dtype=np.float64))
+    if fired <= 0:
+        return float(op.v_reset)
+    overshoot = op.v_threshold * (float(target.sum(dtype=np.float64)) / fired - 1.0) + op.v_reset
+    return float(np.clip(overshoot, 0.0, max_reset * op.v_threshold))
 
 
 def _channel_means(error: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,0 +1,115 @@
+"""SpiNNaker's hard reset (IF cells reset to v_reset) and its remedy: calibrate-bias{reset=true}
+fits each population's v_reset to the charge its resets throw away."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import snnc
+from snnc.ir import Graph
+from snnc.ir.semantics.rates import rates
+from snnc.ir.semantics.simulator import simulate
+from snnc.passes import PassError
+from snnc.targets.spinnaker.spec import SPEC
+
+SHAPE = (1, 8, 8)
+REMEDY = ",calibrate-bias{"
+
+
+def _model(path: Path) -> Path:
+    """A tiny CNN with max pooling (lowered to relu trees whose weights exceed the threshold: a
+    hard reset loses most of what each spike brings), random weights, exported to ONNX."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(96, 16),
+        nn.ReLU(),
+        nn.Linear(16, 4),
+    )
+    torch.onnx.export(
+        net.eval(), torch.rand(1, *SHAPE), path, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}}
+    )
+    return path
+
+
+def _compile(model: Path, x: np.ndarray, pipeline: str) -> snnc.Compiled:
+    settings = {"presentation-time": "50", "pause": "30"}
+    return snnc.compile(model, "spinnaker", calibration=x, settings=settings, pipeline=pipeline)
+
+
+def _old_pipeline() -> str:
+    head, _, tail = SPEC.pipeline.partition(REMEDY)
+    return head + tail.partition("}")[2]
+
+
+def _deficit(graph: Graph, x: np.ndarray, reference: Graph) -> dict[str, float]:
+    """Per population: 1 - simulated spikes / the rate model's (normalized ANN) spikes, on ``x``."""
+    counts = simulate(graph, x, chains=len(x), record_neurons=True).neuron_counts
+    target = rates(reference, x)
+    ms = float(graph.attrs["presentation_time"])
+    return {p: 1 - float(counts[p].sum()) / ms / float(target[p].sum()) for p in counts if target[p].sum() > 0}
+
+
+def _scores(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """The output layer's spike counts per sample."""
+    result = simulate(graph, x, chains=len(x))
+    return next(iter(result.counts.values()))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _model(tmp_path_factory.mktemp("reset") / "maxpool.onnx")
+
+
+def test_the_spinnaker_default_fits_v_reset_and_keeps_quantize() -> None:
+    assert REMEDY + "reset=true" in SPEC.pipeline
+    assert SPEC.pipeline.index("calibrate-bias") < SPEC.pipeline.index("quantize")
+    assert SPEC.options.reset == "zero"
+
+
+def test_fitted_v_reset_recovers_the_spikes_a_hard_reset_loses(model: Path) -> None:
+    x = np.random.default_rng(3).random((32, *SHAPE), dtype=np.float32)
+    hard = _compile(model, x, _old_pipeline()).graph
+    fitted = _compile(model, x, SPEC.pipeline).graph
+    subtract = hard.copy()
+    for pop in subtract.ops_of("snn.population"):
+        subtract.set_op(pop, replace(subtract.op(pop), reset="subtract"))
+    resets = [fitted.op(p).v_reset / fitted.op(p).v_threshold for p in fitted.ops_of("snn.population")]
+    assert all(0 <= r <= 0.9 for r in resets) and max(resets) > 0.05
+    assert all(hard.op(p).v_reset == 0 for p in hard.ops_of("snn.population"))
+    lost, kept, exact = _deficit(hard, x, hard), _deficit(fitted, x, hard), _deficit(subtract, x, hard)
+    worst = max(lost, key=lost.get)
+    assert lost[worst] > max(0.2, exact[worst] + 0.1)  # the hard reset loses spikes that subtraction keeps
+    assert abs(kept[worst]) < 0.5 * lost[worst]
+    assert sum(abs(v) for v in kept.values()) < 0.5 * sum(abs(v) for v in lost.values())
+    scores = {k: _scores(g, x) for k, g in (("hard", hard), ("fitted", fitted), ("subtract", subtract))}
+    # the output spike counts come closer to those of reset by subtraction
+    assert (
+        np.abs(scores["fitted"] - scores["subtract"]).mean() < 0.5 * np.abs(scores["hard"] - scores["subtract"]).mean()
+    )
+
+
+def test_reset_fit_leaves_populations_that_reset_by_subtraction_alone(model: Path) -> None:
+    x = np.random.default_rng(4).random((16, *SHAPE), dtype=np.float32)
+    pipeline = "canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current"
+    remedy = ",calibrate-bias{reset=true,bias=false,samples=16}"
+    plain = snnc.compile(model, "sim", calibration=x, pipeline=pipeline).graph
+    graph = snnc.compile(model, "sim", calibration=x, pipeline=pipeline + remedy).graph
+    for pop in graph.ops_of("snn.population"):
+        assert graph.op(pop) == plain.op(pop)
+
+
+@pytest.mark.parametrize("option", ["max-reset=1", "max-reset=-0.1", "chains=-1"])
+def test_bad_calibration_options_are_refused(model: Path, option: str) -> None:
+    x = np.random.default_rng(5).random((4, *SHAPE), dtype=np.float32)
+    with pytest.raises(PassError, match=option.split("=")[0].replace("-", "[-_]")):
+        _compile(model, x, _old_pipeline().replace("bias-to-current", "bias-to-current,calibrate-bias{" + option + "}"))

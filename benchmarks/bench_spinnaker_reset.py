@@ -12,8 +12,8 @@ the first ``--samples`` Fashion-MNIST test images (``--chains`` parallel back-to
   after compiling (not possible on the board): what the hard reset costs on the same graph;
 * ``hard``: the old default (v_reset = 0, no calibration), at each ``--presentations`` time;
 * ``rate=R``: normalize{rate=R} (fewer spikes per ms) at the longest presentation time;
-* ``v_reset``: calibrate-bias{reset=true,bias=false} (v_reset fitted to the mean overshoot);
-* ``v_reset+bias``: calibrate-bias{reset=true} (then Li et al. 2021's bias calibration): the new
+* ``v_reset``: calibrate-bias{fit-reset=true,bias=false} (v_reset fitted to the mean overshoot);
+* ``v_reset+bias``: calibrate-bias{fit-reset=true} (then Li et al. 2021's bias calibration): the new
   default, at each ``--presentations`` time.
 
 Reported per network and setting: accuracy, loss in points against snnc's ANN interpreter (which
@@ -62,7 +62,7 @@ def settings_list(presentations: list[float], rate: float) -> list[tuple[str, fl
     first, longest = presentations[0], max(presentations)
     slower = OLD_PIPELINE.replace(",normalize,", f",normalize{{rate={rate:g}}},")
     with_bias = OLD_PIPELINE.replace(
-        "bias-to-current", "bias-to-current,calibrate-bias{reset=true,samples=32,chains=32}"
+        "bias-to-current", "bias-to-current,calibrate-bias{fit-reset=true,samples=32,chains=32}"
     )
     return [
         ("subtract", first, OLD_PIPELINE, "subtract"),  # the hard-reset graph, reset by subtraction

@@ -55,6 +55,11 @@ CANDIDATES: dict[str, list[str]] = {
     "split-signs": ["false", "true"],
     "readout": ["membrane", "spike_count"],
     "percentile": ["90", "95"],
+    "samples": ["16", "24"],
+    "chains": ["2", "3"],
+    "max-reset": ["0.5", "0.6"],
+    "bias": ["false", "true"],
+    "fit-reset": ["false", "true"],
     "statistic": ["max", "percentile"],
     "method": [],  # one value only ("layer"): there is no other value to try
     "rate": ["0.5", "0.25"],

@@ -1,4 +1,4 @@
-"""SpiNNaker's hard reset (IF cells reset to v_reset) and its remedy: calibrate-bias{reset=true}
+"""SpiNNaker's hard reset (IF cells reset to v_reset) and its remedy: calibrate-bias{fit-reset=true}
 fits each population's v_reset to the charge its resets throw away."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_spinnaker_default_fits_v_reset_and_keeps_quantize() -> None:
-    assert REMEDY + "reset=true" in SPEC.pipeline
+    assert REMEDY + "fit-reset=true" in SPEC.pipeline
     assert SPEC.pipeline.index("calibrate-bias") < SPEC.pipeline.index("quantize")
     assert SPEC.options.reset == "zero"
 
@@ -101,7 +101,7 @@ def test_fitted_v_reset_recovers_the_spikes_a_hard_reset_loses(model: Path) -> N
 def test_reset_fit_leaves_populations_that_reset_by_subtraction_alone(model: Path) -> None:
     x = np.random.default_rng(4).random((16, *SHAPE), dtype=np.float32)
     pipeline = "canonicalize,fold-batchnorm,remove-softmax,lower-to-snn,normalize,bias-to-current"
-    remedy = ",calibrate-bias{reset=true,bias=false,samples=16}"
+    remedy = ",calibrate-bias{fit-reset=true,bias=false,samples=16}"
     plain = snnc.compile(model, "sim", calibration=x, pipeline=pipeline).graph
     graph = snnc.compile(model, "sim", calibration=x, pipeline=pipeline + remedy).graph
     for pop in graph.ops_of("snn.population"):

@@ -146,8 +146,8 @@ class _Pop:
 
 def recorded_synapses(network: dict, arrays: dict, proj: dict, shifts: tuple[int, int]) -> set[tuple]:
     """Every synapse run.py asks sPyNNaker for in projection ``proj``, as (pre, post, weight) in
-    the cells' C-order numbering (a grid cell is one population per channel); ``shifts``: the
-    post population's ring-buffer shifts."""
+    the cells' C-order numbering (a split grid cell is one population per channel, a stacked one
+    a single (W, C H) population); ``shifts``: the post population's ring-buffer shifts."""
     from pyNN.spiNNaker import ConvolutionConnector
 
     made = []
@@ -163,7 +163,7 @@ def recorded_synapses(network: dict, arrays: dict, proj: dict, shifts: tuple[int
     cells = network["cells"]
     pops = []
     for cell in cells:
-        channels = cell["shape"][0] if cell["grid"] else 1
+        channels = run_spinnaker.populations(cell)
         pops.append([_Pop(cell["size"] // channels) for _ in range(channels)])
     instance = object.__new__(run_spinnaker.Instance)
     instance.sim, instance.arrays, instance.pops = sim, arrays, pops
@@ -173,10 +173,10 @@ def recorded_synapses(network: dict, arrays: dict, proj: dict, shifts: tuple[int
     for pre, post, conn, receptor in made:
         i = pops[proj["pre"]].index(pre) * pre.size
         o = pops[proj["post"]].index(post) * post.size
-        if isinstance(conn, ConvolutionConnector):
-            rows = spynnaker_synapses(conn, tuple(pre_cell["shape"][1:]), shifts)
-        elif proj["kind"] == "pool_dense":  # weights (W, H, post) of one channel
-            c, h, w = pre_cell["shape"]
+        w = pre_cell["shape"][-1]
+        if isinstance(conn, ConvolutionConnector):  # a population of (rows, w): a channel or a stacked cell
+            rows = spynnaker_synapses(conn, (pre.size // w, w), shifts)
+        elif proj["kind"] == "pool_dense":  # weights (W, H, post) of one channel, (W, C H, post) when stacked
             rows = [(y * w + x, j, float(conn[x, y, j])) for x, y, j in zip(*np.nonzero(conn), strict=True)]
         else:
             assert proj["kind"] == "list", proj
@@ -213,12 +213,14 @@ def test_transcribed_loop_shows_why_strides_take_lists() -> None:
     assert len(strided) > 81
 
 
-def test_run_script_pools_a_window_over_a_whole_oblong_image() -> None:
+@pytest.mark.parametrize("split", [True, False])
+def test_run_script_pools_a_window_over_a_whole_oblong_image(split: bool) -> None:
     """Global average pooling of 4 x 6 images (window = image, stride 1 as ONNX writes it): every
-    pixel of a channel adds the scale to that channel's one neuron (sPyNNaker takes (x, y) shapes)."""
+    pixel of a channel adds the scale to that channel's one neuron (sPyNNaker takes (x, y) shapes),
+    per channel or with one connector over the channels stacked in y (windows divide the image)."""
     cells = [
-        {"grid": True, "shape": [2, 4, 6], "size": 48},
-        {"grid": True, "shape": [2, 1, 1], "size": 2},
+        {"grid": True, "split": split, "shape": [2, 4, 6], "size": 48},
+        {"grid": True, "split": split, "shape": [2, 1, 1], "size": 2},
     ]
     proj = {"kind": "pool", "pool": [4, 6], "scale": 0.25, "pre": 0, "post": 1, "delay": 1.0}
     synapses = recorded_synapses({"cells": cells}, {}, proj, (0, 0))

@@ -13,7 +13,7 @@ of a flat layer), times the threshold, to its ``i_offset``. A membrane readout d
 is left alone. It needs the graph as a target runs it (after bias-to-current), and costs one
 simulation per population; the pass reports the calibration accuracy before and after.
 
-``reset=true`` first fits, for each population that resets to ``v_reset`` (reset=zero, as
+``fit-reset=true`` first fits, for each population that resets to ``v_reset`` (reset=zero, as
 SpiNNaker's IF cells), the charge lost at each reset: a hard reset throws away the overshoot
 ``v - v_threshold`` that reset by subtraction keeps (Rueckauer et al. 2017, Sec. 2.2), so such a
 neuron fires about ``Q / (v_threshold - v_reset + overshoot)`` times for an input charge ``Q``
@@ -45,7 +45,7 @@ class CalibrateBias(Pass):
     dialect = "snn"
     summary = "shift each layer's bias by its mean rate error on calibration data (Li et al. 2021)"
     samples: int = 256
-    reset: bool = False
+    fit_reset: bool = False
     bias: bool = True
     max_reset: float = 0.9
     chains: int = 0
@@ -66,7 +66,7 @@ class CalibrateBias(Pass):
         skip = membrane_populations(graph)
         shifted, resets = [], []
         for pop in (p for p in graph.ops_of("snn.population") if p not in skip):
-            if self.reset and graph.op(pop).reset == "zero" and graph.op(pop).v_min is None:
+            if self.fit_reset and graph.op(pop).reset == "zero" and graph.op(pop).v_min is None:
                 observed = self._rates(graph, x, pop, duration)
                 op = graph.op(pop)
                 v_reset = _fitted_reset(target[pop], observed, op, self.max_reset)

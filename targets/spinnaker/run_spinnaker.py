@@ -10,7 +10,8 @@ of silence (README.md gives the times). Samples over time, (N, T, ...), run T st
 ``events`` input as that many spikes per step (a time listed c times in a SpikeSourceArray is
 c packets, c spikes), regular input at each step's rate. Writes results.json (accuracy, when the network really
 ran) and placements.json (every core sPyNNaker used, with the population, instance and slice it
-holds). Needs sPyNNaker 7 and numpy.
+holds; a core of a grid whose channels share one population is named by its channel, as snnc's
+report.json plans it). Needs sPyNNaker 7 and numpy.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def check_network(network: Any, arrays: dict) -> None:
     for i, cell in enumerate(cells):
         where = f"{top}: cells[{i}]"
         grid = runtime.choice(cell, "grid", where, (True, False))
+        runtime.choice(cell, "split", where, (True, False) if grid else (False,))
         per_core = runtime.entries(cell, "per_core", where, int, 1)
         if len(per_core) != (2 if grid else 1) or min(per_core) < 1 or (grid and len(cell["shape"]) != 3):
             raise runtime.Invalid(f"{where}.per_core", f"{per_core} does not fit shape {cell['shape']}")
@@ -89,11 +91,18 @@ def _check_population(cell: dict, arrays: dict, where: str) -> None:
             raise runtime.Invalid(f"{where}.max_expected_summed_weight", "must be null or two positive numbers")
 
 
+def populations(cell: dict) -> int:
+    """How many PyNN populations make a cell: one per channel for a split grid, else one."""
+    return cell["shape"][0] if cell["split"] else 1
+
+
 def _check_projection(proj: dict, cells: list, arrays: dict, where: str) -> None:
     pre, post = runtime.projection_ends(proj, cells, where)
     kind = runtime.choice(proj, "kind", where, ("list", "conv", "pool", "pool_dense"))
     if kind != "list" and not pre["grid"]:
         raise runtime.Invalid(where, f"a {kind} projection needs a grid population before it")
+    if kind in ("conv", "pool") and (not post["grid"] or pre["split"] != post["split"]):
+        raise runtime.Invalid(where, f"a {kind} projection joins two grids both split or both stacked")
     if kind == "list":
         receptor = runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory", "mixed"))
         conn = runtime.connection_list(arrays, proj, pre, post, where)
@@ -108,20 +117,24 @@ def _check_projection(proj: dict, cells: list, arrays: dict, where: str) -> None
         odd = all(k % 2 == 1 for k in kernels.shape[2:])
         if len(padding) != 2 or not 0 <= min(padding) <= max(padding) <= 10_000 or not odd:
             raise runtime.Invalid(f"{where}.padding", f"{padding} with kernels {list(kernels.shape[2:])}")
-        fits = post["grid"] and out_c + offset <= post["shape"][0]
-        if not fits or out_c % groups or in_per_group * groups != pre["shape"][0]:
+        same = pre["split"] or (out_c == 1 and offset == 0 and pre["shape"] == post["shape"])
+        fits = same and out_c + offset <= populations(post)
+        if not fits or out_c % groups or in_per_group * groups != populations(pre):
             raise runtime.Invalid(
                 f"{where}.kernels",
                 f"shape {list(kernels.shape)} does not fit {pre['shape']} -> {post['shape']} in {groups} group(s)",
             )
     elif kind == "pool":
         pool = runtime.entries(proj, "pool", where, int, 2)
-        if len(pool) != 2 or min(pool) < 1 or not post["grid"] or post["shape"][0] != pre["shape"][0]:
+        _, h, w = pre["shape"]
+        stacked = pre["split"] or (h % pool[0] == 0 and w % pool[1] == 0)  # no window across two channels
+        if len(pool) != 2 or min(pool) < 1 or post["shape"][0] != pre["shape"][0] or not stacked:
             raise runtime.Invalid(f"{where}.pool", f"{pool} does not fit {pre['shape']} -> {post['shape']}")
         runtime.number(proj, "scale", where)
     else:
         c, h, w = pre["shape"]
-        runtime.array(arrays, proj, "weights", where, (c, w, h, post["size"]))
+        n = populations(pre)
+        runtime.array(arrays, proj, "weights", where, (n, w, h * c // n, post["size"]))
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray, np.ndarray]:
@@ -130,13 +143,14 @@ def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray,
 
 
 class Instance:
-    """One copy of the network: a list of PyNN populations per cell (one per channel for grids)."""
+    """One copy of the network: a list of PyNN populations per cell (one per channel for split
+    grids); ``stacked`` maps the label of each stacked grid population to its cell's (C, H, W)."""
 
     def __init__(
         self, sim: Any, grid2d: Any, network: dict, arrays: dict, number: int, x: np.ndarray, starts: np.ndarray
     ) -> None:
         self.sim, self.grid2d, self.network, self.arrays, self.number = sim, grid2d, network, arrays, number
-        self.pops = []
+        self.pops, self.stacked = [], {}
         for i, cell in enumerate(network["cells"]):
             self.pops.append(self._populations(i, cell, x, starts))
         for proj in network["projections"]:
@@ -148,7 +162,7 @@ class Instance:
 
     def _populations(self, i: int, cell: dict, x: np.ndarray, starts: np.ndarray) -> list:
         sim, net = self.sim, self.network
-        channels = cell["shape"][0] if cell["grid"] else 1
+        channels = populations(cell)
         per_channel = cell["size"] // channels
         if cell["kind"] == "source":
             trains = source_trains(cell, net, x, starts)
@@ -157,10 +171,12 @@ class Instance:
         pops = []
         for c in range(channels):
             part = slice(c * per_channel, (c + 1) * per_channel)
-            kwargs = {"label": self.label(i, c if cell["grid"] else None)}
-            if cell["grid"]:
-                h, w = cell["shape"][1:]
-                kwargs["structure"] = self.grid2d(aspect_ratio=w / h)  # atoms_shape (w, h): x fastest
+            kwargs = {"label": self.label(i, c if cell["split"] else None)}
+            if cell["grid"]:  # atoms_shape (w, h): x fastest; a stacked cell's channels follow one another in y
+                w = cell["shape"][2]
+                kwargs["structure"] = self.grid2d(aspect_ratio=w / (per_channel // w))
+                if not cell["split"]:
+                    self.stacked[kwargs["label"]] = tuple(cell["shape"])
             if cell["kind"] == "source":
                 part_trains = trains[part] if any(trains[part]) else []  # sPyNNaker 7 fails on all-empty lists
                 pop = sim.Population(per_channel, sim.SpikeSourceArray(spike_times=part_trains), **kwargs)
@@ -190,7 +206,7 @@ class Instance:
                     receptor_type=receptor,
                 )
         elif proj["kind"] == "conv":
-            kernels = arrays[proj["kernels"]]  # (out, in / groups, kh, kw): flipped, odd, rows first
+            kernels = arrays[proj["kernels"]]  # (out, in / groups, kh, kw): flipped, odd, rows first; per population
             out_channels, in_per_group, kh, kw = kernels.shape
             per_group = out_channels // proj["groups"]
             offset = proj.get("channel_offset", 0)
@@ -213,8 +229,8 @@ class Instance:
                     sim.ConvolutionConnector(kernel, pool_shape=(kx, ky), pool_stride=(kx, ky)),
                     sim.Convolution(delay=delay),
                 )
-        else:  # pool_dense: each channel of a grid into a 1-D population
-            weights = arrays[proj["weights"]]  # (C, W, H, post)
+        else:  # pool_dense: each population of a grid into a 1-D population
+            weights = arrays[proj["weights"]]  # (C, W, H, post), or (1, W, C H, post) from a stacked cell
             for c in range(len(pre)):
                 sim.Projection(pre[c], post[0], sim.PoolDenseConnector(weights[c]), sim.PoolDense(delay=delay))
 
@@ -222,7 +238,8 @@ class Instance:
 def synapse_lists(conn: np.ndarray, receptor: str, pre: list, post: list) -> list[tuple[tuple, np.ndarray]]:
     """A list projection's (pre index, post index, weight) rows over whole cells, split into one
     list per (pre population, post population, receptor) with indices within those populations
-    (a grid cell is one population per channel, each numbered in raster order) and weights >= 0.
+    (a split grid cell is one population per channel, each numbered in raster order; a stacked one
+    a single population in the cell's order) and weights >= 0.
     The rows keep their order (sorted by pre, then post)."""
     pre_size, post_size = pre[0].size, post[0].size
     i, o = conn[:, 0].astype(np.int64), conn[:, 1].astype(np.int64)
@@ -258,9 +275,12 @@ def source_trains(cell: dict, network: dict, x: np.ndarray, starts: np.ndarray) 
     return [t.tolist() for t in runtime.regular_spike_times(rates, starts, steps, dt)]
 
 
-def placements() -> dict[str, Any]:
+def placements(stacked: dict[str, tuple[int, int, int]]) -> dict[str, Any]:
     """Every core sPyNNaker placed (chip, core, population label, slice per dimension) and the
-    ring-buffer shifts it chose per population (snnc's weight_shift, when the mapping holds)."""
+    ring-buffer shifts it chose per population (snnc's weight_shift, when the mapping holds).
+    A core of a stacked grid population (``stacked``: label -> (C, H, W)) is given in snnc's terms,
+    the channel's label and the rows within it (``channel_tile``); sPyNNaker's own in
+    ``population`` and ``stacked_slice``."""
     from spynnaker.pyNN.data import SpynnakerDataView
     from spynnaker.pyNN.models.neuron import PopulationVertex
 
@@ -275,8 +295,29 @@ def placements() -> dict[str, Any]:
         if app is None:
             continue  # system cores (monitors, gatherers)
         ranges = [[s.start, s.stop] for s in p.vertex.vertex_slice.dimension]
-        cores.append({"x": p.x, "y": p.y, "p": p.p, "label": app.label, "slice": ranges})
+        core = {"x": p.x, "y": p.y, "p": p.p, "label": app.label, "slice": ranges}
+        if app.label in stacked:
+            core.update(channel_tile(app.label, ranges, stacked[app.label]))
+        cores.append(core)
     return {"cores": sorted(cores, key=lambda c: (c["label"], c["slice"])), "ring_buffer_shifts": shifts}
+
+
+def channel_tile(label: str, ranges: list, shape: tuple[int, int, int]) -> dict[str, Any]:
+    """A core's (x, y) tile of a stacked population as snnc plans it: the channel's label
+    (``c<cell>ch<channel>i<instance>``) and its rows within that channel. A tile that straddles
+    two channels cannot happen with snnc's tiles (their rows divide H): it is reported, unchanged."""
+    h = shape[1]
+    (x0, x1), (y0, y1) = ranges
+    c = y0 // h
+    if (y1 - 1) // h != c:
+        return {"straddles_channels": True}
+    cell, instance = label.split("i", 1)
+    return {
+        "label": f"{cell}ch{c}i{instance}",
+        "slice": [[x0, x1], [y0 - c * h, y1 - c * h]],
+        "population": label,
+        "stacked_slice": ranges,
+    }
 
 
 def count_spikes(pops: list, starts: np.ndarray, duration: float) -> np.ndarray:
@@ -327,7 +368,7 @@ def simulate(
     sim.run(per_instance * (duration + pause))
     run_time = time.perf_counter() - start_run
 
-    mapping = placements()
+    mapping = placements({k: v for c in copies for k, v in c.stacked.items()})
     counts = None
     if not get_config_bool("Machine", "virtual_board"):
         counts = np.concatenate([count_spikes(c.pops[readout], starts, duration) for c in copies])[: len(x)]

@@ -41,7 +41,7 @@ _BOARD_FACT = "comes from the board; choose one with --set board=" + "|".join(BO
 SPEC = TargetSpec(
     name="spinnaker",
     description="SpiNNaker (SpiNN3/SpiNN5) through sPyNNaker 7; IF_curr_delta, 16-bit weights, core slicing, instances",
-    # calibrate-bias{reset=true}: sPyNNaker's cells reset to v_reset, which throws away the overshoot
+    # calibrate-bias{fit-reset=true}: sPyNNaker's cells reset to v_reset, which throws away the overshoot
     # that reset by subtraction keeps; each population's v_reset is fitted to the mean charge lost at
     # a reset, on calibration data in this target's own semantics (a parameter the board takes as is).
     # Measured (benchmarks/bench_spinnaker_reset.py -> results/spinnaker_reset.json; simulated model,
@@ -51,9 +51,10 @@ SPEC = TargetSpec(
     # v_reset of 0.3 threshold alone took keras_cnn from 60.3% to 88.3% (subtraction 90.3%, 300
     # images). normalize{rate=0.5} at 400 ms changes nothing (mlp 0.6): the weights between
     # populations, hence the overshoot per reset, do not depend on the rate.
+    # after split-populations: a network that cannot fit is refused before the simulations
     pipeline=CONVERSION_PIPELINE
-    + ",calibrate-bias{reset=true,bias=false,samples=32,chains=32}"
-    + ",split-populations,quantize,split-signs{shared-kernels=true},replicate",
+    + ",split-populations,calibrate-bias{fit-reset=true,bias=false,samples=32,chains=32}"
+    + ",quantize,split-signs{shared-kernels=true},replicate",
     machine=Machine(
         max_neurons_per_core=256,
         grid_populations=True,  # convolutions use sPyNNaker's ConvolutionConnector on Grid2D populations

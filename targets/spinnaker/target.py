@@ -6,8 +6,13 @@
 =====================  =====================================================================
 snnc                   sPyNNaker
 =====================  =====================================================================
-population (C, H, W)   C populations with a Grid2D(W / H) structure, raster order x fastest
-                       (numpy's C order of one channel); ``set_max_atoms_per_core((cols, rows))``
+population (C, H, W)   split (an end of a native convolution, or the source of a synapse list that
+                       keeps channels apart: ``_split_cells``): C populations with a Grid2D(W / H)
+                       structure, raster order x fastest (numpy's C order of one channel);
+                       otherwise one population with a Grid2D(W / (C H)) structure, the channels
+                       stacked along y (its raster order is numpy's C order of the whole cell).
+                       Both take ``set_max_atoms_per_core((cols, rows))``: snnc's tiles divide H,
+                       so a stacked tile never straddles two channels and the cores are the same
 population (n,)        one population; ``set_max_atoms_per_core(per_core)``
 IF neuron              IF_curr_delta, v_rest = 0, tau_m, cm = tau_m (1 - exp(-dt / tau_m)) so that
                        a weight w raises v by exactly w (sPyNNaker integrates the closed form
@@ -15,24 +20,28 @@ IF neuron              IF_curr_delta, v_rest = 0, tau_m, cm = tau_m (1 - exp(-dt
                        with v_min (a floor) and no leak: extra_models.IFTruncDelta, tau_m = cm = 1
 weight_shift e         max_expected_summed_weight = 0.75 * 2^e per receptor: sPyNNaker then picks
                        the ring-buffer shift e (16-bit weights in steps of 2^(e - 15))
-conv projection        one ConvolutionConnector per (out, in) channel pair, stride 1: the kernel
+conv projection        one ConvolutionConnector per (out, in) channel pair (7.4's connector and
+                       populations are 2-D: one kernel between two channels), stride 1: the kernel
                        dilated, embedded in zeros to an odd size K' with equal padding p' on both
                        sides (any size and padding with K + pad_before + pad_after odd per axis)
                        and flipped in both axes (local_only_conv_impl.c applies element K'-1-k
                        where ML frameworks use k); reshaped to (kw', kh') and padding given as
-                       (x, y), as sPyNNaker 7.4 reads shapes; each sign goes to its receptor
+                       (x, y), as sPyNNaker 7.4 reads shapes; each sign goes to its receptor. A
+                       1 x 1 output applies each kernel once (nothing shared): a synapse list
 pool projection        ConvolutionConnector 1x1 with pool_shape = pool_stride = the window (x, y);
-                       windows equal to their stride, or one window over a whole axis, no padding
+                       windows equal to their stride, or one window over a whole axis, no padding;
+                       one per channel, or one between stacked cells whose windows divide H and W
 one_to_one 2-D         ConvolutionConnector 1x1 (kernel = scale) per channel, into channel
-                       c + offset / (H W)
-dense from (C, H, W)   one PoolDenseConnector per channel, weights shaped (W, H, post) as
-                       sPyNNaker reshapes them (atoms_shape + post shape)
-anything else          FromListConnector per (pre channel, post channel, sign): strided
+                       c + offset / (H W); one between stacked cells of one shape (offset 0)
+dense from (C, H, W)   PoolDenseConnector, weights shaped (W, H, post) per channel, or (W, C H, post)
+                       from a stacked cell, as sPyNNaker reshapes them (atoms_shape + post shape)
+anything else          FromListConnector per (pre population, post population, sign): strided
                        convolutions (7.4's kernel loop centres on pre // stride and feeds every
                        post neuron of that window, not the ones the stride selects), other pools,
-                       dense between 1-D populations. sPyNNaker gives a population one kind of
-                       synapse processing, so when one projection into it is a list, all are
-                       (network.json says why in ``list_because``)
+                       dense between 1-D populations; between stacked cells that is one or two
+                       Projections. sPyNNaker gives a population one kind of synapse processing,
+                       so when one projection into it is a list, all are (network.json says why
+                       in ``list_because``)
 regular source         SpikeSourceArray; spike times computed per sample like the simulator
 =====================  =====================================================================
 
@@ -64,21 +73,24 @@ def _cm(tau_m: float, dt: float) -> float:
     return tau_m * -math.expm1(-dt / tau_m)
 
 
-def _native_conv(op: ir.Projection, weight_shape: tuple[int, ...]) -> Optional[str]:
-    """Why sPyNNaker 7.4's ConvolutionConnector cannot make exactly this conv projection (None: it can).
+def _native_conv(op: ir.Projection, weight_shape: tuple[int, ...], post_hw: list[int]) -> Optional[str]:
+    """Why sPyNNaker 7.4's ConvolutionConnector cannot or should not make this conv projection (None: it can).
 
     Its kernel loop (local_only_conv_impl.c) centres an odd kernel of K' entries on
     ``(pre + p') // stride``: with stride 1 that is snnc's convolution for any kernel, dilation
     and padding once the (dilated) kernel is embedded in K' = K + d zeros with p' = pad_before + a
     (``_embedding``), which needs K + pad_before + pad_after odd per axis. With a stride above 1
     it feeds every post neuron of that window from every pre neuron, not the ones the stride
-    selects, so strided convolutions go through a synapse list instead.
+    selects, so strided convolutions go through a synapse list instead. A 1 x 1 output applies
+    each kernel once: natively that is one Projection per channel pair for nothing shared.
     """
     if op.strides != (1, 1):
         return f"strides {list(op.strides)} (sPyNNaker 7.4 centres its kernel on pre // stride)"
     for axis, size in enumerate(_dilated(weight_shape[2:], op.dilations)):
         if (size + op.pads[axis] + op.pads[axis + 2]) % 2 == 0:
             return f"kernel {size} with pads {op.pads[axis]} and {op.pads[axis + 2]} on axis {axis} (even sum)"
+    if math.prod(post_hw) == 1:
+        return "a 1 x 1 output applies each kernel once (natively one Projection per channel pair, nothing shared)"
     return None
 
 
@@ -124,7 +136,7 @@ def _family(graph: Graph, proj: str, pre_cell: dict, post_cell: dict) -> tuple[s
             return "pool_dense", None
         return "list", None
     if op.connectivity == "conv":
-        return "conv", _native_conv(op, graph.tensor_shape(op.weight))
+        return "conv", _native_conv(op, graph.tensor_shape(op.weight), post_cell["shape"][1:])
     if op.connectivity == "pool":
         return "conv", _native_pool(op, pre_cell["shape"])
     if op.connectivity == "one_to_one":
@@ -195,8 +207,13 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
                 max_expected_summed_weight=summed,
             )
         cells.append(cell)
-        if isinstance(op, ir.Population):
-            projections += _projections(graph, n, index, cells, arrays, len(projections))
+    plans = [_plan(graph, n, index, cells) for n in nodes if isinstance(graph.op(n), ir.Population)]
+    lists: dict[str, Any] = {}  # projection -> its connections, computed once
+    split = _split_cells(graph, cells, plans, lists)
+    for i, cell in enumerate(cells):
+        cell["split"] = i in split
+    for plan in plans:
+        projections += _projections(graph, plan, cells, arrays, len(projections), lists)
     network = {
         "dt": dt,
         "presentation_time": float(graph_number(graph, "presentation_time")),
@@ -211,30 +228,90 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
     return network, arrays
 
 
-def _projections(graph: Graph, post: str, index: dict, cells: list, arrays: dict, k: int) -> list[dict[str, Any]]:
-    """The entries of every projection into ``post``. sPyNNaker gives a population one kind of
+Plan = list[tuple[str, int, int, str, Optional[str], Optional[str]]]
+
+
+def _plan(graph: Graph, post: str, index: dict, cells: list) -> Plan:
+    """(projection, pre cell, post cell, family, why not natively, list_because) of every projection
+    into ``post``; list_because is None for native ones. sPyNNaker gives a population one kind of
     synapse processing (a Convolution or PoolDense population takes nothing else), so if one
     projection cannot be native, or two native kinds meet, all of them become synapse lists."""
     ends = {}
     for proj in graph.inputs(post):
         (pre,) = graph.inputs(proj)
-        ends[proj] = (pre, *_family(graph, proj, cells[index[pre]], cells[index[post]]))
+        ends[proj] = (index[pre], *_family(graph, proj, cells[index[pre]], cells[index[post]]))
     families = {family for _, family, _ in ends.values()}
     refused = [f"%{p}: {why}" for p, (_, _, why) in ends.items() if why is not None]
     if refused:
         shared = f"%{post} also takes " + "; ".join(refused)
     else:
         shared = f"%{post} takes {' and '.join(sorted(families))} projections (sPyNNaker: one kind per population)"
-    entries = []
+    plan = []
     for proj, (pre, family, why) in ends.items():
-        entry = {"id": proj, "pre": index[pre], "post": index[post], "delay": graph.op(proj).delay}
+        listed = bool(refused) or len(families) > 1 or family == "list"
+        because = (why or shared) if listed and (family != "list" or len(families) > 1) else None
+        plan.append((proj, pre, index[post], "list" if listed else family, why, because))
+    return plan
+
+
+def _split_cells(graph: Graph, cells: list, plans: list[Plan], lists: dict) -> set[int]:
+    """The grid cells that take one population per channel: the ends of native convolutions
+    (sPyNNaker's kernels join two 2-D populations), the sources of channel-wise synapse lists, and
+    the ends of native pools and one-to-one projections that join a split cell or cannot run on
+    stacked channels. The rest stack theirs.
+
+    sPyNNaker 7.4.1 builds a list's synaptic rows on the host for every atom of the pre population
+    and every post core (one Python step per row): a list that keeps channels apart (max pooling's
+    selections, strided shortcuts of one channel) costs C times more rows from a stacked cell than
+    from its C channels, while a list that mixes channels reads every pre channel either way."""
+    native = [(graph.op(p), pre, post) for plan in plans for p, pre, post, family, _, _ in plan if family == "conv"]
+    split = {end for op, pre, post in native if op.connectivity == "conv" for end in (pre, post)}
+    for plan in plans:
+        for proj, pre, post, family, _, _ in plan:
+            if family == "list" and cells[pre]["grid"] and _channel_wise(graph, proj, cells[pre], cells[post], lists):
+                split.add(pre)
+    for op, pre, post in native:
+        if op.connectivity != "conv" and not _stackable(op, cells[pre]["shape"], cells[post]["shape"]):
+            split |= {pre, post}
+    grown = True
+    while grown:  # a native pool or one-to-one joins cells of one layout
+        grown = False
+        for _, pre, post in native:
+            if (pre in split) != (post in split):
+                split |= {pre, post}
+                grown = True
+    return split
+
+
+def _channel_wise(graph: Graph, proj: str, pre: dict, post: dict, lists: dict) -> bool:
+    """Whether a list projection joins no more (pre channel, post channel) pairs than either cell has channels."""
+    c = lists.setdefault(proj, connections(graph, proj))
+    per_pre = pre["size"] // pre["shape"][0]
+    per_post = post["size"] // post["shape"][0] if post["grid"] else post["size"]
+    pairs = np.unique(c.pre // per_pre * (post["size"] // per_post) + c.post // per_post)
+    return len(pairs) <= max(pre["shape"][0], post["size"] // per_post)
+
+
+def _stackable(op: ir.Projection, pre: list[int], post: list[int]) -> bool:
+    """Whether one connector between the stacked (W, C H) populations makes this pool or one-to-one:
+    pool windows that never straddle two channels, one-to-one between cells of one shape."""
+    if op.connectivity == "pool":
+        return pre[1] % op.kernel[0] == 0 and pre[2] % op.kernel[1] == 0
+    return pre == post and op.offset == 0
+
+
+def _projections(graph: Graph, plan: Plan, cells: list, arrays: dict, k: int, lists: dict) -> list[dict[str, Any]]:
+    """The network.json entries of ``plan``'s projections, their arrays added to ``arrays``."""
+    entries = []
+    for proj, pre, post, family, _, because in plan:
+        entry = {"id": proj, "pre": pre, "post": post, "delay": graph.op(proj).delay}
         key = f"proj{k + len(entries)}"
-        if refused or len(families) > 1 or family == "list":
-            entry.update(_list(graph, proj, arrays, key))
-            if family != "list" or len(families) > 1:  # why not natively: recorded, the list costs SDRAM
-                entry["list_because"] = why or shared
+        if family == "list":
+            entry.update(_list(graph, proj, arrays, key, lists))
+            if because is not None:  # why not natively: recorded, the list costs SDRAM
+                entry["list_because"] = because
         else:
-            entry.update(_native(graph, proj, cells[index[pre]], arrays, key))
+            entry.update(_native(graph, proj, cells[pre], arrays, key))
         entries.append(entry)
     return entries
 
@@ -247,7 +324,7 @@ def _native(graph: Graph, proj: str, pre_cell: dict, arrays: dict, key: str) -> 
         arrays[key] = kernels
         return {"kind": "conv", "kernels": key, "groups": op.groups, "padding": padding}
     if op.connectivity == "one_to_one":  # a 1x1 kernel per channel: channel c into c + offset / (H W)
-        c = pre_cell["shape"][0]
+        c = pre_cell["shape"][0] if pre_cell["split"] else 1  # stacked: one kernel for the whole cell
         arrays[key] = np.full((c, 1, 1, 1), op.scale, np.float64)
         return {"kind": "conv", "kernels": key, "groups": c, "padding": [0, 0],
                 "channel_offset": op.offset // math.prod(pre_cell["shape"][1:])}  # fmt: skip
@@ -255,15 +332,18 @@ def _native(graph: Graph, proj: str, pre_cell: dict, arrays: dict, key: str) -> 
         return {"kind": "pool", "pool": list(op.kernel), "scale": op.scale}
     c, h, w = pre_cell["shape"]
     weight = graph.tensor(op.weight).reshape(-1, c, h, w)
-    arrays[key] = weight.transpose(1, 3, 2, 0).astype(np.float64)  # (C, W, H, post)
+    if pre_cell["split"]:
+        arrays[key] = weight.transpose(1, 3, 2, 0).astype(np.float64)  # (C, W, H, post)
+    else:  # one population, channels stacked along y: (1, W, C H, post)
+        arrays[key] = weight.transpose(3, 1, 2, 0).reshape(1, w, c * h, -1).astype(np.float64)
     return {"kind": "pool_dense", "weights": key}
 
 
-def _list(graph: Graph, proj: str, arrays: dict, key: str) -> dict[str, Any]:
+def _list(graph: Graph, proj: str, arrays: dict, key: str, lists: dict) -> dict[str, Any]:
     """A projection as a synapse list: (pre, post, weight) rows in the cells' C-order numbering,
-    weights as the IR has them (run.py gives each channel pair and sign its FromListConnector)."""
+    weights as the IR has them (run.py gives each population pair and sign its FromListConnector)."""
     op = graph.op(proj)
-    c = connections(graph, proj)
+    c = lists.pop(proj, None) or connections(graph, proj)
     # Sorted by pre, then post: sPyNNaker 7.4's FromListConnector sizes its synaptic rows by
     # grouping the list without sorting it first, so an unsorted list overstates row lengths.
     order = np.lexsort((c.post, c.pre))

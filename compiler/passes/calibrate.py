@@ -60,6 +60,10 @@ class CalibrateBias(Pass):
         if any(graph.op(p).bias is not None for p in graph.ops_of("snn.population")):
             raise PassError("run bias-to-current first: calibration shifts the populations' i_offset")
         x = ctx.need_calibration()[: self.samples]
+        (source,) = graph.ops_of("snn.source")
+        if graph.op(source).encoding == "events":  # its calibration samples are no spike trains
+            ctx.warn(f"skipped: %{source} takes events, which calibration samples without a time axis cannot drive")
+            return graph
         target = rates(graph, x)
         duration = graph_number(graph, "presentation_time")
         before = self._simulate(graph, x).predictions

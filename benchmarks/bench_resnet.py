@@ -101,6 +101,12 @@ def export_resnet18(path: Path) -> int:
     """ResNet-18 with random weights and batch-norm statistics, eval mode, as ONNX; its parameter count."""
     torch.manual_seed(0)
     net = resnet18()
+    export_random_batchnorm(net, path)
+    return sum(p.numel() for p in net.parameters())
+
+
+def export_random_batchnorm(net: nn.Module, path: Path) -> None:
+    """``net`` with random batch-norm statistics and affine parameters, eval mode, as ONNX on 3x32x32."""
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -119,7 +125,6 @@ def export_resnet18(path: Path) -> int:
         output_names=["logits"],
         dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
     )
-    return sum(p.numel() for p in net.parameters())
 
 
 def passes_of(records: list) -> list[dict]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_resnet import export_resnet18, resnet18
+from bench_resnet import export_random_batchnorm, export_resnet18, resnet18
 from torch import nn
 
 import snnc
@@ -44,16 +44,7 @@ def export_truncated(path: Path, stages: int) -> None:
     full = resnet18()
     channels = (64, 64, 128, 256, 512)[stages]
     net = nn.Sequential(*list(full)[: 4 + 2 * stages], nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 1000))
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    torch.onnx.export(net.eval(), torch.rand(1, 3, 32, 32), path, dynamo=False, do_constant_folding=False,
-                      opset_version=17, input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})  # fmt: skip
+    export_random_batchnorm(net, path)
 
 
 def mapping_pipeline() -> str:

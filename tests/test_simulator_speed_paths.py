@@ -14,7 +14,7 @@ import torch
 from snnc.ir import Graph
 from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import projection_matrix
-from snnc.ir.semantics.simulator import SimulationError, _apply_function, _pooled_kernel, _tally, simulate
+from snnc.ir.semantics.simulator import SimulationError, _apply_function, _pooled_kernel, simulate
 
 
 def reference(g: Graph, x: np.ndarray, steps: int) -> dict[str, np.ndarray]:
@@ -142,25 +142,26 @@ def test_cnn_time_batched_equals_step_by_step(delay: float) -> None:
 
 @pytest.mark.parametrize("delay", [0.0, 1.0])
 def test_a_membrane_readout_integrates_spike_counts(delay: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without a trace, a leak-free membrane readout whose input has no delay takes each block's
-    spike counts in one product: the same potentials as step by step, to float rounding."""
+    """Without a trace, a leak-free membrane readout whose input has no delay takes the spike counts
+    in one product per batch: the same potentials as step by step, to float rounding."""
     from snnc.ir.semantics import simulator
 
-    calls = []
+    rows = []
 
-    def spy(*args):
-        calls.append(args[1])
-        return _tally(*args)
+    def spy(graph, proj_id):
+        apply = _apply_function(graph, proj_id)
+        return (lambda s: (rows.append(len(s)), apply(s))[1]) if proj_id == "d" else apply
 
-    monkeypatch.setattr(simulator, "_tally", spy)
-    monkeypatch.setattr(simulator, "_BLOCK_VALUES", 400)  # several blocks
     g = cnn(delay)
     x = np.random.default_rng(3).random((23, 1, 8, 8), dtype=np.float32)
-    fast, slow = both(g, x, batch_size=10)
+    slow = simulate(g, x, method="steps", batch_size=10)
+    monkeypatch.setattr(simulator, "_apply_function", spy)
+    monkeypatch.setattr(simulator, "_BLOCK_VALUES", 400)  # several blocks
+    fast = simulate(g, x, method="layers", batch_size=10)
     np.testing.assert_allclose(fast.counts["r"], slow.counts["r"], rtol=1e-5, atol=1e-5)
     assert np.array_equal(fast.predictions, slow.predictions)
     assert np.array_equal(fast.counts["rb"], slow.counts["rb"])
-    assert set(calls) == ({"out"} if delay == 0.0 else set())
+    assert (rows == [10, 10, 3]) == (delay == 0.0)  # one product per batch of samples
 
 
 def test_small_blocks_and_inputs_over_time_agree(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,3 +240,55 @@ def test_pooled_kernel_is_found_and_applied_exactly_enough() -> None:
     xt = torch.nn.functional.pad(torch.tensor(s).reshape(4, 3, 8, 10), (0, 4, 2, 2))
     direct = torch.nn.functional.conv2d(xt, torch.tensor(big), stride=2).numpy().reshape(4, -1)
     np.testing.assert_allclose(_apply_function(g, "c")(s), direct, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "reset,tau_m,v_min,membrane",
+    [("subtract", math.inf, None, False), ("zero", 8.0, -0.5, False), ("subtract", 5.0, -1.0, True)],
+)
+def test_torch_neuron_step_equals_numpys_bit_for_bit(reset: str, tau_m: float, v_min, membrane: bool) -> None:
+    """update_torch does the float operations of update: potentials and spikes equal over many steps."""
+    from snnc.ir.semantics.simulator import _Network, _Neurons
+
+    g = mlp(0.0, reset=reset, tau_m=tau_m)
+    g.op("n1").v_min = v_min
+    if membrane:
+        g.op("r").mode = "membrane"
+        cell = _Neurons(_Network(g), "n2")
+    else:
+        cell = _Neurons(_Network(g), "n1")
+    rng = np.random.default_rng(6)
+    u = rng.normal(0.0, 1.0, 5000).astype(np.float32)
+    u_t = torch.from_numpy(u.copy())
+    const = rng.normal(0.05, 0.1, 5000).astype(np.float32)
+    out, out_t = np.empty(5000, np.float32), torch.empty(5000)
+    fired = 0.0
+    for _ in range(40):
+        inputs = rng.normal(0.0, 0.5, (2, 5000)).astype(np.float32)
+        cell.update(u, const, list(inputs), None, out)
+        cell.update_torch(u_t, torch.from_numpy(const), [torch.from_numpy(i) for i in inputs], out_t)
+        assert np.array_equal(u, u_t.numpy()) and np.array_equal(out, out_t.numpy())
+        fired += out.sum()
+    assert fired > 0 or membrane
+
+
+@pytest.mark.parametrize("delay", [0.0, 2.0])
+def test_torch_steps_large_populations_with_the_same_spikes(delay: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With torch's threshold lowered to a few neurons, the time-batched path steps in torch (slices
+    cutting through samples, several blocks) and counts the spikes of the numpy step path."""
+    from snnc.ir.semantics import simulator
+
+    g = mlp(delay, reset="zero", tau_m=6.0)
+    x = np.random.default_rng(7).random((13, 12), dtype=np.float32)
+    slow = simulate(g, x, method="steps", record_neurons=True, record_over_time=True)
+    torch_steps, original = [], simulator._Neurons.update_torch
+    spy = lambda self, *a: (torch_steps.append(1), original(self, *a))  # noqa: E731
+    monkeypatch.setattr(simulator._Neurons, "update_torch", spy)
+    monkeypatch.setattr(simulator, "_TORCH_CHUNK", 37)
+    monkeypatch.setattr(simulator, "_BLOCK_VALUES", 500)
+    fast = simulate(g, x, method="layers", record_neurons=True, record_over_time=True)
+    assert torch_steps
+    assert np.array_equal(fast.counts_over_time, slow.counts_over_time)
+    for p in g.ops_of("snn.population"):
+        assert np.array_equal(fast.neuron_counts[p], slow.neuron_counts[p]), p
+        assert np.array_equal(fast.spikes[p], slow.spikes[p]), p

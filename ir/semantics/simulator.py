@@ -14,7 +14,8 @@ Two paths run the same per-neuron float operations (:class:`_Neurons`):
   graphs are acyclic, so for a block of time steps each population's synaptic input for all
   the block's steps is one matrix product or convolution over (steps x samples) rows of its
   presynaptic spikes (delays shift the step index); the neurons then step through the block in
-  cache-sized slices. Spike counts equal the step path's (tested); a membrane readout can differ
+  cache-sized slices, large populations in torch's threads where torch is installed (the same
+  float operations). Spike counts equal the step path's (tested); a membrane readout can differ
   in the last bits where the BLAS sums rows of a larger product in another order.
 - step by step (:class:`_State`): every population one step at a time with a ring buffer of
   spikes per delay; samples shown back to back (``pause``) need it.
@@ -117,13 +118,15 @@ def _pooled_kernel(weight: np.ndarray, strides: tuple, dilations: tuple) -> Opti
     return np.ascontiguousarray(blocks[:, :, :, 0, :, 0])
 
 
-def _block_sums(x: np.ndarray, s: int) -> np.ndarray:
-    """Sums over the non-overlapping s x s windows of (rows, C, H, W), H and W multiples of s."""
-    out = x[:, :, ::s, ::s].copy()
-    for dy in range(s):
-        for dx in range(s):
-            if dy or dx:
-                out += x[:, :, dy::s, dx::s]
+def _block_sums(x, s: int):
+    """Sums over the non-overlapping s x s windows of a torch tensor (rows, C, H, W), H and W
+    multiples of s: the columns of each window first, then its rows."""
+    columns = x[..., 0::s]
+    for dx in range(1, s):
+        columns = columns + x[..., dx::s]
+    out = columns[:, :, 0::s]
+    for dy in range(1, s):
+        out = out + columns[:, :, dy::s]
     return out
 
 
@@ -148,10 +151,9 @@ def _torch_conv(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray
     symmetric = pads[0] == pads[1] and pads[2] == pads[3]
 
     def apply(rows: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(rows).reshape(len(rows), c, h, w)
+        x = torch.from_numpy(np.ascontiguousarray(rows).reshape(len(rows), c, h, w))
         if small is not None:
             x = _block_sums(x, s)
-        x = torch.from_numpy(x)
         with torch.no_grad():
             if symmetric:
                 padding = (pads[2], pads[0])
@@ -392,6 +394,30 @@ class _Neurons:
         if self.refractory:
             ref[fired] = self.refrac_steps
 
+    def update_torch(self, u, const, inputs: list, out) -> None:
+        """:meth:`update` on torch tensors for neurons without a refractory period: the same float
+        operations (float32 scalars; ``u - v_threshold * out`` with out 0 or 1 is exact in one
+        rounding), run in torch's threads."""
+        import torch
+
+        op = self.op
+        if self.decay is not None:
+            u.mul_(self.decay)
+        if const is not None:
+            u.add_(const)
+        for i in inputs:
+            u.add_(i)
+        if op.v_min is not None:
+            u.clamp_(min=op.v_min)
+        if self.membrane:
+            out.zero_()
+            return
+        torch.ge(u, op.v_threshold, out=out)
+        if op.reset == "subtract":
+            u.sub_(out, alpha=op.v_threshold)
+        else:
+            u.masked_fill_(out.bool(), op.v_reset)
+
 
 class _State:
     """Membranes, refractory timers and delay buffers of ``batch`` parallel networks, stepped one
@@ -508,6 +534,7 @@ def _constant(net: _Network, node: str, values: dict, rows: int) -> Optional[np.
 
 _BLOCK_VALUES = 1 << 22  # floats per array of one block of time steps (16 MB)
 _CHUNK = 1 << 15  # neurons x samples updated together for all steps of a block (fits the caches)
+_TORCH_CHUNK = 1 << 18  # the same in torch, whose threads share a slice: from this size on, torch steps
 
 
 def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, timed: bool, neurons: bool):
@@ -523,9 +550,6 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
     v = {n: np.full(batch * net.size[n], graph.op(n).v_init, np.float32) for n in pops}
     refrac = {n: np.zeros(batch * net.size[n], np.int32) for n in pops if cells[n].refractory}
     readout_pops = [graph.inputs(r)[0] for r in net.readouts]
-    counts = {n: np.zeros(batch * net.size[n], np.float32) for n in readout_pops if n not in net.membrane}
-    total = {n: np.zeros(batch, np.float64) for n in pops}
-    per_neuron = {n: np.zeros((batch, net.size[n]), np.uint16) for n in pops} if neurons else {}
     first = readout_pops[0]
     over_time = np.zeros((steps, batch * net.size[first]), np.float32) if record else None
     (source,) = graph.ops_of("snn.source")
@@ -536,7 +560,10 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
     const = {n: None if c is None else c.reshape(-1) for n, c in const.items()}
     pending: dict[int, np.ndarray] = {}  # id(projection) -> input computed for steps past the block
     linear = {n for n in pops if _linear_in_counts(cells[n], net.inputs[n]) and not (record and n == first)}
-    tallies: dict[str, dict[int, np.ndarray]] = {n: {} for n in linear}  # id(projection) -> presynaptic counts
+    # spikes per neuron so far (exact in float32: whole numbers up to MAX_STEPS): the counts
+    # readouts and totals report, and the input of the populations linear in counts
+    counted = [*([] if src_op.encoding == "current" else [source]), *pops]
+    fired = {n: np.zeros(batch * net.size[n], np.float32) for n in counted}
     block = max(1, min(steps, _BLOCK_VALUES // max(batch * max(net.size.values()), 1)))
     for t0 in range(0, steps, block):
         t1 = min(steps, t0 + block)
@@ -545,9 +572,12 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
             const = {n: _constant(net, n, {source: values}, (t1 - t0) * batch) for n in pops}
             const = {n: None if c is None else c.reshape(t1 - t0, -1) for n, c in const.items()}
         spikes = {source: _source_block(net, source, values, phase, t0, t1, batch, timed, rng)}
+        if spikes[source] is not None:
+            fired[source] += spikes[source].sum(axis=0)
         for node in pops:
-            if node in linear:
-                _tally(net, node, tallies[node], v[node], const[node], spikes, t1 - t0, batch)
+            if node in linear:  # its spike input is applied to the counts after the last block
+                if const[node] is not None:
+                    v[node] += const[node].sum(axis=0) if timed else const[node] * np.float32(t1 - t0)
                 continue
             inputs = []
             for p in net.inputs[node]:
@@ -564,29 +594,27 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
                 inputs.append((p.delay, now))
             s = np.empty((t1 - t0, batch * net.size[node]), np.float32)
             trace = over_time[t0:t1] if record and node == first and node in net.membrane else None
-            _update_block(cells[node], v[node], const[node], inputs, refrac.get(node), s, t0, timed, trace)
+            counts = _update_block(cells[node], v[node], const[node], inputs, refrac.get(node), s, t0, timed, trace)
             if trace is None and record and node == first:
-                over_time[t0:t1] = counts[node] + np.cumsum(s, axis=0, dtype=np.float64).astype(np.float32)
+                over_time[t0:t1] = fired[node] + np.cumsum(s, axis=0, dtype=np.float64).astype(np.float32)
             spikes[node] = s
-            per_sample = s.reshape(t1 - t0, batch, -1)
-            total[node] += per_sample.sum(axis=2).sum(axis=0, dtype=np.float64)  # exact: whole numbers
-            if neurons:
-                per_neuron[node] += per_sample.sum(axis=0, dtype=np.float64).astype(np.uint16)
-            if node in counts:
-                counts[node] += per_sample.sum(axis=0, dtype=np.float64).astype(np.float32).reshape(-1)
+            _add_to(fired[node], counts)
     for node in linear:  # one product per projection for all steps
         for p in net.inputs[node]:
-            if id(p) in tallies[node]:
-                v[node] += p.apply(tallies[node][id(p)]).reshape(-1)
+            if not net.is_current(p.pre):
+                v[node] += p.apply(fired[p.pre].reshape(batch, -1)).reshape(-1)
     pairs = zip(net.readouts, readout_pops, strict=True)
-    out = {r: (v[p] if p in net.membrane else counts[p]).reshape(batch, -1).copy() for r, p in pairs}
+    out = {r: (v[p] if p in net.membrane else fired[p]).reshape(batch, -1).copy() for r, p in pairs}
     over = over_time.reshape(steps, batch, -1) if record else None
-    return out, {n: t.astype(np.float32) for n, t in total.items()}, over, per_neuron
+    total = {n: fired[n].reshape(batch, -1).sum(axis=1, dtype=np.float64).astype(np.float32) for n in pops}
+    per_neuron = {n: fired[n].reshape(batch, -1).astype(np.uint16) for n in pops} if neurons else {}
+    return out, total, over, per_neuron
 
 
 def _linear_in_counts(cell: _Neurons, projections: list) -> bool:
     """A membrane readout without leak, floor or refractoriness whose spikes arrive without delay
-    is linear in them: its final potential needs only each input's spike counts, not every step."""
+    is linear in them: its final potential needs only each input's spike counts, not every step
+    (one product per sample instead of one per step and sample, the same sum up to float rounding)."""
     op = cell.op
     return (
         cell.membrane
@@ -597,16 +625,13 @@ def _linear_in_counts(cell: _Neurons, projections: list) -> bool:
     )
 
 
-def _tally(net: _Network, node: str, tally: dict, u: np.ndarray, const, spikes: dict, steps: int, batch: int) -> None:
-    """A block of ``steps`` steps of a population :func:`_linear_in_counts`: its presynaptic spike
-    counts added to ``tally`` (applied once after the last block: one product per sample instead
-    of one per step and sample, the same sum up to float rounding), its constant input to ``u``."""
-    for p in net.inputs[node]:
-        if not net.is_current(p.pre):
-            counts = spikes[p.pre].reshape(steps, batch, -1).sum(axis=0)  # exact: whole numbers
-            tally[id(p)] = counts if id(p) not in tally else tally[id(p)] + counts
-    if const is not None:
-        u += const.sum(axis=0) if const.ndim == 2 else const * np.float32(steps)
+def _add_to(total: np.ndarray, counts: np.ndarray) -> None:
+    """``total += counts``, in torch's threads for large arrays where torch is installed."""
+    torch = _torch() if len(total) >= _TORCH_CHUNK else None
+    if torch is None:
+        total += counts
+    else:
+        torch.from_numpy(total).add_(torch.from_numpy(counts))
 
 
 def _source_block(net: _Network, source: str, values, phase, t0: int, t1: int, batch: int, timed: bool, rng):
@@ -621,21 +646,49 @@ def _source_block(net: _Network, source: str, values, phase, t0: int, t1: int, b
     return out
 
 
-def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, timed: bool, trace=None) -> None:
+def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, timed: bool, trace=None) -> np.ndarray:
     """Steps t0.. of one population for the block's precomputed ``inputs`` ((delay, (steps, n))
     pairs), slice by slice of ``_CHUNK`` neurons; the spikes go to ``out`` (steps, n), the
-    potentials after every step to ``trace`` (steps, n) when given."""
-    for a in range(0, len(u), _CHUNK):
-        b = a + _CHUNK
+    potentials after every step to ``trace`` (steps, n) when given. Returns the block's spike
+    count per neuron (n,). Large populations without a refractory period step in torch (its
+    threads) when it is installed: :meth:`_Neurons.update_torch`, the same float operations."""
+    counts = out[0] if len(out) == 1 else np.empty(len(u), np.float32)
+    torch = _torch() if ref is None and len(u) >= _TORCH_CHUNK else None
+    width = _CHUNK if torch is None else _TORCH_CHUNK
+    arrays = (u, const, out, trace, counts, *(i for _, i in inputs))
+    if torch is not None:
+        u, const, out, trace, counts, *rest = (None if a is None else torch.from_numpy(a) for a in arrays)
+        inputs = [(d, i) for (d, _), i in zip(inputs, rest, strict=True)]
+    for a in range(0, len(u), width):
+        b = a + width
         uc, rc = u[a:b], None if ref is None else ref[a:b]
         cc = None if const is None or timed else const[a:b]
         for k in range(len(out)):
             if timed and const is not None:
                 cc = const[k, a:b]
             arriving = [i[k, a:b] for d, i in inputs if t0 + k >= d]
-            cell.update(uc, cc, arriving, rc, out[k, a:b])
+            if torch is None:
+                cell.update(uc, cc, arriving, rc, out[k, a:b])
+            else:
+                cell.update_torch(uc, cc, arriving, out[k, a:b])
             if trace is not None:
                 trace[k, a:b] = uc
+        if len(out) == 1:
+            continue
+        if torch is None:
+            np.add.reduce(out[:, a:b], axis=0, out=counts[a:b])  # exact: whole numbers
+        else:
+            torch.sum(out[:, a:b], dim=0, out=counts[a:b])
+    return counts.numpy() if torch is not None else counts
+
+
+def _torch():
+    """torch, when installed (imported on first use); None otherwise."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return torch
 
 
 def _source_spikes(op: ir.Source, value: np.ndarray, phase: np.ndarray, dt: float, rng) -> np.ndarray:

@@ -58,6 +58,7 @@ CANDIDATES: dict[str, list[str]] = {
     "samples": ["16", "24"],
     "chains": ["2", "3"],
     "max-reset": ["0.5", "0.6"],
+    "max-work": ["1e3", "1e15"],
     "bias": ["false", "true"],
     "fit-reset": ["false", "true"],
     "statistic": ["max", "percentile"],

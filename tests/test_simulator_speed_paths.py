@@ -204,6 +204,26 @@ def test_back_to_back_samples_need_the_step_path() -> None:
     assert simulate(g, np.ones((2, 12), np.float32)).counts["r"].shape == (2, 5)
 
 
+@pytest.mark.parametrize("encoding", ["current", "poisson"])
+def test_one_sample_per_chain_runs_time_batched(encoding: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With as many chains as samples nothing carries over: the time-batched path gives the chains'
+    spike counts (and their Poisson draws)."""
+    from snnc.ir.semantics import simulator
+
+    g = mlp(1.0, reset="zero", tau_m=7.0)
+    g.attrs["pause"] = 5.0
+    g.op("src").encoding = encoding
+    x = np.random.default_rng(8).random((9, 12), dtype=np.float32)
+    chained = simulate(g, x, chains=9, method="steps", record_neurons=True, seed=3)
+    layered, original = [], simulator._run_layered
+    monkeypatch.setattr(simulator, "_run_layered", lambda *args: (layered.append(1), original(*args))[1])
+    fast = simulate(g, x, chains=9, record_neurons=True, seed=3, batch_size=4)
+    assert layered == [1]  # one batch
+    for p in g.ops_of("snn.population"):
+        assert np.array_equal(fast.neuron_counts[p], chained.neuron_counts[p]), p
+    assert chained.spikes["n0"].sum() > 0
+
+
 @pytest.mark.parametrize(
     "kernel,strides,pads",
     [((2, 2), (2, 2), (0, 0, 0, 0)), ((3, 3), (2, 2), (1, 1, 1, 1)), ((2, 3), (1, 2), (0, 1, 1, 0))],
@@ -219,6 +239,19 @@ def test_pooling_as_strided_sums_equals_the_sparse_matrix(kernel, strides, pads)
         fast = _apply_function(g, "p")(s)
         slow = np.asarray((projection_matrix(g, "p") @ s.T).T)
         assert np.array_equal(fast, slow)  # same products, same order
+
+
+@pytest.mark.parametrize("offset,post", [(0, 24), (5, 40)])
+def test_one_to_one_as_a_scaled_copy_equals_the_sparse_matrix(offset: int, post: int) -> None:
+    g = Graph({"dt": 1.0, "presentation_time": 1.0, "instances": 1})
+    g.add("src", ir.Source(shape=(24,)))
+    g.add("p", ir.Projection(connectivity="one_to_one", scale=-0.61, offset=offset, post_shape=(post,)), ["src"])
+    g.add("n", ir.Population(), ["p"])
+    g.outputs = [g.add("r", ir.Readout(), ["n"])]
+    s = np.random.default_rng(9).random((6, 24), dtype=np.float32)
+    fast = _apply_function(g, "p")(s)
+    assert fast.shape == (6, post) and np.count_nonzero(fast) == s.size
+    assert np.array_equal(fast, np.asarray((projection_matrix(g, "p") @ s.T).T))
 
 
 def test_pooled_kernel_is_found_and_applied_exactly_enough() -> None:

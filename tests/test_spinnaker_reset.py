@@ -108,8 +108,65 @@ def test_reset_fit_leaves_populations_that_reset_by_subtraction_alone(model: Pat
         assert graph.op(pop) == plain.op(pop)
 
 
-@pytest.mark.parametrize("option", ["max-reset=1", "max-reset=-0.1", "chains=-1"])
+@pytest.mark.parametrize("option", ["max-reset=1", "max-reset=-0.1", "chains=-1", "max-work=0"])
 def test_bad_calibration_options_are_refused(model: Path, option: str) -> None:
     x = np.random.default_rng(5).random((4, *SHAPE), dtype=np.float32)
     with pytest.raises(PassError, match=option.split("=")[0].replace("-", "[-_]")):
         _compile(model, x, _old_pipeline().replace("bias-to-current", "bias-to-current,calibrate-bias{" + option + "}"))
+
+
+def _calibrated(model: Path, x: np.ndarray, remedy: str, monkeypatch: pytest.MonkeyPatch, one_by_one: bool):
+    """The spinnaker compile with ``remedy`` in place of the default calibration, and how many
+    simulations calibrate-bias ran; ``one_by_one``: every population a level of its own."""
+    from snnc.passes import calibrate
+
+    runs = []
+    monkeypatch.setattr(calibrate, "simulate", lambda *a, **k: (runs.append(1), simulate(*a, **k))[1])
+    if one_by_one:
+        levels = calibrate.CalibrateBias._levels
+        split = staticmethod(lambda g: [[p] for level in levels(g) for p in level])
+        monkeypatch.setattr(calibrate.CalibrateBias, "_levels", split)
+    head, _, tail = SPEC.pipeline.partition(REMEDY)
+    compiled = _compile(model, x, head + remedy + tail.partition("}")[2])
+    monkeypatch.undo()
+    return compiled, len(runs)
+
+
+@pytest.mark.parametrize(
+    "remedy",
+    [
+        ",calibrate-bias{fit-reset=true,bias=false,samples=8,chains=8}",
+        ",calibrate-bias{fit-reset=true,samples=8,chains=8}",
+    ],
+)
+def test_a_level_of_populations_is_calibrated_from_one_simulation(
+    model: Path, remedy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parts of one layer cannot affect each other: calibrated together from one simulation,
+    they get the values of calibrating them one after another, in fewer simulations."""
+    x = np.random.default_rng(6).random((8, *SHAPE), dtype=np.float32)
+    together, fewer = _calibrated(model, x, remedy, monkeypatch, one_by_one=False)
+    alone, more = _calibrated(model, x, remedy, monkeypatch, one_by_one=True)
+    assert fewer < more
+    for pop in together.graph.ops_of("snn.population"):
+        a, b = together.graph.op(pop), alone.graph.op(pop)
+        assert a.v_reset == b.v_reset, pop
+        if a.i_offset is not None:
+            assert np.array_equal(together.graph.tensor(a.i_offset), alone.graph.tensor(b.i_offset)), pop
+
+
+def test_calibration_keeps_to_its_work_budget(model: Path) -> None:
+    x = np.random.default_rng(7).random((16, *SHAPE), dtype=np.float32)
+    head, _, tail = SPEC.pipeline.partition(REMEDY)
+    rest = tail.partition("}")[2]
+    plain = _compile(model, x, _old_pipeline())
+    starved = _compile(model, x, head + REMEDY + "fit-reset=true,bias=false,samples=16,max-work=1e3}" + rest)
+    assert any("skipped" in d.message and "max-work" in d.message for d in starved.diagnostics)
+    for pop in plain.graph.ops_of("snn.population"):
+        assert starved.graph.op(pop).v_reset == plain.graph.op(pop).v_reset
+    from snnc.passes.calibrate import CalibrateBias
+
+    per_sample = CalibrateBias(fit_reset=True, bias=False)._work_per_sample(plain.graph, 16)
+    budget = f"{5.5 * per_sample:.6g}"
+    some = _compile(model, x, head + REMEDY + f"fit-reset=true,bias=false,samples=16,max-work={budget}}}" + rest)
+    assert any("5 of 16 calibration samples" in d.message for d in some.diagnostics)

@@ -76,8 +76,26 @@ def _apply_function(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.nda
         return _torch_conv(graph, proj_id)
     if op.connectivity == "pool":
         return _pool(graph, proj_id)
+    if op.connectivity == "one_to_one":
+        return _one_to_one(graph, proj_id)
     matrix = projection_matrix(graph, proj_id)
     return lambda s: np.asarray((matrix @ s.T).T)
+
+
+def _one_to_one(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A one-to-one projection as the scaled input placed at its offset in the postsynaptic
+    population (zeros elsewhere): the sparse matrix's one product per row."""
+    op = graph.op(proj_id)
+    (pre,) = graph.inputs(proj_id)
+    n_pre, n_post = math.prod(graph.shape(pre)), math.prod(graph.shape(proj_id))
+    scale, start = np.float32(op.scale), op.offset
+
+    def apply(s: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(s), n_post), np.float32)
+        np.multiply(s, scale, out=out[:, start : start + n_pre])
+        return out
+
+    return apply
 
 
 def _pool(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -229,8 +247,10 @@ def simulate(
 
     ``method``: "layers" runs the time-batched path (:func:`_run_layers`), "steps" steps every
     population one step at a time (:class:`_State`), "auto" takes "layers" unless samples run
-    back to back (``pause``). Both do the same float operations per neuron; only the matrix
-    products and convolutions see more rows at once in "layers".
+    back to back (``pause`` and fewer chains than samples: with as many chains as samples, each
+    shows one sample from the reset network, which "layers" runs in one batch). Both do the
+    same float operations per neuron; only the matrix products and convolutions see more rows
+    at once in "layers".
     """
     if method not in ("auto", "layers", "steps"):
         raise SimulationError(f"method {method!r}: expected auto, layers or steps")
@@ -248,11 +268,14 @@ def simulate(
         raise SimulationError(f"{steps:,} time steps per sample: must be in [1, {MAX_STEPS:,}]")
     _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
     flags = (record_over_time, timed is not None, record_neurons)
-    if "pause" in graph.attrs:
+    n_chains = min(len(x), chains or int(graph_number(graph, "instances", 1))) or 1
+    back_to_back = "pause" in graph.attrs and (n_chains < len(x) or method == "steps")
+    if "pause" in graph.attrs and not back_to_back:  # every chain shows one sample, from the reset network
+        batch_size = max(len(x), 1)  # one batch: the same draws as one wave of the chains
+    if back_to_back:
         if method == "layers":
             raise SimulationError("samples run back to back (pause): only method='steps' carries the state over")
         pause_steps = int(round(graph_number(graph, "pause") / net.dt))
-        n_chains = min(len(x), chains or int(graph_number(graph, "instances", 1))) or 1
         bar = _Bar(progress, -(-len(x) // n_chains))
         parts = [_run_chains(net, x, steps, pause_steps, n_chains, seed, flags, bar)]
     else:

@@ -28,11 +28,11 @@ parallel back-to-back sequences for graphs whose samples run back to back (``pau
 the graph's ``instances``.
 
 The simulations' cost is bounded before any runs: ``max-work`` synaptic operations (every
-synapse of every projection once per step, per sample, per simulation; the default 4e11 takes
-the example networks' 32 samples at 200 steps, 5 to 15 s of `sim` on two cores). Fewer samples
-are used where the budget needs it (the pass says how many); where a single sample exceeds it
-(ResNet-18 for SpiNNaker), the pass changes nothing and warns with the figures and the option to
-raise.
+synapse of every projection once per step, per sample, per simulation; the default 2e11 takes
+the example networks' 16 samples at 200 steps, 2 to 15 s of `sim` on two cores, and one sample
+of ResNet-18 on CIFAR-size input). Fewer samples are used where the budget needs it (the pass
+says how many); where a single sample exceeds it, the pass changes nothing and warns with the
+figures and the option to raise.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class CalibrateBias(Pass):
     bias: bool = True
     max_reset: float = 0.9
     chains: int = 0
-    max_work: float = 4e11
+    max_work: float = 2e11
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         if self.samples < 1:

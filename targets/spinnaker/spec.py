@@ -49,7 +49,7 @@ SPEC = TargetSpec(
     # 3.5 with the fitted v_reset (reset by subtraction 3.0); mlp (500) 0.8 -> 0.2 (subtraction 0.6);
     # keras_cnn (200) 35.0 with v_reset = 0. Compile time: one simulation of 16 samples per level of
     # populations (one scalar per population is fitted: 16 samples of thousands of neurons determine
-    # it), bounded by calibrate-bias's max-work (ResNet-18 skips it with a warning). A uniform
+    # it), bounded by calibrate-bias's max-work (ResNet-18: one sample). A uniform
     # v_reset of 0.3 threshold alone took keras_cnn from 60.3% to 88.3% (subtraction 90.3%, 300
     # images). normalize{rate=0.5} at 400 ms changes nothing (mlp 0.6): the weights between
     # populations, hence the overshoot per reset, do not depend on the rate.

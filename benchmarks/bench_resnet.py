@@ -336,7 +336,7 @@ def accuracy_table(row: dict) -> str:
         )
     zero = row["sim_reset_zero"]
     lines.append(
-        f"| sim 200 ms, reset to zero (as NEST, SpiNNaker) | {zero['samples']} | {zero['accuracy']:.2%} "
+        f"| sim 200 ms, reset to zero (as SpiNNaker's cells, v_reset 0) | {zero['samples']} | {zero['accuracy']:.2%} "
         f"| {zero['loss_points']:+.1f} | {zero['seconds']:.1f} | {zero['simulate_s']:.1f} |"
     )
     nest = row["nest"]

@@ -145,7 +145,8 @@ def compile_timed(model: Path, target: str, calib: dict, settings: dict) -> tupl
     row = {"target": target, "settings": settings, "compiles": True, "seconds": time.perf_counter() - start}
     row["ops"] = len(compiled.graph)
     row["passes"] = passes_of(compiled.records)
-    row["notes"] = [str(d) for d in compiled.diagnostics if d.source in ("split-populations", "quantize")]
+    noted = ("split-populations", "calibrate-bias", "quantize")
+    row["notes"] = [str(d) for d in compiled.diagnostics if d.source in noted]
     return compiled, row
 
 

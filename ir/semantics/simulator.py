@@ -25,6 +25,7 @@ histories of populations no projection reads, counts per neuron without ``record
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import sys
@@ -705,6 +706,7 @@ def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, tim
     return counts.numpy() if torch is not None else counts
 
 
+@functools.cache
 def _torch():
     """torch, when installed (imported on first use); None otherwise."""
     if importlib.util.find_spec("torch") is None:

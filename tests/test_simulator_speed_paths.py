@@ -325,3 +325,23 @@ def test_torch_steps_large_populations_with_the_same_spikes(delay: float, monkey
     for p in g.ops_of("snn.population"):
         assert np.array_equal(fast.neuron_counts[p], slow.neuron_counts[p]), p
         assert np.array_equal(fast.spikes[p], slow.spikes[p]), p
+
+
+@pytest.mark.parametrize("pre", [300, 2000])
+def test_dense_products_of_small_layers_stay_in_numpy(pre: int) -> None:
+    """A small layer's product is numpy's, bit for bit; a large one's is torch's (the layers that
+    step in torch's threads), equal to float rounding, whatever the number of rows."""
+    from snnc.ir.semantics import simulator
+
+    g = Graph({"dt": 1.0, "presentation_time": 1.0, "instances": 1})
+    g.add("src", ir.Source(shape=(pre,)))
+    w = np.random.default_rng(10).normal(0.0, 0.1, (7, pre)).astype(np.float32)
+    g.add("p", ir.Projection(connectivity="dense", weight=g.add_tensor("w", w)), ["src"])
+    g.add("n", ir.Population(), ["p"])
+    g.outputs = [g.add("r", ir.Readout(), ["n"])]
+    s = (np.random.default_rng(11).random((50, pre)) < 0.3).astype(np.float32)
+    apply = _apply_function(g, "p")
+    np.testing.assert_allclose(apply(s), s @ w.T, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(apply(s[:3]), apply(s)[:3])
+    if pre < simulator._TORCH_LAYER:
+        assert np.array_equal(apply(s), s @ np.ascontiguousarray(w.T))

@@ -305,14 +305,17 @@ def test_torch_neuron_step_equals_numpys_bit_for_bit(reset: str, tau_m: float, v
     assert fired > 0 or membrane
 
 
-@pytest.mark.parametrize("delay", [0.0, 2.0])
-def test_torch_steps_large_populations_with_the_same_spikes(delay: float, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("delay,timed", [(0.0, False), (2.0, False), (1.0, True)])
+def test_torch_steps_large_populations_with_the_same_spikes(
+    delay: float, timed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With torch's threshold lowered to a few neurons, the time-batched path steps in torch (slices
-    cutting through samples, several blocks) and counts the spikes of the numpy step path."""
+    cutting through samples, several blocks; inputs over time) and counts the spikes of the numpy
+    step path."""
     from snnc.ir.semantics import simulator
 
     g = mlp(delay, reset="zero", tau_m=6.0)
-    x = np.random.default_rng(7).random((13, 12), dtype=np.float32)
+    x = np.random.default_rng(7).random((13, 24, 12) if timed else (13, 12), dtype=np.float32)
     slow = simulate(g, x, method="steps", record_neurons=True, record_over_time=True)
     torch_steps, original = [], simulator._Neurons.update_torch
     spy = lambda self, *a: (torch_steps.append(1), original(self, *a))  # noqa: E731

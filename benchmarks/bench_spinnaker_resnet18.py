@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from collections import Counter
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import nn
 
 import snnc
 from snnc.targets.spinnaker import run_spinnaker
+from snnc.targets.spinnaker.placement import placed_cores, planned_cores, projection_calls
 from snnc.targets.spinnaker.spec import SPEC
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,43 +51,6 @@ def mapping_pipeline() -> str:
     """The target's pipeline without calibrate-bias: it simulates the network on the calibration
     images (minutes for ResNet-18) and changes thresholds and resets, not the structure mapped here."""
     return re.sub(r",calibrate-bias(\{[^}]*\})?", "", SPEC.pipeline)
-
-
-def projections_made(network: dict, arrays: dict) -> Counter:
-    """How many sim.Projection calls run.py makes, per projection kind (its connector)."""
-    made: Counter = Counter()
-    kind = [""]
-    sim = types.SimpleNamespace(
-        ConvolutionConnector=lambda *a, **k: None,
-        Convolution=lambda delay: None,
-        PoolDenseConnector=lambda weights: None,
-        PoolDense=lambda delay: None,
-        StaticSynapse=lambda: None,
-        FromListConnector=lambda rows: None,
-        Projection=lambda *a, **k: made.update([kind[0]]),
-    )
-    instance = object.__new__(run_spinnaker.Instance)
-    instance.sim, instance.arrays = sim, arrays
-    instance.pops = []
-    for cell in network["cells"]:
-        n = run_spinnaker.populations(cell)
-        instance.pops.append([types.SimpleNamespace(size=cell["size"] // n) for _ in range(n)])
-    for proj in network["projections"]:
-        kind[0] = proj["kind"]
-        instance._connect(proj)
-    return made
-
-
-def expected_cores(report: dict) -> list[tuple]:
-    """snnc's plan in placements.json's terms (one instance)."""
-    out = []
-    for i, pop in enumerate(report["populations"]):
-        for s in pop["slices"]:
-            if "atoms" in s:
-                out.append((f"c{i}i0", [s["atoms"]]))
-            else:
-                out.append((f"c{i}ch{s['channel']}i0", [s["cols"], s["rows"]]))
-    return sorted(out)
 
 
 def map_virtual(out: Path, timeout: int) -> dict:
@@ -136,7 +99,7 @@ def main() -> None:
     network = json.loads((out / "network.json").read_text())
     arrays = dict(np.load(out / "weights.npz"))
     report = json.loads((out / "report.json").read_text())
-    made = projections_made(network, arrays)
+    made = Counter(call.projection["kind"] for call in projection_calls(network, arrays))
     cells = network["cells"]
     row = {
         "model": "ResNet-18" if args.stages == 4 else f"ResNet-18, stem and {args.stages} stage(s)",
@@ -155,9 +118,9 @@ def main() -> None:
         "mapping": map_virtual(out, args.timeout),
     }
     if row["mapping"]["returncode"] == 0:
-        placed = sorted((c["label"], c["slice"]) for c in json.loads((out / "placements.json").read_text())["cores"])
+        placed = placed_cores(json.loads((out / "placements.json").read_text()))
         row["placed_cores"] = len(placed)
-        row["placement_equals_plan"] = placed == expected_cores(report)
+        row["placement_equals_plan"] = placed == planned_cores(report, 1)
     print(json.dumps(row, indent=1))
     name = "spinnaker_resnet18.json" if args.stages == 4 else f"spinnaker_resnet18_stages{args.stages}.json"
     RESULTS.mkdir(exist_ok=True)

@@ -23,6 +23,7 @@ from snnc.ir import load
 from snnc.passes import PassError
 from snnc.passes.quantize import ring_buffer_shift
 from snnc.passes.split_populations import grid_tile
+from snnc.targets.spinnaker.placement import placed_cores, planned_cores
 
 
 def _compile(model: Path, data: Path, out: Path, *settings: str) -> dict:
@@ -50,23 +51,6 @@ def _run_script(out: Path, samples: int, home: Path) -> subprocess.CompletedProc
 
 
 SMALL_CORES = ("neurons-per-core=5", "source-neurons-per-core=5")
-
-
-def _expected_cores(report: dict, instances: int) -> list[tuple[str, list]]:
-    """snnc's slice plan in sPyNNaker's terms: (population label, [[x0, x1], [y0, y1]] or [[lo, hi]])."""
-    expected = []
-    for i, pop in enumerate(report["populations"]):
-        for inst in range(instances):
-            for s in pop["slices"]:
-                if "atoms" in s:
-                    expected.append((f"c{i}i{inst}", [s["atoms"]]))
-                else:  # grids: one population per channel, dimensions (x = cols, y = rows)
-                    expected.append((f"c{i}ch{s['channel']}i{inst}", [s["cols"], s["rows"]]))
-    return sorted(expected)
-
-
-def _placed(mapping: dict) -> list[tuple[str, list]]:
-    return sorted((c["label"], c["slice"]) for c in mapping["cores"])
 
 
 # ------------------------------------------------------------------ passes, no sPyNNaker needed
@@ -172,7 +156,7 @@ def test_mlp_slices_and_weight_shifts_are_what_spynnaker_uses(mlp, tmp_path: Pat
     out = tmp_path / "out"
     report = _compile(model, data, out, *SMALL_CORES, "instances=2")
     mapping = _run_virtual(out, 6, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, 2)
+    assert placed_cores(mapping) == planned_cores(report, 2)
     results = json.loads((out / "results.json").read_text())
     assert results["virtual_board"] is True and results["accuracy"] is None and results["cores"] == 16
     graph = load(out / "model.snnir")
@@ -203,7 +187,7 @@ def test_cnn_maps_onto_grid_populations_with_native_connectors(tmp_path: Path) -
     conv = graph.op(graph.inputs(graph.ops_of("snn.population")[0])[0])
     assert np.array_equal(kernels, np.flip(graph.tensor(conv.weight), axis=(2, 3)))  # sPyNNaker flips kernels
     mapping = _run_virtual(out, 4, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, 1)
+    assert placed_cores(mapping) == planned_cores(report, 1)
     assert len(mapping["cores"]) == report["cores"] == 4 + 16 + 4 + 6 + 1
 
 
@@ -250,7 +234,7 @@ def test_fashion_mnist_examples_map_as_planned(name: str, tmp_path: Path) -> Non
     out = tmp_path / "out"
     report = _compile(example / f"{name}.onnx", example / "calibration.npz", out)
     mapping = _run_virtual(out, 3, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, 1)
+    assert placed_cores(mapping) == planned_cores(report, 1)
     assert len(mapping["cores"]) == report["cores"] == {"mlp": 4 + 1 + 1 + 1, "cnn": 149}[name]
 
 
@@ -284,7 +268,7 @@ def test_dense_layers_wider_than_a_core_map(tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = _compile(model, tmp_path / "d.npz", out)
     mapping = _run_virtual(out, 2, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, 1) and len(mapping["cores"]) == 1 + 3 + 1
+    assert placed_cores(mapping) == planned_cores(report, 1) and len(mapping["cores"]) == 1 + 3 + 1
 
 
 @spinnaker
@@ -299,5 +283,5 @@ def test_a_machine_of_three_boards_places_what_one_board_cannot(mlp, tmp_path: P
     assert report["instances"] == 3 * 759 // 8 and report["cores"] == report["instances"] * 8 > 759
     assert "width = 16\nheight = 16" in (out / "spynnaker.cfg").read_text()
     mapping = _run_virtual(out, 4, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, report["instances"])
+    assert placed_cores(mapping) == planned_cores(report, report["instances"])
     assert any(c["x"] >= 8 or c["y"] >= 8 for c in mapping["cores"])  # chips beyond the first board's 8 x 8

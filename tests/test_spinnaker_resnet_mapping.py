@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_spinnaker import _compile, _expected_cores, _placed, _run_virtual
+from test_spinnaker import _compile, _run_virtual
 from test_spinnaker_strides import ir_synapses, recorded_synapses
 
 from snnc.ir import load
 from snnc.targets.spinnaker import run_spinnaker
+from snnc.targets.spinnaker.placement import placed_cores, planned_cores, projection_calls
 
 pytestmark = pytest.mark.spinnaker
 pytest.importorskip("spynnaker", reason="install the [spinnaker] extra")
@@ -61,31 +61,6 @@ def _mini_resnet(folder: Path) -> tuple[Path, Path]:
     return model, folder / "d.npz"
 
 
-def _projections_made(network: dict, arrays: dict) -> list[tuple]:
-    """(projection id, pre population, post population) of every sim.Projection run.py asks for."""
-    made: list[tuple] = []
-    current = [""]
-    sim = types.SimpleNamespace(
-        ConvolutionConnector=lambda *a, **k: None,
-        Convolution=lambda delay: None,
-        PoolDenseConnector=lambda weights: None,
-        PoolDense=lambda delay: None,
-        StaticSynapse=lambda: None,
-        FromListConnector=lambda rows: None,
-        Projection=lambda pre, post, *a, **k: made.append((current[0], pre, post)),
-    )
-    instance = object.__new__(run_spinnaker.Instance)
-    instance.sim, instance.arrays = sim, arrays
-    instance.pops = []
-    for cell in network["cells"]:
-        n = run_spinnaker.populations(cell)
-        instance.pops.append([types.SimpleNamespace(size=cell["size"] // n) for _ in range(n)])
-    for proj in network["projections"]:
-        current[0] = proj["id"]
-        instance._connect(proj)
-    return made
-
-
 def test_mini_resnet_groups_projections_and_maps_on_two_boards(tmp_path: Path) -> None:
     model, data = _mini_resnet(tmp_path)
     out = tmp_path / "out"
@@ -103,8 +78,8 @@ def test_mini_resnet_groups_projections_and_maps_on_two_boards(tmp_path: Path) -
         shifts = tuple(graph.op(cells[proj["post"]]["id"]).weight_shift)
         assert recorded_synapses(network, arrays, proj, shifts) == ir_synapses(graph, proj["id"]), proj["id"]
     by_id = {p["id"]: p for p in network["projections"]}
-    made = _projections_made(network, arrays)
-    per_proj = {pid: sum(1 for m in made if m[0] == pid) for pid in by_id}
+    made = projection_calls(network, arrays)
+    per_proj = {pid: sum(1 for m in made if m.projection["id"] == pid) for pid in by_id}
     # a list between two stacked cells: one Projection per sign (was one per channel pair and sign)
     between = [p for p in network["projections"] if p["kind"] == "list" and {p["pre"], p["post"]} <= stacked]
     assert between and all(per_proj[p["id"]] <= 2 for p in between)
@@ -126,6 +101,6 @@ def test_mini_resnet_groups_projections_and_maps_on_two_boards(tmp_path: Path) -
     # sPyNNaker places every core of snnc's plan (stacked populations reported per channel)
     assert "width = 16\nheight = 16" in (out / "spynnaker.cfg").read_text()
     mapping = _run_virtual(out, 1, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, 1) and len(mapping["cores"]) == report["cores"]
+    assert placed_cores(mapping) == planned_cores(report, 1) and len(mapping["cores"]) == report["cores"]
     assert not any(c.get("straddles_channels") for c in mapping["cores"])
     assert {c["population"] for c in mapping["cores"] if "population" in c} == {f"c{i}i0" for i in stacked}

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_spinnaker import _compile, _expected_cores, _placed, _run_virtual
+from test_spinnaker import _compile, _run_virtual
 
 from snnc.ir import load
 from snnc.ir.semantics.connectivity import connections
 from snnc.targets.spinnaker import run_spinnaker
+from snnc.targets.spinnaker.placement import placed_cores, planned_cores, projection_calls
 
 pytestmark = pytest.mark.spinnaker
 spynnaker = pytest.importorskip("spynnaker", reason="install the [spinnaker] extra")
@@ -139,40 +140,18 @@ def spynnaker_synapses(connector, pre_hw: tuple[int, int], shifts: tuple[int, in
 # ------------------------------------------------ run.py's projections, recorded
 
 
-class _Pop:
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-
 def recorded_synapses(network: dict, arrays: dict, proj: dict, shifts: tuple[int, int]) -> set[tuple]:
     """Every synapse run.py asks sPyNNaker for in projection ``proj``, as (pre, post, weight) in
     the cells' C-order numbering (a split grid cell is one population per channel, a stacked one
     a single (W, C H) population); ``shifts``: the post population's ring-buffer shifts."""
     from pyNN.spiNNaker import ConvolutionConnector
 
-    made = []
-    sim = types.SimpleNamespace(
-        ConvolutionConnector=ConvolutionConnector,
-        Convolution=lambda delay: None,  # sPyNNaker's dynamics need sim.setup; the delay is not checked here
-        PoolDenseConnector=lambda weights: weights,
-        PoolDense=lambda delay: None,
-        StaticSynapse=lambda: None,
-        FromListConnector=lambda rows: rows,
-        Projection=lambda pre, post, conn, *a, receptor_type=None, **k: made.append((pre, post, conn, receptor_type)),
-    )
-    cells = network["cells"]
-    pops = []
-    for cell in cells:
-        channels = run_spinnaker.populations(cell)
-        pops.append([_Pop(cell["size"] // channels) for _ in range(channels)])
-    instance = object.__new__(run_spinnaker.Instance)
-    instance.sim, instance.arrays, instance.pops = sim, arrays, pops
-    instance._connect(proj)
-    pre_cell = cells[proj["pre"]]
+    keep = {"PoolDenseConnector": lambda weights: weights, "FromListConnector": lambda rows: rows}
+    calls = projection_calls(network, arrays, [proj], ConvolutionConnector=ConvolutionConnector, **keep)
+    pre_cell = network["cells"][proj["pre"]]
     synapses = set()
-    for pre, post, conn, receptor in made:
-        i = pops[proj["pre"]].index(pre) * pre.size
-        o = pops[proj["post"]].index(post) * post.size
+    for _, pre, post, conn, receptor in calls:
+        i, o = pre.index * pre.size, post.index * post.size
         w = pre_cell["shape"][-1]
         if isinstance(conn, ConvolutionConnector):  # a population of (rows, w): a channel or a stacked cell
             rows = spynnaker_synapses(conn, (pre.size // w, w), shifts)
@@ -247,7 +226,7 @@ def test_strided_and_residual_convolutions_map_exactly(tmp_path: Path) -> None:
     assert "also takes %" in kinds[("conv", (1, 1), "list")]
     assert ("conv", (1, 1), "conv") in kinds and ("one_to_one", (1, 1), "conv") in kinds
     mapping = _run_virtual(out, 2, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, 1)
+    assert placed_cores(mapping) == planned_cores(report, 1)
 
 
 def test_max_pooling_relu_tree_maps_exactly(tmp_path: Path) -> None:
@@ -273,7 +252,7 @@ def test_max_pooling_relu_tree_maps_exactly(tmp_path: Path) -> None:
         shifts = tuple(compiled.graph.op(network["cells"][proj["post"]]["id"]).weight_shift)
         assert recorded_synapses(network, arrays, proj, shifts) == ir_synapses(compiled.graph, proj["id"]), proj["id"]
     mapping = _run_virtual(out, 2, tmp_path)
-    assert _placed(mapping) == _expected_cores(json.loads((out / "report.json").read_text()), 1)
+    assert placed_cores(mapping) == planned_cores(json.loads((out / "report.json").read_text()), 1)
 
 
 @pytest.mark.slow
@@ -294,7 +273,7 @@ def test_resnet_example_maps_as_planned(tmp_path: Path) -> None:
     ]
     assert listed["n_4_Add_from_n_4_conv1_Conv"].startswith("%n_4_Add also takes %n_4_Add_from_n_3_Add: strides [2, 2]")
     mapping = _run_virtual(out, 1, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, 1) and len(mapping["cores"]) == report["cores"]
+    assert placed_cores(mapping) == planned_cores(report, 1) and len(mapping["cores"]) == report["cores"]
 
 
 def test_a_population_fed_by_a_grid_and_a_vector_takes_lists(tmp_path: Path) -> None:
@@ -332,4 +311,4 @@ def test_a_population_fed_by_a_grid_and_a_vector_takes_lists(tmp_path: Path) -> 
         shifts = tuple(graph.op(network["cells"][proj["post"]]["id"]).weight_shift)
         assert recorded_synapses(network, arrays, proj, shifts) == ir_synapses(graph, proj["id"]), proj["id"]
     mapping = _run_virtual(out, 1, tmp_path)
-    assert _placed(mapping) == _expected_cores(report, 1)
+    assert placed_cores(mapping) == planned_cores(report, 1)

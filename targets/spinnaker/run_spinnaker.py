@@ -142,6 +142,11 @@ def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray,
     return runtime.load_inputs(args.dir, args.data, args.samples, check_network)
 
 
+def population_label(cell: int, channel: Optional[int], instance: int) -> str:
+    """A PyNN population's label. Labels are data, not model names: cell index, channel, instance."""
+    return f"c{cell}" + ("" if channel is None else f"ch{channel}") + f"i{instance}"
+
+
 class Instance:
     """One copy of the network: a list of PyNN populations per cell (one per channel for split
     grids); ``stacked`` maps the label of each stacked grid population to its cell's (C, H, W)."""
@@ -157,8 +162,7 @@ class Instance:
             self._connect(proj)
 
     def label(self, cell: int, channel: Optional[int] = None) -> str:
-        """Labels are data, not model names: cell index, channel, instance."""
-        return f"c{cell}" + ("" if channel is None else f"ch{channel}") + f"i{self.number}"
+        return population_label(cell, channel, self.number)
 
     def _populations(self, i: int, cell: dict, x: np.ndarray, starts: np.ndarray) -> list:
         sim, net = self.sim, self.network

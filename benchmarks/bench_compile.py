@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_peer import machine_info
 from bench_resnet import TARGETS, compile_timed
 from torch import nn
 
@@ -46,10 +45,9 @@ def median_row(rows: list[dict]) -> dict:
     row = dict(rows[0])
     row["seconds"] = statistics.median(r["seconds"] for r in rows)
     row["runs_s"] = [r["seconds"] for r in rows]
-    names = [p["pass"] for p in rows[0]["passes"]]
     row["passes"] = [
-        {"pass": name, "seconds": statistics.median(r["passes"][i]["seconds"] for r in rows), "ops": p["ops"]}
-        for i, (name, p) in enumerate(zip(names, rows[0]["passes"], strict=True))
+        p | {"seconds": statistics.median(r["passes"][i]["seconds"] for r in rows)}
+        for i, p in enumerate(rows[0]["passes"])
     ]
     return row
 
@@ -74,8 +72,7 @@ def main() -> None:
         result = "compiles" if row["compiles"] else row["error"]
         cells = ", ".join(f"{p['pass']} {p['seconds']:.2f}" for p in slow)
         print(f"| {row['target']} | {result} | {row['seconds']:.2f} | {cells} |")
-    machine = {"cpus": len(os.sched_getaffinity(0)), "machine": platform.machine()}
-    out = {"model": "-".join(map(str, SIZES)), "reps": args.reps, "machine": machine, "rows": rows}
+    out = {"model": "-".join(map(str, SIZES)), "reps": args.reps, "machine": machine_info(), "rows": rows}
     RESULTS.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"wrote {RESULTS}")
 

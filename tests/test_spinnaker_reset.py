@@ -166,7 +166,8 @@ def test_calibration_keeps_to_its_work_budget(model: Path) -> None:
         assert starved.graph.op(pop).v_reset == plain.graph.op(pop).v_reset
     from snnc.passes.calibrate import CalibrateBias
 
-    per_sample = CalibrateBias(fit_reset=True, bias=False)._work_per_sample(plain.graph, 16)
+    calibrate = CalibrateBias(fit_reset=True, bias=False)
+    per_sample = calibrate._work_per_sample(plain.graph, calibrate._levels(plain.graph), 16)
     budget = f"{5.5 * per_sample:.6g}"
     some = _compile(model, x, head + REMEDY + f"fit-reset=true,bias=false,samples=16,max-work={budget}}}" + rest)
     assert any("5 of 16 calibration samples" in d.message for d in some.diagnostics)

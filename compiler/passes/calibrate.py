@@ -78,7 +78,8 @@ class CalibrateBias(Pass):
         if graph.op(source).encoding == "events":  # its calibration samples are no spike trains
             ctx.warn(f"skipped: %{source} takes events, which calibration samples without a time axis cannot drive")
             return graph
-        per_sample = self._work_per_sample(graph, len(x))
+        levels = self._levels(graph)
+        per_sample = self._work_per_sample(graph, levels, len(x))
         affordable = int(self.max_work // per_sample)
         if affordable < 1:
             ctx.warn(
@@ -93,7 +94,7 @@ class CalibrateBias(Pass):
         duration = graph_number(graph, "presentation_time")
         before = self._simulate(graph, x).predictions
         shifted, resets = [], []
-        for level in self._levels(graph):
+        for level in levels:
             fitted = [p for p in level if self._fits(graph, p)]
             if fitted:
                 observed = self._rates(graph, x, duration)
@@ -149,11 +150,10 @@ class CalibrateBias(Pass):
                 levels.setdefault(depth[pop], []).append(pop)
         return [levels[d] for d in sorted(levels)]
 
-    def _work_per_sample(self, graph: Graph, samples: int) -> float:
+    def _work_per_sample(self, graph: Graph, levels: list[list[str]], samples: int) -> float:
         """Synaptic operations of all the pass's simulations for one of ``samples`` samples:
         synapses x steps (presentation, and the pause where fewer chains than samples run them back
-        to back) x simulations (before, after, per level one to fit, one to shift)."""
-        levels = self._levels(graph)
+        to back) x simulations (before, after, per level of ``levels`` one to fit, one to shift)."""
         fits = sum(any(self._fits(graph, p) for p in level) for level in levels)
         simulations = 2 + fits + (len(levels) if self.bias else 0)
         chains = self.chains or int(graph_number(graph, "instances", 1))

@@ -72,7 +72,7 @@ def _apply_function(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.nda
     op = graph.op(proj_id)
     if op.connectivity == "dense":
         return _dense(graph, proj_id)
-    if op.connectivity == "conv" and importlib.util.find_spec("torch") is not None:
+    if op.connectivity == "conv" and _torch() is not None:
         return _torch_conv(graph, proj_id)
     if op.connectivity == "pool":
         return _pool(graph, proj_id)

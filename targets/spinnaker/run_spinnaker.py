@@ -149,7 +149,8 @@ def population_label(cell: int, channel: Optional[int], instance: int) -> str:
 
 class Instance:
     """One copy of the network: a list of PyNN populations per cell (one per channel for split
-    grids); ``stacked`` maps the label of each stacked grid population to its cell's (C, H, W)."""
+    grids); ``stacked`` maps the label of each stacked grid population to (cell index, instance,
+    the cell's (C, H, W))."""
 
     def __init__(
         self, sim: Any, grid2d: Any, network: dict, arrays: dict, number: int, x: np.ndarray, starts: np.ndarray
@@ -180,7 +181,7 @@ class Instance:
                 w = cell["shape"][2]
                 kwargs["structure"] = self.grid2d(aspect_ratio=w / (per_channel // w))
                 if not cell["split"]:
-                    self.stacked[kwargs["label"]] = tuple(cell["shape"])
+                    self.stacked[kwargs["label"]] = (i, self.number, tuple(cell["shape"]))
             if cell["kind"] == "source":
                 part_trains = trains[part] if any(trains[part]) else []  # sPyNNaker 7 fails on all-empty lists
                 pop = sim.Population(per_channel, sim.SpikeSourceArray(spike_times=part_trains), **kwargs)
@@ -279,10 +280,10 @@ def source_trains(cell: dict, network: dict, x: np.ndarray, starts: np.ndarray) 
     return [t.tolist() for t in runtime.regular_spike_times(rates, starts, steps, dt)]
 
 
-def placements(stacked: dict[str, tuple[int, int, int]]) -> dict[str, Any]:
+def placements(stacked: dict[str, tuple[int, int, tuple[int, int, int]]]) -> dict[str, Any]:
     """Every core sPyNNaker placed (chip, core, population label, slice per dimension) and the
     ring-buffer shifts it chose per population (snnc's weight_shift, when the mapping holds).
-    A core of a stacked grid population (``stacked``: label -> (C, H, W)) is given in snnc's terms,
+    A core of a stacked grid population (``stacked``: label -> (cell, instance, (C, H, W))) is given in snnc's terms,
     the channel's label and the rows within it (``channel_tile``); sPyNNaker's own in
     ``population`` and ``stacked_slice``."""
     from spynnaker.pyNN.data import SpynnakerDataView
@@ -301,23 +302,22 @@ def placements(stacked: dict[str, tuple[int, int, int]]) -> dict[str, Any]:
         ranges = [[s.start, s.stop] for s in p.vertex.vertex_slice.dimension]
         core = {"x": p.x, "y": p.y, "p": p.p, "label": app.label, "slice": ranges}
         if app.label in stacked:
-            core.update(channel_tile(app.label, ranges, stacked[app.label]))
+            core.update(channel_tile(app.label, ranges, *stacked[app.label]))
         cores.append(core)
     return {"cores": sorted(cores, key=lambda c: (c["label"], c["slice"])), "ring_buffer_shifts": shifts}
 
 
-def channel_tile(label: str, ranges: list, shape: tuple[int, int, int]) -> dict[str, Any]:
-    """A core's (x, y) tile of a stacked population as snnc plans it: the channel's label
-    (``c<cell>ch<channel>i<instance>``) and its rows within that channel. A tile that straddles
+def channel_tile(label: str, ranges: list, cell: int, instance: int, shape: tuple[int, int, int]) -> dict[str, Any]:
+    """A core's (x, y) tile of the stacked population ``label`` (cell ``cell`` of ``instance``) as
+    snnc plans it: the channel's label and its rows within that channel. A tile that straddles
     two channels cannot happen with snnc's tiles (their rows divide H): it is reported, unchanged."""
     h = shape[1]
     (x0, x1), (y0, y1) = ranges
     c = y0 // h
     if (y1 - 1) // h != c:
         return {"straddles_channels": True}
-    cell, instance = label.split("i", 1)
     return {
-        "label": f"{cell}ch{c}i{instance}",
+        "label": population_label(cell, c, instance),
         "slice": [[x0, x1], [y0 - c * h, y1 - c * h]],
         "population": label,
         "stacked_slice": ranges,

@@ -134,6 +134,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--samples", type=_count, help="number of samples (default: all)")
         p.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {MAX_SEED}")
         p.add_argument("--presentation-time", type=_presentation_time, help="ms per sample (default: compiled value)")
+        p.add_argument(
+            "--device", default="auto", help="target sim: host, a torch device (cuda) or auto (a GPU if torch sees one)"
+        )
         _budget_option(p)
     elif command == "report":
         p = argparse.ArgumentParser(prog="snnc report", description="Print the mapping report of a compiled network.")
@@ -433,7 +436,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from snnc.runner import run_compiled
 
     results = run_compiled(
-        args.out, data=args.data, samples=args.samples, seed=args.seed, presentation_time=args.presentation_time
+        args.out,
+        data=args.data,
+        samples=args.samples,
+        seed=args.seed,
+        presentation_time=args.presentation_time,
+        device=args.device,
     )
     ann = results.get("ann_accuracy")
     ann_text = f"{ann:.4f}" if ann is not None else "n/a"

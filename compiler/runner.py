@@ -245,9 +245,11 @@ def run_compiled(
     seed: int = 0,
     presentation_time: Optional[float] = None,
     report: bool = True,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Run ``out`` on its target, write ``out/results.json`` (and with ``report`` out/report.md
-    and the plots) and return the results."""
+    and the plots) and return the results. ``device``: where target sim simulates ("host", a
+    torch device such as "cuda", or "auto": a GPU where torch sees one)."""
     out = Path(out)
     if not os.path.lexists(out / MANIFEST) and out.is_dir():
         raise OutputDirError(f"{out}: not an snnc output directory (no {MANIFEST})")
@@ -256,13 +258,15 @@ def run_compiled(
     manifest = read_manifest(out)
     data_path = default_data(out, manifest, data)
     target = get_target(manifest["target"])
+    if device != "auto" and manifest["target"] != "sim":
+        raise CompileError(f"device {_short(device)}: only target sim takes a device, not {manifest['target']}")
     graph, ann = load_graphs(out, target.dialect)
     _check_steps(graph, presentation_time)
     x, y = load_data(data_path, samples=samples)
     check_data(data_path, x, y, graph)
     _clear_run_outputs(out)
     try:
-        results = target.run(RunRequest(out, data_path, samples, seed, presentation_time))
+        results = target.run(RunRequest(out, data_path, samples, seed, presentation_time, device))
     except json.JSONDecodeError as exc:  # the run script's results.json
         raise TargetError(f"{out / 'results.json'}: not valid JSON ({exc.msg})") from None
     results = _check_results(results, out, len(x))

@@ -51,6 +51,7 @@ class RunRequest:
     samples: Optional[int] = None
     seed: int = 0
     presentation_time: Optional[float] = None
+    device: str = "auto"  # target sim: "host", a torch device ("cuda"), or "auto" (a GPU where torch sees one)
 
     def script_args(self, seed: bool = True) -> list[str]:
         """The request as run-script arguments (see ``snnc.ir.runtime.argument_parser``); the ANN

@@ -33,6 +33,23 @@ def test_compile_and_run_sim(mlp, tmp_path: Path, capsys) -> None:
     assert json.loads((out / "results.json").read_text())["accuracy"] == results["accuracy"]
 
 
+def test_run_chooses_the_simulators_device(mlp, tmp_path: Path) -> None:
+    """--device host, a torch device (the CPU's here: CI has no GPU) or auto; a bad one is one line."""
+    model, data = mlp
+    out = tmp_path / "out"
+    assert main([str(model), "--target", "sim", "-o", str(out), "--data", str(data)]) == 0
+    accuracy = {}
+    for device in ("host", "cpu"):
+        assert main(["run", str(out), "--samples", "32", "--device", device]) == 0
+        results = json.loads((out / "results.json").read_text())
+        assert results["device"] == device
+        accuracy[device] = results["accuracy"]
+    assert accuracy["host"] == accuracy["cpu"]
+    proc = snnc("run", str(out), "--samples", "8", "--device", "nowhere")
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert "device 'nowhere'" in proc.stderr
+
+
 @pytest.mark.parametrize("target", ["sim", "nest", "spinnaker", "genn", "loihi"])
 def test_compile_is_deterministic(target: str, mlp, tmp_path: Path) -> None:
     model, data = mlp

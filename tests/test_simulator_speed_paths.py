@@ -148,8 +148,8 @@ def test_a_membrane_readout_integrates_spike_counts(delay: float, monkeypatch: p
 
     rows = []
 
-    def spy(graph, proj_id):
-        apply = _apply_function(graph, proj_id)
+    def spy(graph, proj_id, device=None):
+        apply = _apply_function(graph, proj_id, device)
         return (lambda s: (rows.append(len(s)), apply(s))[1]) if proj_id == "d" else apply
 
     g = cnn(delay)

@@ -25,6 +25,7 @@ histories of populations no projection reads, counts per neuron without ``record
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import math
@@ -66,20 +67,47 @@ class _Projection:
     delay: int  # steps
 
 
-def _apply_function(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
+def _apply_function(graph: Graph, proj_id: str, device: Any = None) -> Callable:
     """The projection as a function of a (rows, pre) array; rows are independent (samples, or
-    samples x steps in the time-batched path)."""
+    samples x steps in the time-batched path). With a torch ``device`` it takes and returns torch
+    tensors on it (:func:`_on_device`)."""
+    if device is not None:
+        return _on_device(graph, proj_id, device)
     op = graph.op(proj_id)
     if op.connectivity == "dense":
         return _dense(graph, proj_id)
     if op.connectivity == "conv" and _torch() is not None:
-        return _torch_conv(graph, proj_id)
+        conv = _torch_conv(graph, proj_id)
+        return lambda rows: conv(_torch().from_numpy(np.ascontiguousarray(rows))).numpy()
     if op.connectivity == "pool":
-        return _pool(graph, proj_id)
+        return _pool(graph, proj_id, np.pad, np.zeros)
     if op.connectivity == "one_to_one":
-        return _one_to_one(graph, proj_id)
+        return _one_to_one(graph, proj_id, np.zeros)
     matrix = projection_matrix(graph, proj_id)
     return lambda s: np.asarray((matrix @ s.T).T)
+
+
+def _on_device(graph: Graph, proj_id: str, device: Any) -> Callable:
+    """The projection on torch tensors on ``device``: the dense product, convolution, pool or
+    one-to-one copy of the host path there."""
+    import torch
+
+    op = graph.op(proj_id)
+    if op.connectivity == "dense":
+        w_t = torch.from_numpy(np.ascontiguousarray(graph.tensor(op.weight).T, dtype=np.float32)).to(device)
+        return lambda s: s @ w_t
+    if op.connectivity == "conv":
+        return _torch_conv(graph, proj_id, device)
+    if op.connectivity == "pool":
+        return _pool(graph, proj_id, lambda x, w: torch.nn.functional.pad(x, (*w[3], *w[2])), _zeros_on(device))
+    return _one_to_one(graph, proj_id, _zeros_on(device))
+
+
+def _zeros_on(device: Any) -> Callable:
+    """``np.zeros(shape, np.float32)`` for torch tensors on ``device``."""
+    import torch
+
+    return lambda shape, dtype=None: torch.zeros(shape, dtype=torch.float32, device=device)
 
 
 def _dense(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -96,26 +124,28 @@ def _dense(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda s: (torch.from_numpy(np.ascontiguousarray(s)) @ w_torch).numpy()
 
 
-def _one_to_one(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
+def _one_to_one(graph: Graph, proj_id: str, zeros: Callable) -> Callable:
     """A one-to-one projection as the scaled input placed at its offset in the postsynaptic
-    population (zeros elsewhere): the sparse matrix's one product per row."""
+    population (zeros elsewhere): the sparse matrix's one product per row. ``zeros`` makes the
+    output array (numpy's, or torch tensors on a device)."""
     op = graph.op(proj_id)
     (pre,) = graph.inputs(proj_id)
     n_pre, n_post = math.prod(graph.shape(pre)), math.prod(graph.shape(proj_id))
     scale, start = np.float32(op.scale), op.offset
 
-    def apply(s: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(s), n_post), np.float32)
-        np.multiply(s, scale, out=out[:, start : start + n_pre])
+    def apply(s):
+        out = zeros((len(s), n_post), np.float32)
+        out[:, start : start + n_pre] = s * scale
         return out
 
     return apply
 
 
-def _pool(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
+def _pool(graph: Graph, proj_id: str, pad: Callable, zeros: Callable) -> Callable:
     """A pool projection as strided slices of the (zero-padded) input added window element by
     window element: the CSR matrix's products and summation order (kernel row, then column), so
-    the same floats as ``projection_matrix`` without building it."""
+    the same floats as ``projection_matrix`` without building it. ``pad`` and ``zeros`` are
+    numpy's (or the same for torch tensors on a device)."""
     op = graph.op(proj_id)
     (pre,) = graph.inputs(proj_id)
     c, h, w = graph.shape(pre)
@@ -124,11 +154,11 @@ def _pool(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
     (kh, kw), (sh, sw) = op.kernel, op.strides
     scale = np.float32(op.scale)
 
-    def apply(s: np.ndarray) -> np.ndarray:
+    def apply(s):
         x = s.reshape(len(s), c, h, w)
         if any(op.pads):
-            x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-        out = np.zeros((len(s), c, oh, ow), np.float32)
+            x = pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        out = zeros((len(s), c, oh, ow), np.float32)
         for ky in range(kh):
             for kx in range(kw):
                 out += x[:, :, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw] * scale
@@ -162,11 +192,11 @@ def _block_sums(x, s: int):
     return out
 
 
-def _torch_conv(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A convolution through torch. A kernel constant on stride x stride blocks with pads that
-    are multiples of the stride is applied as a sum over each block (non-overlapping windows)
-    followed by the small kernel at stride 1: the same sums (up to float rounding) at
-    1/stride^2 of the multiply-adds."""
+def _torch_conv(graph: Graph, proj_id: str, device: Any = None) -> Callable:
+    """A convolution through torch, on torch tensors (rows, pre) on ``device`` (the host's by
+    default). A kernel constant on stride x stride blocks with pads that are multiples of the
+    stride is applied as a sum over each block (non-overlapping windows) followed by the small
+    kernel at stride 1: the same sums (up to float rounding) at 1/stride^2 of the multiply-adds."""
     import torch
 
     op = graph.op(proj_id)
@@ -178,12 +208,12 @@ def _torch_conv(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray
     small = _pooled_kernel(weight, op.strides, op.dilations)
     if small is not None and (any(p % s for p in op.pads) or h % s or w % s):
         small = None
-    kernel = torch.from_numpy(weight if small is None else small)
+    kernel = torch.from_numpy(weight if small is None else small).to(device)
     pads = (left, right, top, bottom) if small is None else (left // s, right // s, top // s, bottom // s)
     symmetric = pads[0] == pads[1] and pads[2] == pads[3]
 
-    def apply(rows: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(rows).reshape(len(rows), c, h, w))
+    def apply(rows):
+        x = rows.reshape(len(rows), c, h, w)
         if small is not None:
             x = _block_sums(x, s)
         with torch.no_grad():
@@ -197,7 +227,7 @@ def _torch_conv(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray
                 )
             else:
                 y = torch.nn.functional.conv2d(x, kernel, padding=padding, groups=op.groups)
-        return y.reshape(len(rows), -1).numpy()
+        return y.reshape(len(rows), -1)
 
     return apply
 
@@ -205,8 +235,9 @@ def _torch_conv(graph: Graph, proj_id: str) -> Callable[[np.ndarray], np.ndarray
 class _Network:
     """A graph compiled into matrices and index lists, ready to step."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, device: Any = None) -> None:
         self.graph = graph
+        self.arrays = _Host() if device is None else _OnDevice(device)
         self.dt = float(graph_number(graph, "dt", 1.0))
         self.nodes = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
         self.size = {n: math.prod(graph.shape(n)) for n in self.nodes}
@@ -220,7 +251,7 @@ class _Network:
                 delay = int(round(graph.op(proj).delay / self.dt))
                 if delay > MAX_STEPS:
                     raise SimulationError(f"%{proj}: a delay of {delay:,} time steps exceeds {MAX_STEPS:,}")
-                self.inputs[pop].append(_Projection(pre, _apply_function(graph, proj), delay))
+                self.inputs[pop].append(_Projection(pre, _apply_function(graph, proj, device), delay))
         self.max_delay = max((p.delay for ps in self.inputs.values() for p in ps), default=0)
         self.membrane = {graph.inputs(r)[0] for r in graph.ops_of("snn.readout") if graph.op(r).mode == "membrane"}
         self.readouts = graph.outputs
@@ -236,12 +267,13 @@ def simulate(
     *,
     steps: Optional[int] = None,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: Optional[int] = None,
     record_over_time: bool = False,
     record_neurons: bool = False,
     chains: Optional[int] = None,
     progress: bool = False,
     method: str = "auto",
+    device: Optional[str] = None,
 ) -> SimResult:
     """Simulate ``graph`` on inputs ``x`` (N, *source shape), one presentation per sample, or on
     inputs over time (N, T, *source shape), a value per step for T steps (see :func:`time_steps`).
@@ -265,25 +297,32 @@ def simulate(
     shows one sample from the reset network, which "layers" runs in one batch). Both do the
     same float operations per neuron; only the matrix products and convolutions see more rows
     at once in "layers".
+
+    ``device``: None runs in host memory (numpy, large populations in torch's threads); a torch
+    device ("cuda", "cuda:1", "cpu") runs the time-batched path in torch tensors there (float32,
+    TF32 off, cuDNN deterministic); "auto" takes "cuda" when torch sees a GPU and the samples do
+    not run back to back, None otherwise. ``batch_size`` defaults to 256 in host memory and
+    4096 on a device. ``extra["device"]`` says where it ran.
     """
     if method not in ("auto", "layers", "steps"):
         raise SimulationError(f"method {method!r}: expected auto, layers or steps")
     verify(graph, emitting=True)
-    net = _Network(graph)
     x = np.asarray(x, dtype=np.float32)
     timed = time_steps(graph, x.shape)
     if timed is not None and steps is not None and steps != timed:
         raise SimulationError(f"the inputs have {timed} time steps, {steps} were asked for")
+    dt = float(graph_number(graph, "dt", 1.0))
     if steps is None:
-        steps = timed or int(
-            round(graph_number(graph, "presentation_time", SNN_GRAPH_ATTRS["presentation_time"]) / net.dt)
-        )
+        steps = timed or int(round(graph_number(graph, "presentation_time", SNN_GRAPH_ATTRS["presentation_time"]) / dt))
     if not 0 < steps <= MAX_STEPS:
         raise SimulationError(f"{steps:,} time steps per sample: must be in [1, {MAX_STEPS:,}]")
-    _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
     flags = (record_over_time, timed is not None, record_neurons)
     n_chains = min(len(x), chains or int(graph_number(graph, "instances", 1))) or 1
     back_to_back = "pause" in graph.attrs and (n_chains < len(x) or method == "steps")
+    device = _device(device, back_to_back or method == "steps")
+    batch_size = batch_size or (256 if device is None else _DEVICE_BATCH)
+    net = _Network(graph, device)
+    _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
     if "pause" in graph.attrs and not back_to_back:  # every chain shows one sample, from the reset network
         batch_size = max(len(x), 1)  # one batch: the same draws as one wave of the chains
     if back_to_back:
@@ -296,7 +335,8 @@ def simulate(
         starts = range(0, len(x), batch_size)
         bar = _Bar(progress, len(starts))
         run = _run_batch if method == "steps" else _run_layered
-        parts = [run(net, x[i : i + batch_size], steps, seed, i, flags, bar) for i in starts]
+        with _exact_floats(device):
+            parts = [run(net, x[i : i + batch_size], steps, seed, i, flags, bar) for i in starts]
     counts = {r: np.concatenate([p[0][r] for p in parts]) for r in net.readouts}
     spikes = {n: np.concatenate([p[1][n] for p in parts]) for n in graph.ops_of("snn.population")}
     over_time = np.concatenate([p[2] for p in parts], axis=1) if record_over_time and parts else None
@@ -304,7 +344,47 @@ def simulate(
     if record_neurons and parts:
         neurons = {n: np.concatenate([p[3][n] for p in parts]) for n in graph.ops_of("snn.population")}
     first = counts[net.readouts[0]] if parts else np.zeros((0, 1))
-    return SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time, neurons)
+    where = {"device": "host" if device is None else str(device)}
+    return SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time, neurons, where)
+
+
+_DEVICE_BATCH = 4096  # samples per batch on a device (a GPU wants many rows per product)
+
+
+def _device(device: Optional[str], stepwise: bool) -> Optional[str]:
+    """The torch device ``simulate`` runs on for its ``device`` argument; None: host memory."""
+    if device is None:
+        return None
+    torch = _torch()
+    if device == "auto":
+        return "cuda" if torch is not None and not stepwise and torch.cuda.is_available() else None
+    if torch is None:
+        raise SimulationError(f"device {device!r}: torch is not installed (pip install torch)")
+    if stepwise:
+        raise SimulationError(f"device {device!r}: samples back to back (pause) step only in host memory")
+    try:
+        where = torch.device(device)
+        torch.empty(0, device=where)
+    except (RuntimeError, AssertionError) as e:
+        raise SimulationError(f"device {device!r}: {str(e).splitlines()[0] if str(e) else 'not available'}") from None
+    return device
+
+
+@contextlib.contextmanager
+def _exact_floats(device: Optional[str]):
+    """float32 products and convolutions without TF32 and deterministic cuDNN algorithms on a
+    CUDA device (the same run gives the same floats); nothing to set elsewhere."""
+    torch = _torch() if device is not None else None
+    if torch is None or torch.device(device).type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
 def time_steps(graph: Graph, shape: tuple[int, ...]) -> Optional[int]:
@@ -431,10 +511,9 @@ class _Neurons:
         if self.refractory:
             ref[fired] = self.refrac_steps
 
-    def update_torch(self, u, const, inputs: list, out) -> None:
-        """:meth:`update` on torch tensors for neurons without a refractory period: the same float
-        operations (float32 scalars; ``u - v_threshold * out`` with out 0 or 1 is exact in one
-        rounding), run in torch's threads."""
+    def update_torch(self, u, const, inputs: list, out, ref=None) -> None:
+        """:meth:`update` on torch tensors (on any device): the same float operations (float32
+        scalars; ``u - v_threshold * out`` with out 0 or 1 is exact in one rounding)."""
         import torch
 
         op = self.op
@@ -449,11 +528,20 @@ class _Neurons:
         if self.membrane:
             out.zero_()
             return
-        torch.ge(u, op.v_threshold, out=out)
+        if self.refractory:
+            blocked = ref > 0
+            u.masked_fill_(blocked, op.v_reset)
+            ref.sub_(blocked.to(ref.dtype))
+            fired = (u >= op.v_threshold) & ~blocked
+            out.copy_(fired)
+        else:
+            torch.ge(u, op.v_threshold, out=out)
         if op.reset == "subtract":
             u.sub_(out, alpha=op.v_threshold)
         else:
             u.masked_fill_(out.bool(), op.v_reset)
+        if self.refractory:
+            ref.masked_fill_(fired, self.refrac_steps)
 
 
 class _State:
@@ -548,17 +636,16 @@ class _State:
         return fired_all
 
 
-def _offset(net: _Network, node: str, batch: int) -> Optional[np.ndarray]:
-    """``i_offset * dt`` for ``batch`` networks; None without an i_offset."""
+def _offset(net: _Network, node: str, batch: int):
+    """``i_offset * dt`` for ``batch`` networks, where ``net.arrays`` keeps arrays; None without
+    an i_offset."""
     op = net.graph.op(node)
     if op.i_offset is None:
         return None
-    c = np.zeros((batch, net.size[node]), np.float32)
-    c += net.graph.tensor(op.i_offset)[None, :] * np.float32(net.dt)
-    return c
+    return net.arrays.rows(net.graph.tensor(op.i_offset) * np.float32(net.dt), batch)
 
 
-def _constant(net: _Network, node: str, values: dict, rows: int) -> Optional[np.ndarray]:
+def _constant(net: _Network, node: str, values: dict, rows: int):
     """The input of ``node`` that does not come from spikes: i_offset and current sources' drive
     for the sources' ``values`` (``rows`` rows); None when there is none (adding it would add 0)."""
     c = _offset(net, node, rows)
@@ -570,9 +657,118 @@ def _constant(net: _Network, node: str, values: dict, rows: int) -> Optional[np.
 
 
 _BLOCK_VALUES = 1 << 22  # floats per array of one block of time steps (16 MB)
+_DEVICE_BLOCK_VALUES = 1 << 28  # the same on a device (1 GB): fewer, larger products
 _CHUNK = 1 << 15  # neurons x samples updated together for all steps of a block (fits the caches)
 _TORCH_LAYER = 1 << 10  # neurons per sample from which a layer steps in torch at the default batch
 _TORCH_CHUNK = 1 << 18  # the same in torch, whose threads share a slice: from this size on, torch steps
+
+
+class _Host:
+    """The time-batched path's arrays in host memory: numpy, large populations stepped in
+    torch's threads (:func:`_update_block`)."""
+
+    @property
+    def block_values(self) -> int:
+        return _BLOCK_VALUES
+
+    def put(self, a: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        return a
+
+    def get(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def rows(self, row: np.ndarray, n: int) -> np.ndarray:
+        """``n`` copies of ``row``, (n, len(row))."""
+        c = np.zeros((n, len(row)), np.float32)
+        c += row[None, :]
+        return c
+
+    def row_sums(self, a: np.ndarray) -> np.ndarray:
+        """Sums along axis 1 in float64, as float32."""
+        return a.sum(axis=1, dtype=np.float64).astype(np.float32)
+
+    def full(self, n: int, value: float) -> np.ndarray:
+        return np.full(n, value, np.float32)
+
+    def zeros(self, shape: tuple, dtype: Any = np.float32) -> np.ndarray:
+        return np.zeros(shape, dtype)
+
+    def empty(self, shape: tuple) -> np.ndarray:
+        return np.empty(shape, np.float32)
+
+    def concat(self, parts: list) -> np.ndarray:
+        return np.concatenate(parts)
+
+    def cumsum(self, s: np.ndarray) -> np.ndarray:
+        """Cumulative sums over the steps (axis 0), exact for spike counts."""
+        return np.cumsum(s, axis=0, dtype=np.float64).astype(np.float32)
+
+    def add_to(self, total: np.ndarray, counts: np.ndarray) -> None:
+        """``total += counts``, in torch's threads for large arrays where torch is installed."""
+        torch = _torch() if len(total) >= _TORCH_CHUNK else None
+        if torch is None:
+            total += counts
+        else:
+            torch.from_numpy(total).add_(torch.from_numpy(counts))
+
+    def source_spikes(self, op: ir.Source, value: np.ndarray, phase: np.ndarray, dt: float, rng) -> np.ndarray:
+        return _source_spikes(op, value, phase, dt, rng)
+
+
+class _OnDevice:
+    """The same arrays as torch tensors on a torch device (a GPU): they stay there for a whole
+    batch. Poisson draws come from the host's generator (the same spikes as on the host)."""
+
+    @property
+    def block_values(self) -> int:
+        return _DEVICE_BLOCK_VALUES
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.torch, self.device = torch, torch.device(device)
+
+    def put(self, a: Optional[np.ndarray]):
+        return None if a is None else self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+    def get(self, a) -> np.ndarray:
+        return a.cpu().numpy()
+
+    def rows(self, row: np.ndarray, n: int):
+        return self.put(row).expand(n, -1)
+
+    def row_sums(self, a):
+        return a.sum(dim=1, dtype=self.torch.float64).float()
+
+    def full(self, n: int, value: float):
+        return self.torch.full((n,), value, dtype=self.torch.float32, device=self.device)
+
+    def zeros(self, shape: tuple, dtype: Any = np.float32):
+        kind = self.torch.int32 if dtype == np.int32 else self.torch.float32
+        return self.torch.zeros(shape, dtype=kind, device=self.device)
+
+    def empty(self, shape: tuple):
+        return self.torch.empty(shape, dtype=self.torch.float32, device=self.device)
+
+    def concat(self, parts: list):
+        return self.torch.cat(parts)
+
+    def cumsum(self, s):
+        return self.torch.cumsum(s, 0, dtype=self.torch.float64).float()
+
+    def add_to(self, total, counts) -> None:
+        total.add_(counts)
+
+    def source_spikes(self, op: ir.Source, value, phase, dt: float, rng):
+        if op.encoding == "events":
+            return value
+        p = value * (op.rate_per_ms * dt)
+        if op.encoding == "poisson":
+            return (self.put(rng.random(tuple(value.shape), dtype=np.float32)) < p).float()
+        phase += p
+        fired = (phase >= 1.0).float()
+        phase -= fired
+        return fired
 
 
 def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, timed: bool, neurons: bool):
@@ -581,32 +777,34 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
     block's steps is one matrix product or convolution over (steps x samples) rows of the
     presynaptic spikes, then the neurons are updated step by step on it (in cache-sized slices).
     Delays shift the step index (input computed past the block waits for the next one). Same
-    operations per neuron as :class:`_State`; returns what ``_State.present`` returns."""
-    graph, batch = net.graph, len(x)
+    operations per neuron as :class:`_State`; returns what ``_State.present`` returns. The
+    arrays live where ``net.arrays`` keeps them (host memory, or a device)."""
+    graph, batch, arrays = net.graph, len(x), net.arrays
     pops = [n for n in net.nodes if isinstance(graph.op(n), ir.Population)]
     cells = {n: _Neurons(net, n) for n in pops}
-    v = {n: np.full(batch * net.size[n], graph.op(n).v_init, np.float32) for n in pops}
-    refrac = {n: np.zeros(batch * net.size[n], np.int32) for n in pops if cells[n].refractory}
+    v = {n: arrays.full(batch * net.size[n], graph.op(n).v_init) for n in pops}
+    refrac = {n: arrays.zeros(batch * net.size[n], np.int32) for n in pops if cells[n].refractory}
     readout_pops = [graph.inputs(r)[0] for r in net.readouts]
     first = readout_pops[0]
-    over_time = np.zeros((steps, batch * net.size[first]), np.float32) if record else None
+    over_time = arrays.zeros((steps, batch * net.size[first])) if record else None
     (source,) = graph.ops_of("snn.source")
     src_op = graph.op(source)
-    values = None if timed else x.reshape(batch, -1) * np.float32(src_op.gain)
-    phase = np.zeros((batch, net.size[source]), np.float32)
+    gain = np.float32(src_op.gain)
+    values = None if timed else arrays.put(x.reshape(batch, -1)) * gain
+    phase = arrays.zeros((batch, net.size[source]))
     const = {} if timed else {n: _constant(net, n, {source: values}, batch) for n in pops}
     const = {n: None if c is None else c.reshape(-1) for n, c in const.items()}
-    pending: dict[int, np.ndarray] = {}  # id(projection) -> input computed for steps past the block
+    pending: dict[int, Any] = {}  # id(projection) -> input computed for steps past the block
     linear = {n for n in pops if _linear_in_counts(cells[n], net.inputs[n]) and not (record and n == first)}
     # spikes per neuron so far (exact in float32: whole numbers up to MAX_STEPS): the counts
     # readouts and totals report, and the input of the populations linear in counts
     counted = [*([] if src_op.encoding == "current" else [source]), *pops]
-    fired = {n: np.zeros(batch * net.size[n], np.float32) for n in counted}
-    block = max(1, min(steps, _BLOCK_VALUES // max(batch * max(net.size.values()), 1)))
+    fired = {n: arrays.zeros(batch * net.size[n]) for n in counted}
+    block = max(1, min(steps, arrays.block_values // max(batch * max(net.size.values()), 1)))
     for t0 in range(0, steps, block):
         t1 = min(steps, t0 + block)
         if timed:
-            values = x[:, t0:t1].swapaxes(0, 1).reshape((t1 - t0) * batch, -1) * np.float32(src_op.gain)
+            values = arrays.put(x[:, t0:t1].swapaxes(0, 1).reshape((t1 - t0) * batch, -1)) * gain
             const = {n: _constant(net, n, {source: values}, (t1 - t0) * batch) for n in pops}
             const = {n: None if c is None else c.reshape(t1 - t0, -1) for n, c in const.items()}
         spikes = {source: _source_block(net, source, values, phase, t0, t1, batch, timed, rng)}
@@ -626,26 +824,26 @@ def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, tim
                 if p.delay:
                     before = pending.get(id(p))
                     if before is None:
-                        before = np.zeros((p.delay, now.shape[1]), np.float32)
-                    now = np.concatenate([before, now])
+                        before = arrays.zeros((p.delay, now.shape[1]))
+                    now = arrays.concat([before, now])
                     pending[id(p)] = now[t1 - t0 :]
                 inputs.append((p.delay, now))
-            s = np.empty((t1 - t0, batch * net.size[node]), np.float32)
+            s = arrays.empty((t1 - t0, batch * net.size[node]))
             trace = over_time[t0:t1] if record and node == first and node in net.membrane else None
             counts = _update_block(cells[node], v[node], const[node], inputs, refrac.get(node), s, t0, timed, trace)
             if trace is None and record and node == first:
-                over_time[t0:t1] = fired[node] + np.cumsum(s, axis=0, dtype=np.float64).astype(np.float32)
+                over_time[t0:t1] = fired[node] + arrays.cumsum(s)
             spikes[node] = s
-            _add_to(fired[node], counts)
+            arrays.add_to(fired[node], counts)
     for node in linear:  # one product per projection for all steps
         for p in net.inputs[node]:
             if not net.is_current(p.pre):
                 v[node] += p.apply(fired[p.pre].reshape(batch, -1)).reshape(-1)
     pairs = zip(net.readouts, readout_pops, strict=True)
-    out = {r: (v[p] if p in net.membrane else fired[p]).reshape(batch, -1).copy() for r, p in pairs}
-    over = over_time.reshape(steps, batch, -1) if record else None
-    total = {n: fired[n].reshape(batch, -1).sum(axis=1, dtype=np.float64).astype(np.float32) for n in pops}
-    per_neuron = {n: fired[n].reshape(batch, -1).astype(np.uint16) for n in pops} if neurons else {}
+    out = {r: arrays.get(v[p] if p in net.membrane else fired[p]).reshape(batch, -1).copy() for r, p in pairs}
+    over = arrays.get(over_time).reshape(steps, batch, -1) if record else None
+    total = {n: arrays.get(arrays.row_sums(fired[n].reshape(batch, -1))) for n in pops}
+    per_neuron = {n: arrays.get(fired[n]).reshape(batch, -1).astype(np.uint16) for n in pops} if neurons else {}
     return out, total, over, per_neuron
 
 
@@ -663,38 +861,34 @@ def _linear_in_counts(cell: _Neurons, projections: list) -> bool:
     )
 
 
-def _add_to(total: np.ndarray, counts: np.ndarray) -> None:
-    """``total += counts``, in torch's threads for large arrays where torch is installed."""
-    torch = _torch() if len(total) >= _TORCH_CHUNK else None
-    if torch is None:
-        total += counts
-    else:
-        torch.from_numpy(total).add_(torch.from_numpy(counts))
-
-
 def _source_block(net: _Network, source: str, values, phase, t0: int, t1: int, batch: int, timed: bool, rng):
     """The source's spikes of steps t0..t1-1, (steps, batch * neurons); None for a current source."""
     op = net.graph.op(source)
     if op.encoding == "current":
         return None  # its projections are constant input (``_constant``)
-    out = np.empty((t1 - t0, batch * net.size[source]), np.float32)
+    out = net.arrays.empty((t1 - t0, batch * net.size[source]))
     for k in range(t1 - t0):
         value = values[k * batch : (k + 1) * batch] if timed else values
-        out[k] = _source_spikes(op, value, phase, net.dt, rng).reshape(-1)
+        out[k] = net.arrays.source_spikes(op, value, phase, net.dt, rng).reshape(-1)
     return out
 
 
-def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, timed: bool, trace=None) -> np.ndarray:
+def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, timed: bool, trace=None):
     """Steps t0.. of one population for the block's precomputed ``inputs`` ((delay, (steps, n))
     pairs), slice by slice of ``_CHUNK`` neurons; the spikes go to ``out`` (steps, n), the
     potentials after every step to ``trace`` (steps, n) when given. Returns the block's spike
     count per neuron (n,). Large populations without a refractory period step in torch (its
-    threads) when it is installed: :meth:`_Neurons.update_torch`, the same float operations."""
-    counts = out[0] if len(out) == 1 else np.empty(len(u), np.float32)
-    torch = _torch() if ref is None and len(u) >= _TORCH_CHUNK else None
-    width = _CHUNK if torch is None else _TORCH_CHUNK
-    arrays = (u, const, out, trace, counts, *(i for _, i in inputs))
-    if torch is not None:
+    threads) when it is installed: :meth:`_Neurons.update_torch`, the same float operations.
+    Torch tensors on a device step there, the whole population at once."""
+    host = isinstance(u, np.ndarray)
+    if host:
+        counts = out[0] if len(out) == 1 else np.empty(len(u), np.float32)
+        torch = _torch() if ref is None and len(u) >= _TORCH_CHUNK else None
+    else:
+        counts, torch = out[0] if len(out) == 1 else out.new_empty(len(u)), _torch()
+    width = len(u) if not host else _CHUNK if torch is None else _TORCH_CHUNK
+    if host and torch is not None:
+        arrays = (u, const, out, trace, counts, *(i for _, i in inputs))
         u, const, out, trace, counts, *rest = (None if a is None else torch.from_numpy(a) for a in arrays)
         inputs = [(d, i) for (d, _), i in zip(inputs, rest, strict=True)]
     for a in range(0, len(u), width):
@@ -708,7 +902,7 @@ def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, tim
             if torch is None:
                 cell.update(uc, cc, arriving, rc, out[k, a:b])
             else:
-                cell.update_torch(uc, cc, arriving, out[k, a:b])
+                cell.update_torch(uc, cc, arriving, out[k, a:b], rc)
             if trace is not None:
                 trace[k, a:b] = uc
         if len(out) == 1:
@@ -717,7 +911,7 @@ def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, tim
             np.add.reduce(out[:, a:b], axis=0, out=counts[a:b])  # exact: whole numbers
         else:
             torch.sum(out[:, a:b], dim=0, out=counts[a:b])
-    return counts.numpy() if torch is not None else counts
+    return counts.numpy() if host and torch is not None else counts
 
 
 @functools.cache

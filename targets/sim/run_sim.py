@@ -22,7 +22,9 @@ HERE = Path(__file__).resolve().parent
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """The common run-script arguments with --seed and --presentation-time."""
-    return runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True, ann=False).parse_args(argv)
+    p = runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True, ann=False)
+    p.add_argument("--device", default="auto", help="host, a torch device (cuda) or auto (default: a GPU if any)")
+    return p.parse_args(argv)
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
@@ -34,7 +36,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     from snnc.targets.sim.target import SimTarget
 
     data = runtime.data_path(args.dir, args.data)
-    results = SimTarget().run(RunRequest(args.dir, data, args.samples, args.seed, args.presentation_time))
+    results = SimTarget().run(RunRequest(args.dir, data, args.samples, args.seed, args.presentation_time, args.device))
     ann = load(args.dir / "ann.snnir")
     x, y = runtime.load_data(data, results["samples"])
     reference = None

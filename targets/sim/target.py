@@ -44,7 +44,10 @@ class SimTarget(Target):
                 graph_number(graph, key)
         x = to_model_layout(x, graph.shape(graph.ops_of("snn.source")[0]), graph.attrs.get("input_layout"))
         start = time.perf_counter()
-        result = simulate(graph, x, seed=request.seed, record_over_time=True, record_neurons=True, progress=True)
+        device = None if request.device == "host" else request.device
+        result = simulate(
+            graph, x, seed=request.seed, record_over_time=True, record_neurons=True, progress=True, device=device
+        )
         wall = time.perf_counter() - start
         pops = sorted(result.neuron_counts)
         at = np.unique(np.linspace(0, result.steps - 1, min(result.steps, 100)).round().astype(int))
@@ -72,4 +75,5 @@ class SimTarget(Target):
             "dt": result.dt,
             "wall_time_s": wall,
             "samples_per_second": len(x) / wall if wall > 0 else None,
+            "device": result.extra["device"],
         }

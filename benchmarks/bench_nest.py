@@ -9,7 +9,9 @@ each run by its emitted run.py on the same first test images:
   reset, dt 0.1 ms, 200 ms per sample, tau_refrac 0.1 ms, one step per projection, spike counts),
   run with one thread, as issue 15 measured it (0.15 samples/s on the CNN);
 - ``defaults``: today's defaults (eprop_iaf, reset by subtraction, dt 1 ms, 100 ms, each population
-  started as late as its latency, membrane readout from half the threshold), threads from the machine.
+  started as late as its latency, membrane readout from half the threshold), threads from the machine;
+- ``4 instances``: the defaults with four copies of the network in the kernel, each showing its
+  own samples (``--set instances=4``).
 
 Accuracy on ``--samples`` images, with the agreement of NEST's predictions and the reference
 simulator's on the same compiled graph; speed on ``--speed-samples`` images, the two and the
@@ -51,7 +53,8 @@ EARLIER = {
     "v-init": "0",
     "readout": "spike_count",
 }
-SETTINGS = {"earlier": (EARLIER, 1), "defaults": ({}, None)}  # name -> (settings, threads; None: run.py's default)
+# name -> (settings, threads; None: run.py's default)
+SETTINGS = {"earlier": (EARLIER, 1), "defaults": ({}, None), "4 instances": ({"instances": "4"}, None)}
 
 
 def counts(text: str) -> dict[str, int]:

@@ -44,6 +44,7 @@ except ImportError:  # a copy beside a run script, without snnc
 DEFAULT_MAX_ARRAY_BYTES = 8 * 2**30  # one array, as snnc's default byte budget
 MAX_JSON_BYTES = 256 * 2**20
 MAX_NEURONS = 100_000_000
+MAX_SYNAPSES = 500_000_000  # a convolution or pool a run script spells out (24 bytes each as it connects)
 NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float
 LABEL_KINDS = "iuf"  # float labels must hold whole numbers
 _KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -406,6 +407,120 @@ def connection_list(arrays: dict, proj: dict, pre: dict, post: dict, where: str)
     index_column(conn, 0, pre["size"], f"{where}.connections")
     index_column(conn, 1, post["size"], f"{where}.connections")
     return conn
+
+
+def windows(
+    in_hw: tuple[int, int], out_hw: tuple[int, int], kernel: tuple, strides: tuple, pads: tuple, dilations: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Input row and column of every (out y, out x, kernel y, kernel x) of a sliding window, and
+    whether it lies inside the input (``pads``: top, left, ...)."""
+    oy = np.arange(out_hw[0])[:, None, None, None]
+    ox = np.arange(out_hw[1])[None, :, None, None]
+    ky = np.arange(kernel[0])[None, None, :, None]
+    kx = np.arange(kernel[1])[None, None, None, :]
+    iy = oy * strides[0] - pads[0] + ky * dilations[0]
+    ix = ox * strides[1] - pads[1] + kx * dilations[1]
+    iy, ix = np.broadcast_arrays(iy, ix)
+    inside = (iy >= 0) & (iy < in_hw[0]) & (ix >= 0) & (ix < in_hw[1])
+    return iy, ix, inside
+
+
+def conv_connections(
+    pre_shape: tuple, post_shape: tuple, weight: np.ndarray, strides: tuple, pads: tuple, dilations: tuple, groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every synapse of a convolution with a non-zero weight: (pre, post) indices into the C-major
+    flattened populations (int64) and the weights (float32), in (out channel, in channel, out y,
+    out x, kernel y, kernel x) order. ``weight``: (out channels, in channels / groups, kh, kw)."""
+    c_in, h, w_in = pre_shape
+    c_out, oh, ow = post_shape
+    iy, ix, inside = windows((h, w_in), (oh, ow), weight.shape[2:], strides, pads, dilations)
+    cin_g = c_in // groups
+    oc = np.arange(c_out)[:, None]
+    ic = (oc // (c_out // groups)) * cin_g + np.arange(cin_g)[None, :]  # (c_out, cin_g)
+    oc6, ic6 = oc[:, :, None, None, None, None], ic[:, :, None, None, None, None]  # to (c_out, cin_g, oh, ow, kh, kw)
+    pre = (ic6 * h + iy) * w_in + ix
+    post = (oc6 * oh + np.arange(oh)[:, None, None, None]) * ow + np.arange(ow)[None, :, None, None]
+    wts = weight.astype(np.float32)[:, :, None, None, :, :]
+    pre, post, wts, keep = np.broadcast_arrays(pre, post, wts, inside[None, None])
+    keep = keep & (wts != 0)
+    return pre[keep].astype(np.int64), post[keep].astype(np.int64), wts[keep]
+
+
+def pool_connections(
+    pre_shape: tuple, post_shape: tuple, scale: float, kernel: tuple, strides: tuple, pads: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every synapse of a pool (channel c of the input feeds channel c of the output, each window
+    element with weight ``scale``), as :func:`conv_connections` gives them."""
+    c_in, h, w_in = pre_shape
+    _, oh, ow = post_shape
+    iy, ix, inside = windows((h, w_in), (oh, ow), kernel, strides, pads, (1, 1))
+    c = np.arange(c_in)[:, None, None, None, None]
+    pre = (c * h + iy) * w_in + ix
+    post = (c * oh + np.arange(oh)[:, None, None, None]) * ow + np.arange(ow)[None, :, None, None]
+    pre, post, wts, keep = np.broadcast_arrays(pre, post, np.float32(scale), inside[None])
+    keep = keep & (wts != 0)
+    return pre[keep].astype(np.int64), post[keep].astype(np.int64), wts[keep]
+
+
+def stored_connections(arrays: dict, proj: dict, pre: dict, post: dict, where: str) -> np.ndarray:
+    """A projection of a compact ``network.json`` spelled out as (pre, post, weight) float64 rows:
+    ``kind`` "list" (``indices`` (n, 2) and ``weights`` (n,) arrays), "conv" (a ``kernel`` array
+    and the window's geometry) or "pool" (``scale`` and the geometry); every index and the
+    geometry checked against the two cells before anything is spelled out."""
+    kind = choice(proj, "kind", where, ("list", "conv", "pool"))
+    if kind == "list":
+        indices = array(arrays, proj, "indices", where, (None, 2))
+        index_column(indices, 0, pre["size"], f"{where}.indices")
+        index_column(indices, 1, post["size"], f"{where}.indices")
+        weights = array(arrays, proj, "weights", where, (len(indices),))
+        return np.column_stack([indices, weights])
+    pre_shape, post_shape = (_grid(proj, key, cell, where) for key, cell in (("pre_shape", pre), ("post_shape", post)))
+    strides = _pair(proj, "strides", where, 1)
+    pads = entries(proj, "pads", where, int, 4)
+    if len(pads) != 4 or min(pads) < 0 or max(pads) > 1_000_000:
+        raise Invalid(f"{where}.pads", "must be four whole numbers in [0, 1000000]")
+    if kind == "conv":
+        dilations = _pair(proj, "dilations", where, 1)
+        groups = integer(proj, "groups", where, 1, pre_shape[0])
+        if pre_shape[0] % groups or post_shape[0] % groups:
+            channels = f"{pre_shape[0]} and {post_shape[0]} channels"
+            raise Invalid(f"{where}.groups", f"{groups} groups do not divide {channels}")
+        kernel = array(arrays, proj, "kernel", where, (post_shape[0], pre_shape[0] // groups, None, None))
+        if 0 in kernel.shape:
+            raise Invalid(f"{where}.kernel", "an empty kernel")
+        size, window = kernel.shape[2:], dilations
+    else:
+        number(proj, "scale", where)
+        size, window = _pair(proj, "kernel_size", where, 1), (1, 1)
+    for axis in (0, 1):
+        span = window[axis] * (size[axis] - 1) + 1
+        padded = pre_shape[axis + 1] + pads[axis] + pads[axis + 2]
+        if padded < span or (padded - span) // strides[axis] + 1 != post_shape[axis + 1]:
+            raise Invalid(f"{where}.post_shape", f"{post_shape} is not what the window makes of {pre_shape}")
+    per_out = (pre_shape[0] // groups if kind == "conv" else 1) * size[0] * size[1]
+    if post["size"] * per_out > MAX_SYNAPSES:
+        raise Invalid(where, f"{post['size'] * per_out:,} synapses to spell out (at most {MAX_SYNAPSES:,})")
+    if kind == "conv":
+        found = conv_connections(pre_shape, post_shape, kernel, strides, pads, dilations, groups)
+    else:
+        found = pool_connections(pre_shape, post_shape, proj["scale"], size, strides, pads)
+    return np.column_stack([found[0], found[1], found[2].astype(np.float64)])
+
+
+def _grid(proj: dict, key: str, cell: dict, where: str) -> tuple[int, int, int]:
+    """``proj[key]``: a (C, H, W) shape holding the cell's neurons."""
+    shape = entries(proj, key, where, int, 3)
+    if len(shape) != 3 or min(shape) < 1 or math.prod(shape) != cell["size"]:
+        raise Invalid(f"{where}.{key}", f"must be (C, H, W) of the cell's {cell['size']} neurons, got {shown(shape)}")
+    return tuple(shape)
+
+
+def _pair(proj: dict, key: str, where: str, low: int) -> tuple[int, int]:
+    """``proj[key]``: two whole numbers in [low, 1000000]."""
+    pair = entries(proj, key, where, int, 2)
+    if len(pair) != 2 or min(pair) < low or max(pair) > 1_000_000:
+        raise Invalid(f"{where}.{key}", f"must be two whole numbers in [{low}, 1000000]")
+    return tuple(pair)
 
 
 def cell_shape(cell: dict, where: str) -> list:

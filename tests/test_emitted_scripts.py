@@ -118,7 +118,7 @@ def test_nest_run_checks_refuse_bad_arrays_and_nan_json(mlp, tmp_path: Path) -> 
     network = runtime.read_json(out / "network.json")
     arrays = runtime.read_npz(out / "weights.npz")
     run_nest.check_network(network, dict(arrays))  # the emitted files pass
-    bad = dict(arrays, proj1=arrays["proj1"] + np.array([0, 1000, 0]))
+    bad = dict(arrays, proj1_indices=arrays["proj1_indices"] + np.array([0, 1000]))
     with pytest.raises(SystemExit, match="column 1 holds indices outside"):
         run_nest.check_network(network, bad)
     bad = dict(arrays, cell1_i_offset=np.full_like(arrays["cell1_i_offset"], np.inf))
@@ -189,3 +189,68 @@ def test_nest_run_py_refuses_tampered_dir_before_importing_nest(mlp, tmp_path: P
 
 def test_target_error_is_an_snnc_error() -> None:
     assert issubclass(TargetError, SnncError)
+
+
+def _windowed_graph():
+    """A grouped, strided, dilated, asymmetrically padded convolution, a pool and a dense layer."""
+    from snnc.ir import Graph
+    from snnc.ir import ops as ir
+
+    rng = np.random.default_rng(0)
+    g = Graph({"dt": 1.0, "presentation_time": 10.0, "instances": 1})
+    g.add("src", ir.Source(shape=(4, 9, 8)))
+    w = rng.normal(size=(6, 2, 3, 2)).astype(np.float32)
+    w[0, 0, 1, 1] = 0.0  # a zero weight is no synapse
+    conv = ir.Projection(
+        connectivity="conv", weight=g.add_tensor("w", w), strides=(2, 1), pads=(1, 0, 2, 1), dilations=(2, 1), groups=2
+    )
+    g.add("c", conv, ["src"])
+    g.add("a", ir.Population(), ["c"])
+    g.add("p", ir.Projection(connectivity="pool", kernel=(2, 3), strides=(2, 2), pads=(0, 1, 1, 0), scale=0.25), ["a"])
+    g.add("b", ir.Population(), ["p"])
+    size = int(np.prod(g.shape("b")))
+    g.add("d", ir.Projection(connectivity="dense", weight=g.add_tensor("wd", rng.normal(size=(3, size)))), ["b"])
+    g.add("o", ir.Population(), ["d"])
+    g.outputs = [g.add("r", ir.Readout(), ["o"])]
+    return g
+
+
+def test_nest_keeps_kernels_and_its_script_spells_out_what_snnc_would() -> None:
+    """network.json holds a convolution as its kernel and a pool as its window (float32 and int32
+    arrays otherwise); the run script's spelled-out synapses equal snnc's connection lists."""
+    from snnc.ir.semantics.connectivity import connections, synapse_count
+    from snnc.targets.nest.target import stored
+
+    g = _windowed_graph()
+    size = {n: int(np.prod(g.shape(n))) for n in ("src", "a", "b", "o")}
+    for proj, kind, (pre, post) in (("c", "conv", ("src", "a")), ("p", "pool", ("a", "b")), ("d", "list", ("b", "o"))):
+        arrays: dict = {}
+        entry = stored(g, proj, "proj0", arrays)
+        assert entry["kind"] == kind
+        assert all(a.dtype in (np.float32, np.int32) for a in arrays.values())
+        spelled = runtime.stored_connections(arrays, entry, {"size": size[pre]}, {"size": size[post]}, proj)
+        expected = connections(g, proj)
+        assert len(spelled) == synapse_count(g, proj) == len(expected.pre) > 0
+        assert np.array_equal(spelled[:, 0], expected.pre) and np.array_equal(spelled[:, 1], expected.post)
+        assert np.array_equal(spelled[:, 2], expected.weight.astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda e: e.update(post_shape=[6, 5, 7]), "post_shape"),
+        (lambda e: e.update(groups=4), "groups"),
+        (lambda e: e.update(pads=[1, 0, 2]), "pads"),
+        (lambda e: e.update(strides=[0, 1]), "strides"),
+        (lambda e: e.update(pre_shape=[4, 9, 8, 1]), "pre_shape"),
+        (lambda e: e.update(kind="exec"), "kind"),
+    ],
+)
+def test_nest_run_checks_refuse_a_tampered_window(edit, message: str) -> None:
+    from snnc.targets.nest.target import stored
+
+    arrays: dict = {}
+    entry = stored(_windowed_graph(), "c", "proj0", arrays)
+    edit(entry)
+    with pytest.raises(SystemExit, match=message):
+        runtime.stored_connections(arrays, entry, {"size": 288}, {"size": 192}, "projections[0]")

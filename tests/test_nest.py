@@ -61,12 +61,16 @@ def test_cnn_with_pooling_on_nest_matches_reference(tmp_path: Path) -> None:
     out = tmp_path / "out"
     _compile_and_run(model, data, out, 12, "--set", "presentation-time=100")
     _compare_with_sim(out, data, 12)
-    weights = np.load(out / "weights.npz")
+    from snnc.ir import runtime
+
+    arrays = runtime.read_npz(out / "weights.npz")
     network = json.loads((out / "network.json").read_text())
     receptors = {p["receptor"] for p in network["projections"]}
     assert receptors == {"excitatory", "inhibitory"}
-    for p in network["projections"]:
-        w = weights[p["connections"]][:, 2]
+    assert {p["kind"] for p in network["projections"]} == {"conv", "list"}  # kernels, not spelled out
+    cells = network["cells"]
+    for j, p in enumerate(network["projections"]):
+        w = runtime.stored_connections(arrays, p, cells[p["pre"]], cells[p["post"]], f"projections[{j}]")[:, 2]
         assert (w > 0).all() if p["receptor"] == "excitatory" else (w < 0).all()
 
 
@@ -131,3 +135,44 @@ def test_nest_refuses_a_refractory_period_with_reset_by_subtraction(mlp, tmp_pat
         compiled = snnc.compile(model, "nest", calibration=np.load(data)["x"][:8], settings={"tau-refrac": "1"})
         compiled.emit(tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("encoding", ["current", "regular"])
+def test_parallel_instances_give_each_sample_what_one_network_gives(mlp, tmp_path: Path, encoding: str) -> None:
+    """instances=3: three copies of the network in one kernel, each showing its own samples (7
+    samples: the last wave is padded), give every sample the output of one network alone."""
+    model, data = mlp
+    out = tmp_path / "out"
+    _compile_and_run(model, data, out, 7, "--set", "instances=3", "--set", f"encoding={encoding}")
+    assert json.loads((out / "network.json").read_text())["instances"] == 3
+    results = json.loads((out / "results.json").read_text())
+    together = np.load(out / "outputs.npz")["readout"]
+    proc = subprocess.run([sys.executable, str(out / "run.py"), "--samples", "7", "--instances", "1", "--no-ann"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    alone = np.load(out / "outputs.npz")["readout"]
+    assert results["instances"] == 3 and together.shape == alone.shape == (7, alone.shape[1])
+    np.testing.assert_allclose(together, alone, rtol=1e-9, atol=1e-9 * np.abs(alone).max())
+    assert results["spikes_per_sample"] == json.loads((out / "results.json").read_text())["spikes_per_sample"]
+
+
+def test_nest_refuses_instances_auto(mlp, tmp_path: Path) -> None:
+    model, data = mlp
+    with pytest.raises(TargetError, match="instances=auto"):
+        snnc.compile(model, "nest", calibration=np.load(data)["x"][:8], settings={"instances": "auto"})
+
+
+def test_current_drive_as_a_dense_product_equals_the_connection_lists() -> None:
+    """run.py's W @ x of current input: the dense matrix of small layers and the connection list
+    (with repeated pairs) of large ones give the same currents for every instance."""
+    from snnc.targets.nest.run_nest import drive
+
+    rng = np.random.default_rng(0)
+    n_pre, n_post = 30, 7
+    conn = np.stack([rng.integers(0, n_pre, 200), rng.integers(0, n_post, 200), rng.normal(size=200)], axis=1)
+    dense = np.zeros((n_pre, n_post))
+    np.add.at(dense, (conn[:, 0].astype(int), conn[:, 1].astype(int)), conn[:, 2])
+    values = rng.random((3, n_pre))
+    expected = np.concatenate([dense.T @ v for v in values])
+    np.testing.assert_allclose(drive(values, conn, None, n_post), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(drive(values, conn, dense, n_post), expected, rtol=1e-12, atol=1e-12)

@@ -31,7 +31,8 @@ import numpy as np
 from snnc.ir import Graph, graph_number
 from snnc.ir.graph import SNN_GRAPH_ATTRS
 from snnc.ir.options import OptionError
-from snnc.ir.semantics.connectivity import _windows, from_current_source, synapse_bound
+from snnc.ir.runtime import windows
+from snnc.ir.semantics.connectivity import from_current_source, synapse_bound
 from snnc.ir.semantics.rates import readout_scores
 from snnc.ir.semantics.simulator import simulate
 
@@ -105,7 +106,7 @@ def positive_negative_sums(graph: Graph, proj: str) -> tuple[np.ndarray, np.ndar
         return hit * max(op.scale, 0.0), hit * max(-op.scale, 0.0)
     kernel = graph.tensor(op.weight).shape[2:] if op.connectivity == "conv" else tuple(op.kernel)
     dilations = op.dilations if op.connectivity == "conv" else (1, 1)
-    _, _, inside = _windows(pre_shape, post_shape[1:], kernel, op.strides, op.pads, dilations)
+    _, _, inside = windows(pre_shape[1:], post_shape[1:], kernel, op.strides, op.pads, dilations)
     inside = inside.astype(np.float64)  # (oh, ow, kh, kw)
     if op.connectivity == "pool":
         count = np.broadcast_to(inside.sum(axis=(2, 3)), post_shape).reshape(-1)

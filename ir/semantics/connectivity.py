@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from snnc.ir import Graph, limits
 from snnc.ir.ops import Projection, Source
+from snnc.ir.runtime import conv_connections, pool_connections, windows
 
 _BYTES_PER_SYNAPSE = 8 + 8 + 8  # pre and post (int64) and the weight, with the index arithmetic's temporaries
 
@@ -25,27 +26,6 @@ class Connections(NamedTuple):
     pre: np.ndarray  # int64 indices into the flattened pre population
     post: np.ndarray  # int64 indices into the flattened post population
     weight: np.ndarray  # float32
-
-
-def _windows(
-    in_shape: tuple[int, ...],
-    out_hw: tuple[int, int],
-    kernel: tuple[int, ...],
-    strides: tuple[int, ...],
-    pads: tuple[int, ...],
-    dilations: tuple[int, ...],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Input row/column of every (out y, out x, kernel y, kernel x) and whether it is inside."""
-    _, h, w = in_shape
-    oy = np.arange(out_hw[0])[:, None, None, None]
-    ox = np.arange(out_hw[1])[None, :, None, None]
-    ky = np.arange(kernel[0])[None, None, :, None]
-    kx = np.arange(kernel[1])[None, None, None, :]
-    iy = oy * strides[0] - pads[0] + ky * dilations[0]
-    ix = ox * strides[1] - pads[1] + kx * dilations[1]
-    iy, ix = np.broadcast_arrays(iy, ix)
-    inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    return iy, ix, inside
 
 
 def _check_budget(count: int, proj_id: str) -> None:
@@ -85,30 +65,27 @@ def connections(graph: Graph, proj_id: str) -> Connections:
     if op.connectivity == "one_to_one":
         pre = np.arange(math.prod(pre_shape), dtype=np.int64)
         return Connections(pre, pre + op.offset, np.full(pre.size, op.scale, np.float32))
-    c_in, h, w_in = pre_shape
-    c_out, oh, ow = post_shape
     if op.connectivity == "conv":
-        weight = graph.tensor(op.weight).astype(np.float32)
-        kernel = weight.shape[2:]
-        iy, ix, inside = _windows(pre_shape, (oh, ow), kernel, op.strides, op.pads, op.dilations)
-        cin_g = c_in // op.groups
-        oc = np.arange(c_out)[:, None]
-        ic = (oc // (c_out // op.groups)) * cin_g + np.arange(cin_g)[None, :]  # (c_out, cin_g)
-        # Broadcast to (c_out, cin_g, oh, ow, kh, kw).
-        oc6, ic6 = oc[:, :, None, None, None, None], ic[:, :, None, None, None, None]
-        pre = (ic6 * h + iy) * w_in + ix
-        post = (oc6 * oh + np.arange(oh)[:, None, None, None]) * ow + np.arange(ow)[None, :, None, None]
-        wts = weight[:, :, None, None, :, :]
-        pre, post, wts, keep = np.broadcast_arrays(pre, post, wts, inside[None, None])
+        weight = graph.tensor(op.weight)
+        found = conv_connections(pre_shape, post_shape, weight, op.strides, op.pads, op.dilations, op.groups)
     else:  # pool: channel c of the input feeds channel c of the output
-        iy, ix, inside = _windows(pre_shape, (oh, ow), op.kernel, op.strides, op.pads, (1, 1))
-        c = np.arange(c_in)[:, None, None, None, None]
-        pre = (c * h + iy) * w_in + ix
-        post = (c * oh + np.arange(oh)[:, None, None, None]) * ow + np.arange(ow)[None, :, None, None]
-        wts = np.float32(op.scale)
-        pre, post, wts, keep = np.broadcast_arrays(pre, post, wts, inside[None])
-    keep = keep & (wts != 0)
-    return Connections(pre[keep].astype(np.int64), post[keep].astype(np.int64), wts[keep].astype(np.float32))
+        found = pool_connections(pre_shape, post_shape, op.scale, op.kernel, op.strides, op.pads)
+    return Connections(*found)
+
+
+def synapse_count(graph: Graph, proj_id: str) -> int:
+    """How many synapses :func:`connections` gives for ``proj_id``, without building them."""
+    op = graph.op(proj_id)
+    if op.connectivity in ("dense", "one_to_one"):
+        return synapse_bound(graph, proj_id)
+    (pre_id,) = graph.inputs(proj_id)
+    (_, h, w), (_, oh, ow) = graph.shape(pre_id), graph.shape(proj_id)
+    if op.connectivity == "pool":
+        _, _, inside = windows((h, w), (oh, ow), op.kernel, op.strides, op.pads, (1, 1))
+        return int(inside.sum()) * graph.shape(pre_id)[0] * int(op.scale != 0)
+    weight = graph.tensor(op.weight)
+    _, _, inside = windows((h, w), (oh, ow), weight.shape[2:], op.strides, op.pads, op.dilations)
+    return int(((weight != 0) * inside.sum(axis=(0, 1))).sum())
 
 
 def from_current_source(graph: Graph, proj_id: str) -> bool:

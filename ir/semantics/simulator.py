@@ -21,6 +21,10 @@ Two paths run the same per-neuron float operations (:class:`_Neurons`):
   spikes per delay; samples shown back to back (``pause``) need it.
 Work nobody asked for is skipped: refractory timers without a refractory period, spike
 histories of populations no projection reads, counts per neuron without ``record_neurons``.
+
+On a torch device (``device="cuda"``) the time-batched path keeps a batch's arrays there
+(:class:`_OnDevice`; :class:`_Host` is the same interface in host memory): the projections are
+torch products and convolutions on the device, the neurons :meth:`_Neurons.update_torch`.
 """
 
 from __future__ import annotations

@@ -29,10 +29,12 @@ else:  # run as out/run.py, with snnc_runtime.py beside it
     import snnc_runtime as runtime
 
 HERE = Path(__file__).resolve().parent
+MAX_INSTANCES = 4096
+DENSE_DRIVE = 1 << 22  # weights from a current source held as a dense matrix up to this many entries
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    """The command line: the common run-script arguments plus --threads."""
+    """The command line: the common run-script arguments plus --threads and --instances."""
     p = runtime.argument_parser(__doc__, HERE, seed=True, presentation_time=True)
     p.add_argument(
         "--threads",
@@ -40,12 +42,21 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
         help="NEST threads (default: the CPUs this process may use; spike counts do not depend on it)",
     )
+    p.add_argument(
+        "--instances",
+        type=runtime.bounded(int, 1, MAX_INSTANCES),
+        help="copies of the network in the kernel, each showing its own samples (default: network.json's)",
+    )
     return p.parse_args(argv)
 
 
 def check_network(network: Any, arrays: dict) -> None:
-    """network.json and weights.npz of the nest target (see targets/nest/target.py)."""
+    """network.json and weights.npz of the nest target (see targets/nest/target.py). Each
+    projection's synapses, checked and spelled out, go to ``arrays["projections/J"]`` (no key of
+    weights.npz holds a slash)."""
     cells = runtime.check_cells(network)
+    if "instances" in network:
+        runtime.integer(network, "instances", "network.json", 1, MAX_INSTANCES)
     for i, cell in enumerate(cells[1:], start=1):
         where = f"network.json: cells[{i}]"
         runtime.array(arrays, cell, "i_offset", where, (cell["size"],))
@@ -66,7 +77,7 @@ def check_network(network: Any, arrays: dict) -> None:
         where = f"network.json: projections[{j}]"
         pre, post = runtime.projection_ends(proj, cells, where)
         runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory", "mixed"))
-        runtime.connection_list(arrays, proj, pre, post, where)
+        arrays[f"projections/{j}"] = runtime.stored_connections(arrays, proj, pre, post, where)
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[dict, dict, Path, np.ndarray, np.ndarray]:
@@ -126,27 +137,35 @@ class Subtracting:
 
 
 class Network:
-    """The populations and projections of network.json on NEST; per population its window start
-    (steps after the sample's start), nodes, start potentials and current (nA) without input."""
+    """The populations and projections of network.json on NEST, ``instances`` times over: each
+    population holds the copies one after another (instance k's neuron j is node k * size + j)
+    and each projection connects copy k to copy k, so the copies show ``instances`` samples at
+    once in one kernel. Per population its window start (steps after the sample's start),
+    nodes, start potentials and current (nA) without input."""
 
-    def __init__(self, sim: Any, nest: Any, network: dict, arrays: dict, timed: bool = False) -> None:
+    def __init__(
+        self, sim: Any, nest: Any, network: dict, arrays: dict, timed: bool = False, instances: int = 1
+    ) -> None:
         self.sim = sim
         self.nest = nest
         self.timed = timed  # samples over time: spike sources hold precomputed spike times
-        self.cells = network["cells"]
+        self.instances = instances
+        self.cells = [{**cell, "size": cell["size"] * instances} for cell in network["cells"]]
+        self.size = [cell["size"] for cell in network["cells"]]  # of one instance
         self.dt = network["dt"]
         self.pops = [self._population(cell) for cell in self.cells]
-        self.current_inputs = []  # (source index, post index, connection array): drive W @ x
-        for proj in network["projections"]:
-            conn = arrays[proj["connections"]]
+        self.current_inputs = []  # (source, post, connections, dense weights or None): drive W @ x
+        for j, proj in enumerate(network["projections"]):
+            conn = arrays[f"projections/{j}"]
             pre = self.cells[proj["pre"]]
             if pre["kind"] == "source" and pre["encoding"] == "events":  # a count of c adds c * gain * w
                 conn = conn * np.array([1.0, 1.0, pre["gain"]])
             if pre["kind"] == "source" and pre["encoding"] == "current":
-                self.current_inputs.append((proj["pre"], proj["post"], conn))
+                self.current_inputs.append((proj["pre"], proj["post"], conn, self._dense(conn, proj)))
                 continue
             if proj["receptor"] == "mixed":
                 raise runtime.Invalid("mixed-sign projection; compile with the split-signs pass")
+            conn = self._copies(conn, self.size[proj["pre"]], self.size[proj["post"]])
             # nest.Connect with arrays builds millions of synapses in C++; PyNN's FromListConnector
             # loops in Python. A delta synapse has one receptor: inhibition is the negative weight.
             pre_ids = self._senders(proj["pre"])[conn[:, 0].astype(np.int64)]
@@ -155,13 +174,34 @@ class Network:
             nest.Connect(pre_ids, post_ids, "one_to_one", syn)
         self.neurons = [i for i, c in enumerate(self.cells) if c["kind"] == "population"]
         self.start = {i: self.cells[i]["start"] for i in self.neurons}
-        self.base_current = {i: np.asarray(arrays[self.cells[i]["i_offset"]], dtype=np.float64) for i in self.neurons}
+        self.base_current = {
+            i: np.tile(np.asarray(arrays[self.cells[i]["i_offset"]], dtype=np.float64), instances) for i in self.neurons
+        }
         # eprop_iaf: currents scaled to dt / C_m exactly, and its first step's current in the start potential
         self.gain, self.first_step = {}, {}
         for i in self.neurons:
             sub = isinstance(self.pops[i], Subtracting)
             self.gain[i] = Subtracting.current_gain(self.cells[i]["tau_m"], self.dt) if sub else 1.0
             self.first_step[i] = self.dt if sub else 0.0
+
+    def _dense(self, conn: np.ndarray, proj: dict) -> Optional[np.ndarray]:
+        """A current source's weights as a dense (pre, post) matrix where it is small (one product
+        for all instances' samples); None: its connection list is summed with bincount."""
+        n_pre, n_post = self.size[proj["pre"]], self.size[proj["post"]]
+        if n_pre * n_post > DENSE_DRIVE:
+            return None
+        weights = np.zeros((n_pre, n_post))
+        np.add.at(weights, (conn[:, 0].astype(np.int64), conn[:, 1].astype(np.int64)), conn[:, 2])
+        return weights
+
+    def _copies(self, conn: np.ndarray, n_pre: int, n_post: int) -> np.ndarray:
+        """A connection list (pre, post, weight) for every instance, instance k's neurons shifted
+        by k times its populations' sizes."""
+        k = np.repeat(np.arange(self.instances, dtype=np.float64), len(conn))
+        copies = np.tile(conn, (self.instances, 1))
+        copies[:, 0] += k * n_pre
+        copies[:, 1] += k * n_post
+        return copies
 
     def _senders(self, i: int) -> np.ndarray:
         """The NEST nodes whose spikes cell ``i``'s projections carry: a spike-time source's
@@ -197,16 +237,13 @@ class Network:
             pop.node_collection.set(V_min=cell["v_min"])
         return pop
 
-    def currents(self, sample: np.ndarray) -> dict[int, np.ndarray]:
-        """Each population's current (nA) for this sample: its offset plus W @ x of current input."""
+    def currents(self, samples: np.ndarray) -> dict[int, np.ndarray]:
+        """Each population's current (nA) for these samples, one per instance: its offset plus
+        W @ x of current input (each instance's sums in the order of one instance's)."""
         current = {i: c.copy() for i, c in self.base_current.items()}
-        for src, post, conn in self.current_inputs:
-            value = sample * self.cells[src]["gain"]
-            current[post] += np.bincount(
-                conn[:, 1].astype(np.int64),
-                conn[:, 2] * value[conn[:, 0].astype(np.int64)],
-                minlength=len(current[post]),
-            )
+        for src, post, conn, dense in self.current_inputs:
+            value = samples.reshape(self.instances, -1) * self.cells[src]["gain"]
+            current[post] += drive(value, conn, dense, self.size[post])
         return current
 
     def begin(self, i: int, current: np.ndarray) -> None:
@@ -221,17 +258,19 @@ class Network:
         step subtracts its threshold now, not from the next sample's start)."""
         set_nodes(self.pops[i].node_collection, {"I_e": 0.0, "V_m": -1e12})
 
-    def present_sources(self, sample: np.ndarray, start: float, steps: int) -> None:
-        """The spike sources' rates or spike times for this sample's window of ``steps`` steps; for
-        samples over time ``sample`` is the source's spike counts per step, (T, inputs)."""
+    def present_sources(self, samples: np.ndarray, start: float, steps: int) -> None:
+        """The spike sources' rates or spike times for these samples' window of ``steps`` steps,
+        one sample per instance; for samples over time each is the source's spike counts per
+        step, (T, inputs)."""
         dt = self.dt
         for i, cell in enumerate(self.cells):
             if cell["kind"] != "source" or cell["encoding"] == "current":
                 continue
-            if self.timed:
-                self._spike_times(i, runtime.event_spike_times(sample[None], np.array([start]), dt, 1))
+            if self.timed:  # (instances, T, n) -> (1, T, instances * n): the copies side by side
+                counts = samples.transpose(1, 0, 2).reshape(1, samples.shape[1], -1)
+                self._spike_times(i, runtime.event_spike_times(counts, np.array([start]), dt, 1))
                 continue
-            rate = sample * cell["gain"] * cell["max_rate"]  # Hz
+            rate = samples.reshape(-1) * cell["gain"] * cell["max_rate"]  # Hz
             if cell["encoding"] == "poisson":
                 self.pops[i].set(rate=rate)
             else:
@@ -263,6 +302,20 @@ class Network:
         return [(k, ends.get(k, []), begins.get(k, [])) for k in sorted(set(ends) | set(begins))]
 
 
+def drive(values: np.ndarray, conn: np.ndarray, dense: Optional[np.ndarray], n_post: int) -> np.ndarray:
+    """W @ x for each row x of ``values`` (instances, pre), concatenated: (instances * n_post,).
+    ``dense``: W as a (pre, post) matrix, multiplied with numpy's own loops (a BLAS's threads
+    would spin against NEST's); None: the connection list (pre, post, weight) summed by bincount."""
+    if dense is not None:
+        return np.einsum("kp,pq->kq", values, dense).reshape(-1)
+    shift = n_post * np.arange(len(values), dtype=np.int64)[:, None]
+    return np.bincount(
+        (conn[None, :, 1].astype(np.int64) + shift).ravel(),
+        (conn[None, :, 2] * values[:, conn[:, 0].astype(np.int64)]).ravel(),
+        minlength=len(values) * n_post,
+    )
+
+
 def count_spikes(recorder: Any, node_ids: np.ndarray, starts: np.ndarray, duration: float) -> np.ndarray:
     """(windows, neurons) spike counts in the windows (start, start + duration] (NEST stamps a
     spike with the end of its step); ``starts`` ascending, the windows apart."""
@@ -278,15 +331,13 @@ def count_spikes(recorder: Any, node_ids: np.ndarray, starts: np.ndarray, durati
 BLOCK = 20  # samples between readings of the spike recorders (NEST clears them only outside Run)
 
 
-def run_sample(
-    net: Network, sample: np.ndarray, t: float, steps: int, plan: list, pause: float, membrane: dict
-) -> None:
-    """One sample from time ``t``: each population's window begins and ends as ``plan`` says
-    (Network.schedule); the output membranes are read at the end of their window."""
+def run_wave(net: Network, samples: np.ndarray, t: float, steps: int, plan: list, pause: float, membrane: dict) -> None:
+    """One sample per instance from time ``t``: each population's window begins and ends as
+    ``plan`` says (Network.schedule); the output membranes are read at the end of their window."""
     import nest
 
-    current = net.currents(sample)
-    net.present_sources(sample, t, steps)
+    current = net.currents(samples)
+    net.present_sources(samples, t, steps)
     done = 0
     for step, ending, beginning in plan:
         if step > done:
@@ -297,7 +348,8 @@ def run_sample(
                 net.silence_sources()
                 continue
             if net.cells[i]["readout"] == "membrane":
-                membrane.setdefault(i, []).append(np.asarray(net.pops[i].node_collection.get("V_m")))
+                v_m = np.asarray(net.pops[i].node_collection.get("V_m"))
+                membrane.setdefault(i, []).extend(v_m.reshape(net.instances, -1))
             net.end(i)
         for i in beginning:
             net.begin(i, current[i])
@@ -306,13 +358,13 @@ def run_sample(
 
 
 def simulate(
-    network: dict, arrays: dict, x: np.ndarray, duration: float, seed: int, threads: int
+    network: dict, arrays: dict, x: np.ndarray, duration: float, seed: int, threads: int, instances: int = 1
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Show the samples ``x`` one after another, each population for ``duration`` ms from its
-    start (network.json's ``start``: the steps by which it follows the input, so that its inputs
-    reach it at the steps of a simulator without latency); return (readout (samples, outputs),
-    spikes per sample, build seconds, run seconds). Samples over time: the source's spike counts,
-    (N, T, inputs)."""
+    """Show the samples ``x`` in waves of one sample per instance, one wave after another, each
+    population for ``duration`` ms from its start (network.json's ``start``: the steps by which
+    it follows the input, so that its inputs reach it at the steps of a simulator without
+    latency); return (readout (samples, outputs), spikes per sample, build seconds, run
+    seconds). Samples over time: the source's spike counts, (N, T, inputs)."""
     dt = network["dt"]
     steps = int(round(duration / dt))
     max_delay = max([p["delay"] for p in network["projections"]] + [dt])
@@ -332,7 +384,7 @@ def simulate(
         rng_seed=seed + 1,
         threads=threads,
     )
-    net = Network(sim, nest, network, arrays, timed=x.ndim == 3)
+    net = Network(sim, nest, network, arrays, timed=x.ndim == 3, instances=instances)
     for pop in net.pops:  # PyNN connects a spike source's generators to its parrots in run(), unused here
         if pop is not None and getattr(pop, "_deferred_parrot_connections", False):
             pop._connect_parrot_neurons()
@@ -345,21 +397,25 @@ def simulate(
     build_time = time.perf_counter() - start_build
 
     ids = {i: np.asarray(net.pops[i].all_cells, dtype=np.int64) for i in net.neurons}
-    counts = {i: np.zeros((len(x), len(ids[i])), np.int64) for i in net.neurons}
+    waves = -(-len(x) // instances)
+    padding = np.zeros((waves * instances - len(x), *x.shape[1:]), x.dtype)  # fills the last wave
+    shown = np.concatenate([x, padding])
+    shown = shown.reshape(waves, instances, *x.shape[1:])
+    counts = {i: np.zeros((waves, instances, net.size[i]), np.int64) for i in net.neurons}
     membrane, t = {}, sim.get_current_time()
     plan = net.schedule(steps)
     span = plan[-1][0] * dt + pause
+    per_block = max(1, BLOCK // instances)
     start_run = time.perf_counter()
-    for first in range(0, len(x), BLOCK):
-        block = range(first, min(first + BLOCK, len(x)))
+    for first in range(0, waves, per_block):
+        block = range(first, min(first + per_block, waves))
         t_block = t + span * np.arange(len(block))
         with nest.RunManager():  # one Prepare per block: Run between the windows' starts and ends
             for k, t_k in zip(block, t_block, strict=True):
-                run_sample(net, x[k], t_k, steps, plan, pause, membrane)
+                run_wave(net, shown[k], t_k, steps, plan, pause, membrane)
         for i in net.neurons:  # the block's spikes, then an empty recorder (memory stays flat)
-            counts[i][block.start : block.stop] = count_spikes(
-                recorders[i], ids[i], t_block + net.start[i] * dt, duration
-            )
+            found = count_spikes(recorders[i], ids[i], t_block + net.start[i] * dt, duration)
+            counts[i][block.start : block.stop] = found.reshape(len(block), instances, -1)
             recorders[i].n_events = 0
         t += span * len(block)
     run_time = time.perf_counter() - start_run
@@ -367,9 +423,10 @@ def simulate(
     totals = np.zeros(len(x))
     readout = None
     for i in net.neurons:
-        totals += counts[i].sum(axis=1)
+        per_sample = counts[i].reshape(waves * instances, -1)[: len(x)]
+        totals += per_sample.sum(axis=1)
         if net.cells[i]["readout"] is not None and readout is None:
-            readout = np.asarray(membrane[i]) if i in membrane else counts[i]
+            readout = np.asarray(membrane[i])[: len(x)] if i in membrane else per_sample
     sim.end()
     return readout, totals, build_time, run_time
 
@@ -391,8 +448,9 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     shown = inputs_over_time(network, x, args)
     if shown is not None:
         duration = shown.shape[1] * network["dt"]
+    instances = min(args.instances or network.get("instances", 1), len(x))
     readout, totals, build_time, run_time = simulate(
-        network, arrays, x if shown is None else shown, duration, args.seed, args.threads
+        network, arrays, x if shown is None else shown, duration, args.seed, args.threads, instances
     )
     results, predictions = runtime.classification(
         "nest",
@@ -408,6 +466,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     )
     results["spikes_per_sample"] = float(totals.mean())
     results["threads"] = args.threads
+    results["instances"] = instances
     runtime.save_classification(args.dir, results, readout, predictions, y)
     print(runtime.summary("nest", results))
     return results

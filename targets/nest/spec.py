@@ -11,6 +11,7 @@ SPEC = TargetSpec(
     # The simulator's defaults (targets/sim/spec.py): NEST's step per projection is hidden by
     # starting each population later (targets/latency.py), so NEST spikes as sim does.
     options=CompileOptions(min_delay=0.0, v_init=0.5, readout="membrane"),
+    reads=frozenset({"instances"}),  # copies of the network in one NEST kernel, each showing its own samples
     accepts={
         "reset": (("subtract", "zero"), "NEST's eprop_iaf resets by subtraction, IF_curr_delta to v_reset"),
         "split_signs": ((), "PyNN projections have one receptor each: the pipeline's split-signs pass splits them"),

@@ -29,7 +29,9 @@ inputs over time    (N, T, ...) data: T steps per sample; regular/poisson source
                     precomputed spike times at each step's rate (SpikeSourceArray)
 ==================  =========================================================
 
-Samples run one after another in one simulation. Before each sample every membrane is set to
+Samples run one after another in one simulation, ``instances`` at a time (setting
+``instances``: that many copies of the network in the kernel, each showing its own samples;
+``run.py --instances`` overrides it). Before each sample every membrane is set to
 its start (v_init; NEST's V_m, which PyNN's initialize cannot set on NEST 3) and the input
 currents are changed; after it the membranes are pushed far below threshold and a short flush
 lets spikes in flight arrive outside the counting window.
@@ -45,7 +47,8 @@ import numpy as np
 
 from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
-from snnc.ir.semantics.connectivity import connections
+from snnc.ir.options import TargetSpec
+from snnc.ir.semantics.connectivity import connections, synapse_count
 from snnc.targets.base import RunRequest, Target, TargetError, run_script
 from snnc.targets.latency import delay_steps, starts
 from snnc.targets.network_json import describe_network, write_network
@@ -75,17 +78,41 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         }
 
     def projection(proj: str, pre: int, post: int, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-        c = connections(graph, proj)
-        arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
         p = graph.op(proj)
         delay = delay_steps(graph, proj, start) * dt  # NEST's delay: at least one step
-        return {"id": proj, "pre": pre, "post": post, "receptor": p.receptor, "delay": delay, "connections": key}
+        entry = {"id": proj, "pre": pre, "post": post, "receptor": p.receptor, "delay": delay}
+        return entry | stored(graph, proj, key, arrays)
 
     return describe_network(graph, "NEST", population, projection, np.float64)
 
 
+def stored(graph: Graph, proj: str, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How network.json keeps a projection's synapses (``snnc_runtime.stored_connections`` spells
+    them out): a convolution as its float32 kernel and window, a pool as its scale and window,
+    anything else as an int32 (pre, post) list with float32 weights."""
+    op = graph.op(proj)
+    (pre,) = graph.inputs(proj)
+    window = {"pre_shape": list(graph.shape(pre)), "post_shape": list(graph.shape(proj))}
+    window |= {"strides": list(op.strides), "pads": list(op.pads)}
+    if op.connectivity == "conv":
+        arrays[key] = graph.tensor(op.weight).astype(np.float32)
+        return {"kind": "conv", "kernel": key, "dilations": list(op.dilations), "groups": op.groups, **window}
+    if op.connectivity == "pool":
+        return {"kind": "pool", "scale": op.scale, "kernel_size": list(op.kernel), **window}
+    c = connections(graph, proj)
+    arrays[f"{key}_indices"] = np.stack([c.pre, c.post], axis=1).astype(np.int32)
+    arrays[f"{key}_weights"] = c.weight
+    return {"kind": "list", "indices": f"{key}_indices", "weights": f"{key}_weights"}
+
+
 class NestTarget(Target):
     spec = SPEC
+
+    def configure(self, spec: TargetSpec) -> TargetSpec:
+        """Refuse instances=auto: a NEST kernel has no machine limit to fill."""
+        if not spec.options.instances.isdigit():
+            raise TargetError(f"instances={spec.options.instances}: NEST's parallel instances need a number")
+        return spec
 
     def emit(self, graph: Graph, out: Path, manifest: dict[str, Any]) -> None:
         dt = graph_number(graph, "dt")
@@ -97,8 +124,9 @@ class NestTarget(Target):
             if op.reset == "subtract" and op.tau_refrac > 0:  # eprop_iaf's t_ref blocks spikes, not input
                 raise TargetError(f"%{node}: reset by subtraction on NEST (eprop_iaf) takes tau_refrac = 0")
         network, arrays = describe(graph)
+        network["instances"] = int(self.spec.options.instances)
         context = write_network(out, network, arrays, manifest)
-        context["synapses"] = sum(len(a) for k, a in arrays.items() if k.startswith("proj"))
+        context["synapses"] = sum(synapse_count(graph, p) for p in graph.ops_of("snn.projection"))
         copy_run_script("nest", out)
         render("nest", "README.md.j2", out / "README.md", context)
 

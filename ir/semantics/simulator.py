@@ -885,13 +885,10 @@ def _update_block(cell: _Neurons, u, const, inputs: list, ref, out, t0: int, tim
     threads) when it is installed: :meth:`_Neurons.update_torch`, the same float operations.
     Torch tensors on a device step there, the whole population at once."""
     host = isinstance(u, np.ndarray)
-    if host:
-        counts = out[0] if len(out) == 1 else np.empty(len(u), np.float32)
-        torch = _torch() if ref is None and len(u) >= _TORCH_CHUNK else None
-    else:
-        counts, torch = out[0] if len(out) == 1 else out.new_empty(len(u)), _torch()
+    torch = _torch() if not host or (ref is None and len(u) >= _TORCH_CHUNK) else None
     width = len(u) if not host else _CHUNK if torch is None else _TORCH_CHUNK
-    if host and torch is not None:
+    counts = out[0] if len(out) == 1 else np.empty(len(u), np.float32) if host else out.new_empty(len(u))
+    if host and torch is not None:  # numpy arrays stepped in torch's threads
         arrays = (u, const, out, trace, counts, *(i for _, i in inputs))
         u, const, out, trace, counts, *rest = (None if a is None else torch.from_numpy(a) for a in arrays)
         inputs = [(d, i) for (d, _), i in zip(inputs, rest, strict=True)]

@@ -377,7 +377,8 @@ def _device(device: Optional[str], stepwise: bool) -> Optional[str]:
 @contextlib.contextmanager
 def _exact_floats(device: Optional[str]):
     """float32 products and convolutions without TF32 and deterministic cuDNN algorithms on a
-    CUDA device (the same run gives the same floats); nothing to set elsewhere."""
+    CUDA device (the same run gives the same floats), and its memory running out said in one
+    line; nothing to set elsewhere."""
     torch = _torch() if device is not None else None
     if torch is None or torch.device(device).type != "cuda":
         yield
@@ -387,6 +388,10 @@ def _exact_floats(device: Optional[str]):
     try:
         with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
             yield
+    except torch.cuda.OutOfMemoryError:
+        raise SimulationError(
+            f"device {device!r} ran out of memory: simulate fewer samples at once (batch_size)"
+        ) from None
     finally:
         torch.backends.cuda.matmul.allow_tf32 = matmul
 

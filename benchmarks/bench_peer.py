@@ -9,7 +9,8 @@ RateCodingRecipe, 99.9th-percentile scaling, IF neurons with reset by subtractio
 every step) and by snnc (target sim with its defaults) with the same calibration images, on the
 first test images. Side by side, in one run:
 
-- accuracy at T = 8, 16, 32, 64, 100 (and the ANN's);
+- accuracy at T = 8, 16, 32, 64, 100 (and the ANN's), with the images only one tool gets right
+  and the exact McNemar test's p-value of the difference;
 - throughput (samples/s) at T = 32 and 100, at each tool's default batch and at its best batch
   (the fastest of a small sweep), medians of ``--reps`` interleaved runs;
 - the GEMM bound: this machine's float32 matrix-product rate (torch) against the network's
@@ -158,13 +159,27 @@ def accuracy(name: str, net: torch.nn.Module, calib: np.ndarray, x: np.ndarray, 
             "ann": ann,
             "snnc": float(np.mean(result.predictions == y)),
             "spikingjelly": float(np.mean(sj[t] == y)),
+            **paired(result.predictions == y, sj[t] == y),
         }
         rows.append(row)
         print(
-            f"{name} T={t:<3} accuracy  ANN {ann:.4f}  snnc {row['snnc']:.4f}  SpikingJelly {row['spikingjelly']:.4f}",
+            f"{name} T={t:<3} accuracy  ANN {ann:.4f}  snnc {row['snnc']:.4f}  SpikingJelly {row['spikingjelly']:.4f}"
+            f"  (right only in snnc {row['snnc_only']}, only in SJ {row['spikingjelly_only']}, McNemar p "
+            f"{row['mcnemar_p']:.2f})",
             flush=True,
         )
     return rows
+
+
+def paired(snnc_right: np.ndarray, sj_right: np.ndarray) -> dict:
+    """The images only one tool classifies right, and the exact McNemar test's two-sided p-value
+    of the difference (a binomial test on those images): how far the two accuracies are apart
+    beyond the luck of which images sit on a decision boundary."""
+    from scipy.stats import binomtest
+
+    a, b = int(np.sum(snnc_right & ~sj_right)), int(np.sum(sj_right & ~snnc_right))
+    p = binomtest(a, a + b, 0.5).pvalue if a + b else 1.0
+    return {"snnc_only": a, "spikingjelly_only": b, "mcnemar_p": float(p)}
 
 
 def throughput(name: str, net: torch.nn.Module, calib: np.ndarray, x: np.ndarray, reps: int, gemm: float) -> list[dict]:

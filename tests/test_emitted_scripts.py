@@ -254,3 +254,16 @@ def test_nest_run_checks_refuse_a_tampered_window(edit, message: str) -> None:
     edit(entry)
     with pytest.raises(SystemExit, match=message):
         runtime.stored_connections(arrays, entry, {"size": 288}, {"size": 192}, "projections[0]")
+
+
+def test_nest_run_refuses_more_copies_than_the_limits_hold(mlp, tmp_path: Path, monkeypatch) -> None:
+    """--instances multiplies neurons and synapses: checked before NEST builds anything."""
+    out = _nest_out(mlp, tmp_path)
+    network = runtime.read_json(out / "network.json")
+    arrays = runtime.read_npz(out / "weights.npz")
+    run_nest.check_network(network, arrays)
+    synapses = sum(len(arrays[f"projections/{j}"]) for j in range(len(network["projections"])))
+    monkeypatch.setattr(runtime, "MAX_SYNAPSES", 3 * synapses)
+    assert run_nest.copies(network, arrays, 3) == 3
+    with pytest.raises(SystemExit, match="--instances: 4 copies make"):
+        run_nest.copies(network, arrays, 4)

@@ -431,6 +431,20 @@ def simulate(
     return readout, totals, build_time, run_time
 
 
+def copies(network: dict, arrays: dict, instances: int) -> int:
+    """``instances``, once the neurons and synapses of that many copies are known to fit the
+    run-time limits (checked before NEST builds anything)."""
+    neurons = sum(cell["size"] for cell in network["cells"]) * instances
+    synapses = sum(len(arrays[f"projections/{j}"]) for j in range(len(network["projections"]))) * instances
+    if neurons > runtime.MAX_NEURONS or synapses > runtime.MAX_SYNAPSES:
+        raise runtime.Invalid(
+            "--instances",
+            f"{instances} copies make {neurons:,} neurons and {synapses:,} synapses (at most "
+            f"{runtime.MAX_NEURONS:,} and {runtime.MAX_SYNAPSES:,})",
+        )
+    return instances
+
+
 def inputs_over_time(network: dict, x: np.ndarray, args: argparse.Namespace) -> Optional[np.ndarray]:
     """For samples over time, the source's spike counts (N, T, inputs), which set the window (T
     steps); None for samples of one presentation. Exits with one line where they cannot run."""
@@ -448,7 +462,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     shown = inputs_over_time(network, x, args)
     if shown is not None:
         duration = shown.shape[1] * network["dt"]
-    instances = min(args.instances or network.get("instances", 1), len(x))
+    instances = copies(network, arrays, min(args.instances or network.get("instances", 1), len(x)))
     readout, totals, build_time, run_time = simulate(
         network, arrays, x if shown is None else shown, duration, args.seed, args.threads, instances
     )

@@ -78,3 +78,15 @@ def test_device_choice() -> None:
     with pytest.raises(SimulationError, match="back to back"):
         simulate(g, x, device="cpu")
     assert simulate(g, x, device="auto").extra["device"] == "host"
+
+
+def test_the_default_batch_on_a_device_shrinks_for_large_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snnc.ir.semantics import simulator
+
+    g = mlp(0.0)
+    net = simulator._Network(g, "cpu")
+    assert simulator._device_batch(net) == simulator._DEVICE_BATCH  # 53 neurons a sample, the source's too
+    monkeypatch.setattr(simulator, "_DEVICE_NEURONS", 53 * 10)
+    assert simulator._device_batch(net) == 10
+    x = np.random.default_rng(0).random((25, 12), dtype=np.float32)
+    assert np.array_equal(simulate(g, x, device="cpu").counts["r"], simulate(g, x).counts["r"])

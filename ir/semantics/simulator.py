@@ -306,7 +306,8 @@ def simulate(
     device ("cuda", "cuda:1", "cpu") runs the time-batched path in torch tensors there (float32,
     TF32 off, cuDNN deterministic); "auto" takes "cuda" when torch sees a GPU and the samples do
     not run back to back, None otherwise. ``batch_size`` defaults to 256 in host memory and
-    4096 on a device. ``extra["device"]`` says where it ran.
+    4096 on a device (fewer where 4096 samples would hold over 2**28 neurons). ``extra["device"]``
+    says where it ran.
     """
     if method not in ("auto", "layers", "steps"):
         raise SimulationError(f"method {method!r}: expected auto, layers or steps")
@@ -324,8 +325,8 @@ def simulate(
     n_chains = min(len(x), chains or int(graph_number(graph, "instances", 1))) or 1
     back_to_back = "pause" in graph.attrs and (n_chains < len(x) or method == "steps")
     device = _device(device, back_to_back or method == "steps")
-    batch_size = batch_size or (256 if device is None else _DEVICE_BATCH)
     net = _Network(graph, device)
+    batch_size = batch_size or (256 if device is None else _device_batch(net))
     _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
     if "pause" in graph.attrs and not back_to_back:  # every chain shows one sample, from the reset network
         batch_size = max(len(x), 1)  # one batch: the same draws as one wave of the chains
@@ -352,7 +353,14 @@ def simulate(
     return SimResult(counts, first.argmax(axis=1), spikes, steps, net.dt, over_time, neurons, where)
 
 
-_DEVICE_BATCH = 4096  # samples per batch on a device (a GPU wants many rows per product)
+_DEVICE_BATCH = 4096  # samples per batch on a device (a GPU wants many rows per product)...
+_DEVICE_NEURONS = 1 << 28  # ...unless their neurons would pass this (1 GB of each per-neuron array)
+
+
+def _device_batch(net: _Network) -> int:
+    """The default batch on a device: ``_DEVICE_BATCH`` samples, fewer for large networks."""
+    per_sample = sum(net.size[n] for n in net.nodes)
+    return max(1, min(_DEVICE_BATCH, _DEVICE_NEURONS // per_sample))
 
 
 def _device(device: Optional[str], stepwise: bool) -> Optional[str]:
@@ -390,7 +398,7 @@ def _exact_floats(device: Optional[str]):
             yield
     except torch.cuda.OutOfMemoryError:
         raise SimulationError(
-            f"device {device!r} ran out of memory: simulate fewer samples at once (batch_size)"
+            f"device {device!r} ran out of memory: simulate fewer samples at once (batch_size), or in host memory"
         ) from None
     finally:
         torch.backends.cuda.matmul.allow_tf32 = matmul

@@ -324,7 +324,7 @@ def simulate(
     flags = (record_over_time, timed is not None, record_neurons)
     n_chains = min(len(x), chains or int(graph_number(graph, "instances", 1))) or 1
     back_to_back = "pause" in graph.attrs and (n_chains < len(x) or method == "steps")
-    device = _device(device, back_to_back or method == "steps")
+    device = resolve_device(device, back_to_back or method == "steps")
     net = _Network(graph, device)
     batch_size = batch_size or (256 if device is None else _device_batch(net))
     _check_state(net, len(x), min(len(x), batch_size), steps if record_over_time else 0)
@@ -363,13 +363,17 @@ def _device_batch(net: _Network) -> int:
     return max(1, min(_DEVICE_BATCH, _DEVICE_NEURONS // per_sample))
 
 
-def _device(device: Optional[str], stepwise: bool) -> Optional[str]:
-    """The torch device ``simulate`` runs on for its ``device`` argument; None: host memory."""
+def resolve_device(device: Optional[str], stepwise: bool = False) -> Optional[str]:
+    """The torch device ``simulate`` runs on for its ``device`` argument; None: host memory.
+    ``stepwise``: the samples run back to back or step by step (host memory only). Resolving it
+    first keeps torch's import (~1 s) and CUDA's start out of a timed simulation."""
     if device is None:
         return None
     torch = _torch()
     if device == "auto":
-        return "cuda" if torch is not None and not stepwise and torch.cuda.is_available() else None
+        if torch is None or stepwise or not torch.cuda.is_available():
+            return None
+        device = "cuda"
     if torch is None:
         raise SimulationError(f"device {device!r}: torch is not installed (pip install torch)")
     if stepwise:
@@ -379,7 +383,7 @@ def _device(device: Optional[str], stepwise: bool) -> Optional[str]:
         torch.empty(0, device=where)
     except (RuntimeError, AssertionError) as e:
         raise SimulationError(f"device {device!r}: {str(e).splitlines()[0] if str(e) else 'not available'}") from None
-    return device
+    return device  # its context started (torch.empty) before anything is timed
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import numpy as np
 
 from snnc.ir import Graph, graph_number, load
 from snnc.ir.runtime import load_data, to_model_layout
-from snnc.ir.semantics.simulator import simulate
+from snnc.ir.semantics.simulator import resolve_device, simulate
 from snnc.targets.base import RunRequest, Target
 from snnc.targets.templates import copy_run_script, render
 
@@ -43,8 +43,8 @@ class SimTarget(Target):
             if key in graph.attrs:
                 graph_number(graph, key)
         x = to_model_layout(x, graph.shape(graph.ops_of("snn.source")[0]), graph.attrs.get("input_layout"))
+        device = None if request.device == "host" else resolve_device(request.device, "pause" in graph.attrs)
         start = time.perf_counter()
-        device = None if request.device == "host" else request.device
         result = simulate(
             graph, x, seed=request.seed, record_over_time=True, record_neurons=True, progress=True, device=device
         )

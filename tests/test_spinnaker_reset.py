@@ -171,3 +171,26 @@ def test_calibration_keeps_to_its_work_budget(model: Path) -> None:
     budget = f"{5.5 * per_sample:.6g}"
     some = _compile(model, x, head + REMEDY + f"fit-reset=true,bias=false,samples=16,max-work={budget}}}" + rest)
     assert any("5 of 16 calibration samples" in d.message for d in some.diagnostics)
+
+
+def test_a_level_is_calibrated_on_the_part_it_reads(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each level simulates only what it depends on (nothing downstream reaches back): the values
+    of simulating the whole network every time, with fewer populations simulated."""
+    from snnc.passes import calibrate
+
+    x = np.random.default_rng(8).random((8, *SHAPE), dtype=np.float32)
+    remedy = ",calibrate-bias{fit-reset=true,samples=8,chains=8}"
+    head, _, tail = SPEC.pipeline.partition(REMEDY)
+    pipeline = head + remedy + tail.partition("}")[2]
+    sizes = []
+    monkeypatch.setattr(calibrate, "simulate", lambda g, *a, **k: (sizes.append(len(g)), simulate(g, *a, **k))[1])
+    part = _compile(model, x, pipeline)
+    monkeypatch.setattr(calibrate, "_upstream", lambda graph, level: graph)
+    whole = _compile(model, x, pipeline)
+    monkeypatch.undo()
+    assert min(sizes[: len(sizes) // 2]) < max(sizes)  # the first levels simulated a part
+    for pop in part.graph.ops_of("snn.population"):
+        a, b = part.graph.op(pop), whole.graph.op(pop)
+        assert a.v_reset == b.v_reset, pop
+        if a.i_offset is not None:
+            assert np.array_equal(part.graph.tensor(a.i_offset), whole.graph.tensor(b.i_offset)), pop

@@ -13,8 +13,9 @@ of a flat layer), times the threshold, to its ``i_offset``. A membrane readout d
 is left alone. It needs the graph as a target runs it (after bias-to-current), and costs one
 simulation per level of populations (populations at the same depth from the source, such as the
 core-sized parts split-populations makes of one layer, cannot affect each other: one simulation
-serves them all, with the result of one per population); the pass reports the calibration
-accuracy before and after.
+serves them all, with the result of one per population), of the part of the network that
+level depends on (what lies downstream cannot reach back); with labelled calibration data the
+pass reports the calibration accuracy before and after (two more simulations).
 
 ``fit-reset=true`` first fits, for each population that resets to ``v_reset`` (reset=zero, as
 SpiNNaker's IF cells), the charge lost at each reset: a hard reset throws away the overshoot
@@ -28,7 +29,8 @@ parallel back-to-back sequences for graphs whose samples run back to back (``pau
 the graph's ``instances``.
 
 The simulations' cost is bounded before any runs: ``max-work`` synaptic operations (every
-synapse of every projection once per step, per sample, per simulation; the default 2e11 takes
+synapse of every projection once per step, per sample, per simulation, counted as if each
+simulated the whole network; the default 2e11 takes
 the example networks' 16 samples at 200 steps, 2 to 15 s of `sim` on two cores, and one sample
 of ResNet-18 on CIFAR-size input). Fewer samples are used where the budget needs it (the pass
 says how many); where a single sample exceeds it, the pass changes nothing and warns with the
@@ -43,6 +45,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from snnc.ir import Graph, graph_number
+from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import synapse_bound
 from snnc.ir.semantics.rates import membrane_populations, rates
 from snnc.ir.semantics.simulator import simulate
@@ -92,12 +95,13 @@ class CalibrateBias(Pass):
             x = x[:affordable]
         target = rates(graph, x)
         duration = graph_number(graph, "presentation_time")
-        before = self._simulate(graph, x).predictions
+        labelled = ctx.calibration_labels is not None  # then the accuracy before and after is reported
+        before = self._simulate(graph, x).predictions if labelled else None
         shifted, resets = [], []
         for level in levels:
             fitted = [p for p in level if self._fits(graph, p)]
             if fitted:
-                observed = self._rates(graph, x, duration)
+                observed = self._rates(_upstream(graph, level), x, duration)
                 for pop in fitted:
                     op = graph.op(pop)
                     v_reset = _fitted_reset(target[pop], observed[pop], op, self.max_reset)
@@ -105,7 +109,7 @@ class CalibrateBias(Pass):
                     resets.append(f"%{pop} {v_reset / op.v_threshold:.3g}")
             if not self.bias:
                 continue
-            observed = self._rates(graph, x, duration)
+            observed = self._rates(_upstream(graph, level), x, duration)
             for pop in level:
                 error = _channel_means(target[pop] - observed[pop], graph.shape(pop))
                 op = graph.op(pop)
@@ -113,7 +117,6 @@ class CalibrateBias(Pass):
                 ref = graph.add_tensor(f"{pop}.i_offset", (current + error * op.v_threshold).astype(np.float32))
                 graph.set_op(pop, replace(op, i_offset=ref))
                 shifted.append(f"%{pop} {float(np.abs(error).mean()):.3g}")
-        after = self._simulate(graph, x).predictions
         message = "; ".join(
             text
             for text in (
@@ -122,8 +125,8 @@ class CalibrateBias(Pass):
             )
             if text
         )
-        if ctx.calibration_labels is not None:
-            y = ctx.calibration_labels[: len(x)]
+        if labelled:
+            y, after = ctx.calibration_labels[: len(x)], self._simulate(graph, x).predictions
             message += f"; accuracy {np.mean(before == y):.2%} -> {np.mean(after == y):.2%} on {len(x)} samples"
         ctx.info(message or "nothing to calibrate")
         return graph
@@ -155,7 +158,7 @@ class CalibrateBias(Pass):
         synapses x steps (presentation, and the pause where fewer chains than samples run them back
         to back) x simulations (before, after, per level of ``levels`` one to fit, one to shift)."""
         fits = sum(any(self._fits(graph, p) for p in level) for level in levels)
-        simulations = 2 + fits + (len(levels) if self.bias else 0)
+        simulations = 2 + fits + (len(levels) if self.bias else 0)  # at most: a level simulates what it reads
         chains = self.chains or int(graph_number(graph, "instances", 1))
         pause = graph_number(graph, "pause", 0.0) if chains < samples else 0.0
         time = graph_number(graph, "presentation_time") + pause
@@ -171,6 +174,15 @@ class CalibrateBias(Pass):
         """Spikes per ms of every neuron of every population on every sample of ``x``."""
         counts = self._simulate(graph, x, record_neurons=True).neuron_counts
         return {pop: c / np.float32(duration) for pop, c in counts.items()}
+
+
+def _upstream(graph: Graph, level: list[str]) -> Graph:
+    """The part of ``graph`` that ``level``'s populations depend on, each of them read out: it
+    spikes as in the whole graph (nothing downstream reaches back), at a fraction of its work."""
+    part = graph.copy()
+    part.outputs = [part.add(part.unique_id(f"{pop}_counted"), ir.Readout(), [pop]) for pop in level]
+    part.remove_dead()
+    return part
 
 
 def _fitted_reset(target: np.ndarray, observed: np.ndarray, op, max_reset: float) -> float:

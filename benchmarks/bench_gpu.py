@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_peer import DATA, machine_info, sj_convert, snnc_graph, synaptic_macs, timed, torch_model
+from bench_peer import DATA, machine_info, sj_convert, sj_run, snnc_graph, synaptic_macs, timed, torch_model
 
 from snnc.ir import load, save
 from snnc.ir.semantics.simulator import simulate
@@ -56,17 +56,9 @@ def prepare(folder: Path) -> None:
 
 
 def sj_predict(snn: torch.nn.Module, x: np.ndarray, steps: int, batch: int, device: str) -> np.ndarray:
-    """SpikingJelly's predictions (outputs summed over ``steps``) with the network on ``device``."""
-    from spikingjelly.activation_based import functional
-
-    preds = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            functional.reset_net(snn)
-            b = torch.from_numpy(x[i : i + batch]).to(device)
-            out = sum(snn(b) for _ in range(steps))
-            preds.append(out.argmax(1).cpu().numpy())
-    return np.concatenate(preds)
+    """SpikingJelly's predictions after ``steps`` steps on ``device`` (bench_peer's run; reading
+    them back waits for the GPU, so a timed call covers its work)."""
+    return sj_run(snn, x, steps, batch, (steps,), device)[steps]
 
 
 def gemm_on(device: str, size: int = 8192, reps: int = 10) -> float:

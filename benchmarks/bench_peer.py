@@ -79,22 +79,23 @@ def sj_convert(net: torch.nn.Module, calib: np.ndarray) -> torch.nn.Module:
 
 
 def sj_run(
-    snn: torch.nn.Module, x: np.ndarray, steps: int, batch: int, at: tuple[int, ...] = ()
+    snn: torch.nn.Module, x: np.ndarray, steps: int, batch: int, at: tuple[int, ...] = (), device: str = "cpu"
 ) -> dict[int, np.ndarray]:
-    """Predictions after each step count in ``at`` (outputs summed over the steps so far)."""
+    """Predictions after each step count in ``at`` (outputs summed over the steps so far), with
+    the network and the samples on ``device``."""
     from spikingjelly.activation_based import functional
 
     preds: dict[int, list] = {t: [] for t in at}
     with torch.no_grad():
         for i in range(0, len(x), batch):
             functional.reset_net(snn)
-            b = torch.from_numpy(x[i : i + batch])
+            b = torch.from_numpy(x[i : i + batch]).to(device)
             out = None
             for t in range(1, steps + 1):
                 y = snn(b)
                 out = y if out is None else out + y
                 if t in preds:
-                    preds[t].append(out.argmax(1).numpy())
+                    preds[t].append(out.argmax(1).cpu().numpy())
     return {t: np.concatenate(p) for t, p in preds.items()}
 
 

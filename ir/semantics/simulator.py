@@ -302,7 +302,7 @@ def simulate(
     same float operations per neuron; only the matrix products and convolutions see more rows
     at once in "layers".
 
-    ``device``: None runs in host memory (numpy, large populations in torch's threads); a torch
+    ``device``: None (or "host") runs in host memory (numpy, large populations in torch's threads); a torch
     device ("cuda", "cuda:1", "cpu") runs the time-batched path in torch tensors there (float32,
     TF32 off, cuDNN deterministic); "auto" takes "cuda" when torch sees a GPU and the samples do
     not run back to back, None otherwise. ``batch_size`` defaults to 256 in host memory and
@@ -364,10 +364,11 @@ def _device_batch(net: _Network) -> int:
 
 
 def resolve_device(device: Optional[str], stepwise: bool = False) -> Optional[str]:
-    """The torch device ``simulate`` runs on for its ``device`` argument; None: host memory.
-    ``stepwise``: the samples run back to back or step by step (host memory only). Resolving it
-    first keeps torch's import (~1 s) and CUDA's start out of a timed simulation."""
-    if device is None:
+    """The torch device ``simulate`` runs on for its ``device`` argument; None: host memory
+    (also for "host"). ``stepwise``: the samples run back to back or step by step (host memory
+    only). Resolving it first keeps torch's import (~1 s) and CUDA's start out of a timed
+    simulation."""
+    if device is None or device == "host":
         return None
     torch = _torch()
     if device == "auto":

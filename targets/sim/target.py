@@ -43,7 +43,7 @@ class SimTarget(Target):
             if key in graph.attrs:
                 graph_number(graph, key)
         x = to_model_layout(x, graph.shape(graph.ops_of("snn.source")[0]), graph.attrs.get("input_layout"))
-        device = None if request.device == "host" else resolve_device(request.device, "pause" in graph.attrs)
+        device = resolve_device(request.device, "pause" in graph.attrs)
         start = time.perf_counter()
         result = simulate(
             graph, x, seed=request.seed, record_over_time=True, record_neurons=True, progress=True, device=device

@@ -58,12 +58,17 @@ SJ_BATCH, SNNC_BATCH = 250, 256  # the defaults: this script's for SpikingJelly,
 BATCHES = (64, 256, 1000)  # the sweep for the best batch
 
 
-def torch_model(name: str) -> torch.nn.Module:
-    """The example network as PyTorch built it, with the exported weights (same parameter names)."""
+def train_module():
+    """examples/fashion_mnist/train.py as a module: the networks, their training and export."""
     spec = importlib.util.spec_from_file_location("fashion_mnist_train", EXAMPLES / "train.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    net = getattr(module, name)()
+    return module
+
+
+def torch_model(name: str) -> torch.nn.Module:
+    """The example network as PyTorch built it, with the exported weights (same parameter names)."""
+    net = getattr(train_module(), name)()
     initializers = onnx.load(EXAMPLES / f"{name}.onnx").graph.initializer
     net.load_state_dict({i.name: torch.tensor(numpy_helper.to_array(i)) for i in initializers})
     return net.eval()
@@ -99,10 +104,12 @@ def sj_run(
     return {t: np.concatenate(p) for t, p in preds.items()}
 
 
-def snnc_graph(name: str, calib: np.ndarray, steps: int, **settings: str):
-    """snnc's sim network with its defaults (and ``settings``), presented for ``steps`` steps."""
+def snnc_graph(model: str | Path, calib: np.ndarray, steps: int, **settings: str):
+    """snnc's sim network of ``model`` (an example's name or an ONNX file) with its defaults (and
+    ``settings``), presented for ``steps`` steps."""
     settings = {"presentation-time": str(steps), **settings}
-    return snnc.compile(EXAMPLES / f"{name}.onnx", "sim", calibration=calib, settings=settings).graph
+    source = model if isinstance(model, Path) else EXAMPLES / f"{model}.onnx"
+    return snnc.compile(source, "sim", calibration=calib, settings=settings).graph
 
 
 def timed(run: Callable[[], object]) -> float:
@@ -146,14 +153,18 @@ def executed_macs(graph, steps: int) -> float:
     return total
 
 
-def accuracy(name: str, net: torch.nn.Module, calib: np.ndarray, x: np.ndarray, y: np.ndarray) -> list[dict]:
+def accuracy(
+    name: str, net: torch.nn.Module, calib: np.ndarray, x: np.ndarray, y: np.ndarray, onnx_file: Path | None = None
+) -> list[dict]:
+    """Both tools' accuracy at every T of ACCURACY_STEPS on ``net`` (snnc reads it from
+    ``onnx_file``, by default the example of that name), with the images only one gets right."""
     snn = sj_convert(net, calib)
     sj = sj_run(snn, x, max(ACCURACY_STEPS), SJ_BATCH, ACCURACY_STEPS)
     with torch.no_grad():
         ann = float(np.mean(net(torch.from_numpy(x)).argmax(1).numpy() == y))
     rows = []
     for t in ACCURACY_STEPS:
-        result = simulate(snnc_graph(name, calib, t), x)
+        result = simulate(snnc_graph(onnx_file or name, calib, t), x)
         row = {
             "model": name,
             "steps": t,

@@ -20,6 +20,7 @@ from torch import nn
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "data" / "fashion-mnist"
+EPOCHS = {"mlp": 8, "cnn": 5}
 
 
 def mlp() -> nn.Module:
@@ -49,10 +50,11 @@ def cnn() -> nn.Module:
     )
 
 
-def train(net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> None:
+def train(net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int = 0) -> None:
+    """Adam with a cosine schedule, batches of 128 in an order drawn with ``seed``."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * (len(x) // 128))
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         net.train()
         for idx in torch.randperm(len(x), generator=gen).split(128):
@@ -68,6 +70,20 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((torch.cat([net(b) for b in x.split(1000)]).argmax(1) == y).float().mean())
 
 
+def export(net: nn.Module, sample: torch.Tensor, path: Path) -> None:
+    """Write ``net`` in evaluation mode to ONNX (opset 17, any batch size)."""
+    torch.onnx.export(
+        net.eval(),
+        sample,
+        path,
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+    )
+
+
 def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -75,22 +91,13 @@ def main() -> None:
     x, y = torch.tensor(train_set["x"]), torch.tensor(train_set["y"])
     xt, yt = torch.tensor(test_set["x"]), torch.tensor(test_set["y"])
     metrics = {}
-    for name, make, epochs in (("mlp", mlp, 8), ("cnn", cnn, 5)):
-        net = make()
+    for name, make in (("mlp", mlp), ("cnn", cnn)):
+        net, epochs = make(), EPOCHS[name]
         start = time.perf_counter()
         train(net, x, y, epochs)
         seconds = time.perf_counter() - start
         metrics[name] = {"test_accuracy": accuracy(net, xt, yt), "epochs": epochs, "train_seconds": round(seconds, 1)}
-        torch.onnx.export(
-            net.eval(),
-            x[:1],
-            HERE / f"{name}.onnx",
-            dynamo=False,
-            opset_version=17,
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        )
+        export(net, x[:1], HERE / f"{name}.onnx")
         print(f"{name}: test accuracy {metrics[name]['test_accuracy']:.4f} after {seconds:.0f} s")
     (HERE / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     np.savez(HERE / "calibration.npz", x=train_set["x"][-256:], y=train_set["y"][-256:])

@@ -241,7 +241,7 @@ class _Network:
 
     def __init__(self, graph: Graph, device: Any = None) -> None:
         self.graph = graph
-        self.arrays = _Host() if device is None else _OnDevice(device)
+        self.arrays = _HOST if device is None else _OnDevice(device)
         self.dt = float(graph_number(graph, "dt", 1.0))
         self.nodes = [n for n in graph.topo() if graph.op(n).OPNAME in ("snn.source", "snn.population")]
         self.size = {n: math.prod(graph.shape(n)) for n in self.nodes}
@@ -733,8 +733,11 @@ class _Host:
         else:
             torch.from_numpy(total).add_(torch.from_numpy(counts))
 
-    def source_spikes(self, op: ir.Source, value: np.ndarray, phase: np.ndarray, dt: float, rng) -> np.ndarray:
-        return _source_spikes(op, value, phase, dt, rng)
+    def as_float(self, a: np.ndarray) -> np.ndarray:
+        return a.astype(np.float32)
+
+
+_HOST = _Host()  # stateless: one for every network in host memory
 
 
 class _OnDevice:
@@ -781,16 +784,8 @@ class _OnDevice:
     def add_to(self, total, counts) -> None:
         total.add_(counts)
 
-    def source_spikes(self, op: ir.Source, value, phase, dt: float, rng):
-        if op.encoding == "events":
-            return value
-        p = value * (op.rate_per_ms * dt)
-        if op.encoding == "poisson":
-            return (self.put(rng.random(tuple(value.shape), dtype=np.float32)) < p).float()
-        phase += p
-        fired = (phase >= 1.0).float()
-        phase -= fired
-        return fired
+    def as_float(self, a):
+        return a.float()
 
 
 def _run_layers(net: _Network, x: np.ndarray, steps: int, rng, record: bool, timed: bool, neurons: bool):
@@ -891,7 +886,7 @@ def _source_block(net: _Network, source: str, values, phase, t0: int, t1: int, b
     out = net.arrays.empty((t1 - t0, batch * net.size[source]))
     for k in range(t1 - t0):
         value = values[k * batch : (k + 1) * batch] if timed else values
-        out[k] = net.arrays.source_spikes(op, value, phase, net.dt, rng).reshape(-1)
+        out[k] = _source_spikes(op, value, phase, net.dt, rng, net.arrays).reshape(-1)
     return out
 
 
@@ -943,13 +938,17 @@ def _torch():
     return torch
 
 
-def _source_spikes(op: ir.Source, value: np.ndarray, phase: np.ndarray, dt: float, rng) -> np.ndarray:
+def _source_spikes(op: ir.Source, value, phase, dt: float, rng, arrays: Any = None):
+    """One step's spikes of a spike source from its input ``value``: event counts as given,
+    Poisson draws (from the host's generator, wherever the arrays live) or regular spikes
+    (``phase`` accumulates). ``arrays``: where the arrays live (default host memory)."""
+    arrays = arrays or _HOST
     if op.encoding == "events":
         return value  # spike counts of this step
     p = value * (op.rate_per_ms * dt)
     if op.encoding == "poisson":
-        return (rng.random(value.shape, dtype=np.float32) < p).astype(np.float32)
+        return arrays.as_float(arrays.put(rng.random(tuple(value.shape), dtype=np.float32)) < p)
     phase += p
-    fired = phase >= 1.0
+    fired = arrays.as_float(phase >= 1.0)
     phase -= fired
-    return fired.astype(np.float32)
+    return fired

@@ -10,7 +10,8 @@ every step) and by snnc (target sim with its defaults) with the same calibration
 first test images. Side by side, in one run:
 
 - accuracy at T = 8, 16, 32, 64, 100 (and the ANN's), with the images only one tool gets right
-  and the exact McNemar test's p-value of the difference;
+  and the exact McNemar test's p-value of the difference, and on how many images snnc given
+  SpikingJelly's settings (its scales, neurons starting at 0) predicts what SpikingJelly does;
 - throughput (samples/s) at T = 32 and 100, at each tool's default batch and at its best batch
   (the fastest of a small sweep), medians of ``--reps`` interleaved runs;
 - the GEMM bound: this machine's float32 matrix-product rate (torch) against the network's

@@ -17,6 +17,7 @@ import numpy as np
 
 from snnc.ir import Graph, graph_number, limits, write_npz
 from snnc.ir import ops as ir
+from snnc.ir.semantics.connectivity import connections
 from snnc.targets.base import TargetError, write_network_json
 
 # (node id, op, size, readout mode or None) -> the target's fields of a population cell
@@ -88,3 +89,22 @@ def write_network(out: Path, network: dict[str, Any], arrays: dict[str, np.ndarr
         "presentation_time": network["presentation_time"],
         "neurons": sum(c["size"] for c in network["cells"] if c["kind"] == "population"),
     }
+
+
+def stored(graph: Graph, proj: str, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How network.json keeps a projection's synapses (``snnc_runtime.stored_connections`` spells
+    them out): a convolution as its float32 kernel and window, a pool as its scale and window,
+    anything else as an int32 (pre, post) list with float32 weights."""
+    op = graph.op(proj)
+    (pre,) = graph.inputs(proj)
+    window = {"pre_shape": list(graph.shape(pre)), "post_shape": list(graph.shape(proj))}
+    window |= {"strides": list(op.strides), "pads": list(op.pads)}
+    if op.connectivity == "conv":
+        arrays[key] = graph.tensor(op.weight).astype(np.float32)
+        return {"kind": "conv", "kernel": key, "dilations": list(op.dilations), "groups": op.groups, **window}
+    if op.connectivity == "pool":
+        return {"kind": "pool", "scale": op.scale, "kernel_size": list(op.kernel), **window}
+    c = connections(graph, proj)
+    arrays[f"{key}_indices"] = np.stack([c.pre, c.post], axis=1).astype(np.int32)
+    arrays[f"{key}_weights"] = c.weight
+    return {"kind": "list", "indices": f"{key}_indices", "weights": f"{key}_weights"}

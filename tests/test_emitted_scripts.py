@@ -219,7 +219,7 @@ def test_nest_keeps_kernels_and_its_script_spells_out_what_snnc_would() -> None:
     """network.json holds a convolution as its kernel and a pool as its window (float32 and int32
     arrays otherwise); the run script's spelled-out synapses equal snnc's connection lists."""
     from snnc.ir.semantics.connectivity import connections, synapse_count
-    from snnc.targets.nest.target import stored
+    from snnc.targets.network_json import stored
 
     g = _windowed_graph()
     size = {n: int(np.prod(g.shape(n))) for n in ("src", "a", "b", "o")}
@@ -247,7 +247,7 @@ def test_nest_keeps_kernels_and_its_script_spells_out_what_snnc_would() -> None:
     ],
 )
 def test_nest_run_checks_refuse_a_tampered_window(edit, message: str) -> None:
-    from snnc.targets.nest.target import stored
+    from snnc.targets.network_json import stored
 
     arrays: dict = {}
     entry = stored(_windowed_graph(), "c", "proj0", arrays)

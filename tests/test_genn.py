@@ -169,6 +169,7 @@ def test_settings_genn_cannot_take_are_refused_at_compile_time(models, tmp_path:
         (lambda n: n["projections"][1].update(delay_steps=0), r"projections\[1\].delay_steps"),
         (lambda n: n["projections"][1].update(matrix="PROCEDURAL"), r"matrix: must be one of"),
         (lambda n: n["projections"][1].update(reason="x\n" * 3), r"reason: must be a line"),
+        (lambda n: n["projections"][1].update(kind="pickle"), r"projections\[1\].kind: must be one of"),
         (lambda n: n["cells"][1].update(decay=2.0), r"cells\[1\].decay: 2.0 is outside"),
         (lambda n: n["cells"][2].update(refrac_steps=-1), r"cells\[2\].refrac_steps"),
         (lambda n: n["cells"][0].update(encoding="spikes"), r"encoding: must be one of"),

@@ -72,7 +72,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def check_network(network: Any, arrays: dict) -> None:
-    """network.json and weights.npz of the genn target (see targets/genn/target.py)."""
+    """network.json and weights.npz of the genn target (see targets/genn/target.py). Each
+    projection other than a TOEPLITZ kernel is checked and spelled out into
+    ``arrays["projections/J"]`` (no key of weights.npz holds a slash)."""
     cells = runtime.check_cells(network)
     runtime.integer(network, "batch_size", "network.json", 1, MAX_BATCH)
     runtime.choice(network, "backend", "network.json", BACKENDS)
@@ -103,7 +105,7 @@ def check_network(network: Any, arrays: dict) -> None:
         if kind == "TOEPLITZ":
             check_conv2d(proj, pre, post, arrays, where)
             continue
-        runtime.connection_list(arrays, proj, pre, post, where)
+        arrays[f"projections/{j}"] = runtime.stored_connections(arrays, proj, pre, post, where)
 
 
 def check_conv2d(proj: dict, pre: dict, post: dict, arrays: dict, where: str) -> None:
@@ -221,7 +223,7 @@ class Network:
                 conn = conv2d_synapses(arrays[proj["kernel"]], self.cells[pre]["shape"], self.cells[post]["shape"])
                 proj = {**proj, "matrix": "SPARSE", "reason": f"--conv {args.conv} on {args.backend}"}
             else:
-                conn = arrays[proj["connections"]]
+                conn = arrays[f"projections/{j}"]
             pre_idx, weight = conn[:, 0].astype(np.int64), conn[:, 2].astype(np.float32)
             if gain is not None:
                 weight = weight * np.float32(gain)
@@ -384,16 +386,12 @@ def batch_size(network: dict, args: argparse.Namespace, samples: int) -> int:
 def conv2d_synapses(kernel: np.ndarray, pre_shape: list[int], post_shape: list[int]) -> np.ndarray:
     """The (pre, post, weight) rows, in snnc's neuron order, of the convolution that GeNN's Conv2D
     makes of a (kh, kw, in, out) kernel (stride 1, the same padding on both sides)."""
-    (ic, ih, iw), (oc, oh, ow) = pre_shape, post_shape
+    (_, ih, iw), (_, oh, ow) = pre_shape, post_shape
     kh, kw = kernel.shape[:2]
     pad_h, pad_w = kh - 1 - (ih + kh - 1 - oh) // 2, kw - 1 - (iw + kw - 1 - ow) // 2
-    o, oy, ox, c, ky, kx = np.ix_(*(np.arange(n) for n in (oc, oh, ow, ic, kh, kw)))
-    iy, ix = oy + ky - pad_h, ox + kx - pad_w
-    inside = np.broadcast_to((iy >= 0) & (iy < ih) & (ix >= 0) & (ix < iw), (oc, oh, ow, ic, kh, kw))
-    pre = np.broadcast_to((c * ih + iy) * iw + ix, inside.shape)[inside]
-    post = np.broadcast_to((o * oh + oy) * ow + ox, inside.shape)[inside]
-    weight = np.broadcast_to(kernel.transpose(3, 2, 0, 1)[o, c, ky, kx], inside.shape)[inside]
-    return np.stack([pre, post, weight], axis=1).astype(np.float64)
+    pads = (pad_h, pad_w, pad_h, pad_w)
+    found = runtime.conv_connections(pre_shape, post_shape, kernel.transpose(3, 2, 0, 1), (1, 1), pads, (1, 1), 1)
+    return np.column_stack([found[0], found[1], found[2].astype(np.float64)])
 
 
 def genn_order(shape: list[int]) -> np.ndarray:

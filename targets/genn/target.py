@@ -39,10 +39,10 @@ import numpy as np
 from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
 from snnc.ir.options import TargetSpec
-from snnc.ir.semantics.connectivity import connections, from_current_source
+from snnc.ir.semantics.connectivity import from_current_source, synapse_count
 from snnc.targets.base import RunRequest, Target, TargetError, run_script
 from snnc.targets.latency import delay_steps, starts
-from snnc.targets.network_json import describe_network, write_network
+from snnc.targets.network_json import describe_network, stored, write_network
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
@@ -92,10 +92,8 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
         if kind == "TOEPLITZ":  # the kernel as GeNN indexes it: (kh, kw, in channels, out channels)
             arrays[key] = graph.tensor(p.weight).astype(np.float32).transpose(2, 3, 1, 0)
             entry["kernel"] = key
-        else:
-            c = connections(graph, proj)
-            arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64)], axis=1)
-            entry["connections"] = key
+        else:  # run.py spells it out (a list, or a strided convolution's or a pool's window)
+            entry |= stored(graph, proj, key, arrays)
         return {**entry, "delay_steps": delay_steps(graph, proj, start), "delay": p.delay}
 
     network, arrays = describe_network(graph, "GeNN", population, projection, np.float32)
@@ -116,7 +114,8 @@ class GennTarget(Target):
         network, arrays = describe(graph, self.spec)
         context = write_network(out, network, arrays, manifest)
         context.update({k: network[k] for k in ("batch_size", "backend", "precision")})
-        context["synapses"] = sum(len(a) for k, a in arrays.items() if k.startswith("proj") and a.ndim == 2)
+        toeplitz = {p["id"] for p in network["projections"] if p["matrix"] == "TOEPLITZ"}
+        context["synapses"] = sum(synapse_count(graph, p) for p in graph.ops_of("snn.projection") if p not in toeplitz)
         copy_run_script("genn", out)
         render("genn", "README.md.j2", out / "README.md", context)
 

@@ -48,10 +48,10 @@ import numpy as np
 from snnc.ir import Graph, graph_number
 from snnc.ir import ops as ir
 from snnc.ir.options import TargetSpec
-from snnc.ir.semantics.connectivity import connections, synapse_count
+from snnc.ir.semantics.connectivity import synapse_count
 from snnc.targets.base import RunRequest, Target, TargetError, run_script
 from snnc.targets.latency import delay_steps, starts
-from snnc.targets.network_json import describe_network, write_network
+from snnc.targets.network_json import describe_network, stored, write_network
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import SPEC
@@ -84,25 +84,6 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return entry | stored(graph, proj, key, arrays)
 
     return describe_network(graph, "NEST", population, projection, np.float64)
-
-
-def stored(graph: Graph, proj: str, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """How network.json keeps a projection's synapses (``snnc_runtime.stored_connections`` spells
-    them out): a convolution as its float32 kernel and window, a pool as its scale and window,
-    anything else as an int32 (pre, post) list with float32 weights."""
-    op = graph.op(proj)
-    (pre,) = graph.inputs(proj)
-    window = {"pre_shape": list(graph.shape(pre)), "post_shape": list(graph.shape(proj))}
-    window |= {"strides": list(op.strides), "pads": list(op.pads)}
-    if op.connectivity == "conv":
-        arrays[key] = graph.tensor(op.weight).astype(np.float32)
-        return {"kind": "conv", "kernel": key, "dilations": list(op.dilations), "groups": op.groups, **window}
-    if op.connectivity == "pool":
-        return {"kind": "pool", "scale": op.scale, "kernel_size": list(op.kernel), **window}
-    c = connections(graph, proj)
-    arrays[f"{key}_indices"] = np.stack([c.pre, c.post], axis=1).astype(np.int32)
-    arrays[f"{key}_weights"] = c.weight
-    return {"kind": "list", "indices": f"{key}_indices", "weights": f"{key}_weights"}
 
 
 class NestTarget(Target):

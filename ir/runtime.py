@@ -400,13 +400,14 @@ def index_column(conn: np.ndarray, column: int, size: int, what: str) -> None:
         raise Invalid(what, f"column {column} holds indices outside [0, {size})")
 
 
-def connection_list(arrays: dict, proj: dict, pre: dict, post: dict, where: str) -> np.ndarray:
-    """A projection's ``connections``: an (n, 3) array of (pre index, post index, weight) rows
-    whose indices lie within the two cells."""
-    conn = array(arrays, proj, "connections", where, (None, 3))
-    index_column(conn, 0, pre["size"], f"{where}.connections")
-    index_column(conn, 1, post["size"], f"{where}.connections")
-    return conn
+def synapse_list(arrays: dict, proj: dict, pre: dict, post: dict, where: str) -> np.ndarray:
+    """A projection stored as a list (``indices``: an (n, 2) array of pre and post indices within
+    the two cells; ``weights``: n weights) as (pre, post, weight) float64 rows."""
+    indices = array(arrays, proj, "indices", where, (None, 2))
+    index_column(indices, 0, pre["size"], f"{where}.indices")
+    index_column(indices, 1, post["size"], f"{where}.indices")
+    weights = array(arrays, proj, "weights", where, (len(indices),))
+    return np.column_stack([indices, weights])
 
 
 def windows(
@@ -469,11 +470,7 @@ def stored_connections(arrays: dict, proj: dict, pre: dict, post: dict, where: s
     geometry checked against the two cells before anything is spelled out."""
     kind = choice(proj, "kind", where, ("list", "conv", "pool"))
     if kind == "list":
-        indices = array(arrays, proj, "indices", where, (None, 2))
-        index_column(indices, 0, pre["size"], f"{where}.indices")
-        index_column(indices, 1, post["size"], f"{where}.indices")
-        weights = array(arrays, proj, "weights", where, (len(indices),))
-        return np.column_stack([indices, weights])
+        return synapse_list(arrays, proj, pre, post, where)
     pre_shape, post_shape = (_grid(proj, key, cell, where) for key, cell in (("pre_shape", pre), ("post_shape", post)))
     strides = _pair(proj, "strides", where, 1)
     pads = entries(proj, "pads", where, int, 4)

@@ -83,7 +83,7 @@ def check_network(network: Any, arrays: dict) -> None:
         elif kind == "conv":
             check_conv(proj, pre, post, arrays, where)
         else:
-            runtime.connection_list(arrays, proj, pre, post, where)
+            runtime.synapse_list(arrays, proj, pre, post, where)
 
 
 def conv_output(size: int, kernel: int, stride: int, padding: str) -> int:
@@ -214,9 +214,9 @@ def transform(proj: dict, cells: list, arrays: dict, scale: float) -> Any:
             channels_last=False,
             init=kernel,
         )
-    conn = arrays[proj["connections"]]
-    indices = np.stack([conn[:, 1], conn[:, 0]], axis=1).astype(np.int64)  # (post, pre)
-    return nengo.transforms.Sparse((post["size"], pre["size"]), indices=indices, init=conn[:, 2] * scale)
+    indices = arrays[proj["indices"]][:, ::-1].astype(np.int64)  # (post, pre)
+    weights = arrays[proj["weights"]].astype(np.float64) * scale
+    return nengo.transforms.Sparse((post["size"], pre["size"]), indices=indices, init=weights)
 
 
 def simulate(

@@ -94,8 +94,9 @@ def describe(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays[key] = (conv_kernel(graph, proj) * per_channel).astype(np.float32)
             return {**entry, "kind": "conv", "kernel": key, **conv}
         c = connections(graph, proj)
-        arrays[key] = np.stack([c.pre, c.post, c.weight.astype(np.float64) * per_neuron[c.post]], axis=1)
-        return {**entry, "kind": "sparse", "connections": key}
+        arrays[f"{key}_indices"] = np.stack([c.pre, c.post], axis=1).astype(np.int32)
+        arrays[f"{key}_weights"] = (c.weight * per_neuron[c.post]).astype(np.float32)
+        return {**entry, "kind": "sparse", "indices": f"{key}_indices", "weights": f"{key}_weights"}
 
     network, arrays = describe_network(graph, "Loihi", population, projection, np.float32)
     for cell in network["cells"]:

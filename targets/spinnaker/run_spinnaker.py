@@ -105,9 +105,9 @@ def _check_projection(proj: dict, cells: list, arrays: dict, where: str) -> None
         raise runtime.Invalid(where, f"a {kind} projection joins two grids both split or both stacked")
     if kind == "list":
         receptor = runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory", "mixed"))
-        conn = runtime.connection_list(arrays, proj, pre, post, where)
+        conn = runtime.synapse_list(arrays, proj, pre, post, where)
         if receptor != "mixed" and (conn[:, 2] < 0).any():
-            raise runtime.Invalid(f"{where}.connections", f"negative weights in an {receptor} list")
+            raise runtime.Invalid(f"{where}.weights", f"negative weights in an {receptor} list")
     elif kind == "conv":
         groups = runtime.integer(proj, "groups", where, 1, 1_000_000)
         padding = runtime.entries(proj, "padding", where, int, 2)
@@ -201,7 +201,7 @@ class Instance:
         pre, post = self.pops[proj["pre"]], self.pops[proj["post"]]
         delay = proj["delay"]
         if proj["kind"] == "list":
-            for (i, o, receptor), rows in synapse_lists(arrays[proj["connections"]], proj["receptor"], pre, post):
+            for (i, o, receptor), rows in synapse_lists(stored_rows(arrays, proj), proj["receptor"], pre, post):
                 rows = np.column_stack([rows, np.full(len(rows), delay)])
                 sim.Projection(
                     pre[i],
@@ -238,6 +238,11 @@ class Instance:
             weights = arrays[proj["weights"]]  # (C, W, H, post), or (1, W, C H, post) from a stacked cell
             for c in range(len(pre)):
                 sim.Projection(pre[c], post[0], sim.PoolDenseConnector(weights[c]), sim.PoolDense(delay=delay))
+
+
+def stored_rows(arrays: dict, proj: dict) -> np.ndarray:
+    """A checked list projection's (pre, post, weight) rows from its index pairs and weights."""
+    return np.column_stack([arrays[proj["indices"]], arrays[proj["weights"]].astype(np.float64)])
 
 
 def synapse_lists(conn: np.ndarray, receptor: str, pre: list, post: list) -> list[tuple[tuple, np.ndarray]]:

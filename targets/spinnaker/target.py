@@ -340,18 +340,19 @@ def _native(graph: Graph, proj: str, pre_cell: dict, arrays: dict, key: str) -> 
 
 
 def _list(graph: Graph, proj: str, arrays: dict, key: str, lists: dict) -> dict[str, Any]:
-    """A projection as a synapse list: (pre, post, weight) rows in the cells' C-order numbering,
-    weights as the IR has them (run.py gives each population pair and sign its FromListConnector)."""
+    """A projection as a synapse list: int32 (pre, post) pairs in the cells' C-order numbering and
+    float32 weights as the IR has them (run.py gives each population pair and sign its FromListConnector)."""
     op = graph.op(proj)
     c = lists.pop(proj, None) or connections(graph, proj)
     # Sorted by pre, then post: sPyNNaker 7.4's FromListConnector sizes its synaptic rows by
     # grouping the list without sorting it first, so an unsorted list overstates row lengths.
     order = np.lexsort((c.post, c.pre))
-    weight = c.weight[order].astype(np.float64)
+    weight = c.weight[order].astype(np.float32)
     if op.receptor != "mixed":
         weight = np.abs(weight)
-    arrays[key] = np.stack([c.pre[order], c.post[order], weight], axis=1)
-    return {"kind": "list", "connections": key, "receptor": op.receptor}
+    arrays[f"{key}_indices"] = np.stack([c.pre[order], c.post[order]], axis=1).astype(np.int32)
+    arrays[f"{key}_weights"] = weight
+    return {"kind": "list", "indices": f"{key}_indices", "weights": f"{key}_weights", "receptor": op.receptor}
 
 
 class SpinnakerTarget(Target):

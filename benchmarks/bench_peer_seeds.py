@@ -115,9 +115,9 @@ def summary(name: str, rows: list[dict], images: str) -> list[dict]:
 
 def variant_gains(path: Path, calib: np.ndarray, x: np.ndarray, y: np.ndarray, variants: list[dict]) -> list[dict]:
     """For each T and variant: images right with the variant minus right with the defaults, and
-    the images on which the two disagree."""
+    the images on which the two disagree (nothing to simulate without variants)."""
     rows = []
-    for t in ACCURACY_STEPS:
+    for t in ACCURACY_STEPS if variants else ():
         base = simulate(snnc_graph(path, calib, t), x).predictions == y
         for settings in variants:
             right = simulate(snnc_graph(path, calib, t, **settings), x).predictions == y

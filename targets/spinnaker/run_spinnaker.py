@@ -201,7 +201,9 @@ class Instance:
         pre, post = self.pops[proj["pre"]], self.pops[proj["post"]]
         delay = proj["delay"]
         if proj["kind"] == "list":
-            for (i, o, receptor), rows in synapse_lists(stored_rows(arrays, proj), proj["receptor"], pre, post):
+            for (i, o, receptor), rows in synapse_lists(
+                arrays[proj["indices"]], arrays[proj["weights"]], proj["receptor"], pre, post
+            ):
                 rows = np.column_stack([rows, np.full(len(rows), delay)])
                 sim.Projection(
                     pre[i],
@@ -240,27 +242,24 @@ class Instance:
                 sim.Projection(pre[c], post[0], sim.PoolDenseConnector(weights[c]), sim.PoolDense(delay=delay))
 
 
-def stored_rows(arrays: dict, proj: dict) -> np.ndarray:
-    """A checked list projection's (pre, post, weight) rows from its index pairs and weights."""
-    return np.column_stack([arrays[proj["indices"]], arrays[proj["weights"]].astype(np.float64)])
-
-
-def synapse_lists(conn: np.ndarray, receptor: str, pre: list, post: list) -> list[tuple[tuple, np.ndarray]]:
-    """A list projection's (pre index, post index, weight) rows over whole cells, split into one
-    list per (pre population, post population, receptor) with indices within those populations
-    (a split grid cell is one population per channel, each numbered in raster order; a stacked one
-    a single population in the cell's order) and weights >= 0.
-    The rows keep their order (sorted by pre, then post)."""
+def synapse_lists(
+    indices: np.ndarray, weights: np.ndarray, receptor: str, pre: list, post: list
+) -> list[tuple[tuple, np.ndarray]]:
+    """A list projection's synapses over whole cells ((pre index, post index) pairs and their
+    weights), split into (pre index, post index, weight) rows, one list per (pre population, post
+    population, receptor) with indices within those populations (a split grid cell is one
+    population per channel, each numbered in raster order; a stacked one a single population in
+    the cell's order) and weights >= 0. The rows keep their order (sorted by pre, then post)."""
     pre_size, post_size = pre[0].size, post[0].size
-    i, o = conn[:, 0].astype(np.int64), conn[:, 1].astype(np.int64)
-    inhibitory = conn[:, 2] < 0 if receptor == "mixed" else np.full(len(conn), receptor == "inhibitory")
+    i, o = indices[:, 0].astype(np.int64), indices[:, 1].astype(np.int64)
+    inhibitory = weights < 0 if receptor == "mixed" else np.full(len(weights), receptor == "inhibitory")
     group = (i // pre_size * len(post) + o // post_size) * 2 + inhibitory
     order = np.argsort(group, kind="stable")
     bounds = np.flatnonzero(np.diff(group[order])) + 1
     out = []
     for part in np.split(order, bounds) if len(order) else []:
         g = int(group[part[0]])
-        rows = np.column_stack([i[part] % pre_size, o[part] % post_size, np.abs(conn[part, 2])])
+        rows = np.column_stack([i[part] % pre_size, o[part] % post_size, np.abs(weights[part]).astype(np.float64)])
         out.append(((g // 2 // len(post), g // 2 % len(post), ("excitatory", "inhibitory")[g % 2]), rows))
     return out
 

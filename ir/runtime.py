@@ -669,13 +669,6 @@ def timed_inputs(network: dict, x: np.ndarray, presentation_time: Optional[float
     return x3
 
 
-def poisson_spikes(rates: np.ndarray, steps: int, rng: np.random.Generator) -> np.ndarray:
-    """Poisson spike trains as snnc's simulator makes them: ``(steps, *rates.shape)`` booleans,
-    a spike in a step with probability ``rates`` (spikes per time step), independently."""
-    rates = np.asarray(rates, dtype=np.float32)
-    return rng.random((steps, *rates.shape), dtype=np.float32) < rates
-
-
 # --------------------------------------------------------------------------- arguments and results
 
 

@@ -138,16 +138,6 @@ def test_regular_spike_counts_match_the_rate_over_many_chunks() -> None:
     assert all(np.all(np.diff(t) > 0) for t in trains)
 
 
-def test_poisson_spikes_have_the_asked_rate() -> None:
-    rates = np.array([0.0, 0.1, 0.5, 1.0])
-    spikes = runtime.poisson_spikes(rates, 20_000, np.random.default_rng(1))
-    assert spikes.shape == (20_000, 4) and spikes.dtype == bool
-    assert np.allclose(spikes.mean(axis=0), rates, atol=0.01)
-    assert not spikes[:, 0].any() and spikes[:, 3].all()
-    again = runtime.poisson_spikes(rates, 20_000, np.random.default_rng(1))
-    assert np.array_equal(spikes, again)
-
-
 # --------------------------------------------------------------------------- network checks
 
 

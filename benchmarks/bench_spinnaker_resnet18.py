@@ -98,6 +98,7 @@ def main() -> None:
     emit_s = time.perf_counter() - start
     network = json.loads((out / "network.json").read_text())
     arrays = dict(np.load(out / "weights.npz"))
+    run_spinnaker.check_network(network, arrays)
     report = json.loads((out / "report.json").read_text())
     made = Counter(call.projection["kind"] for call in projection_calls(network, arrays))
     cells = network["cells"]

@@ -147,6 +147,13 @@ def test_spinnaker_run_checks(mlp, tmp_path: Path) -> None:
     ]:
         with pytest.raises(SystemExit, match=message):
             run_spinnaker.check_network({**network, key: value}, dict(arrays))
+    # lists keep the IR's signs: an inhibitory list holds negative weights, and run.py refuses
+    # it as an excitatory one
+    j = next(j for j, p in enumerate(network["projections"]) if p["receptor"] == "inhibitory")
+    bad = {**network, "projections": [dict(p) for p in network["projections"]]}
+    bad["projections"][j]["receptor"] = "excitatory"
+    with pytest.raises(SystemExit, match="negative weights in an excitatory list"):
+        run_spinnaker.check_network(bad, dict(arrays))
     cfg = (out / "spynnaker.cfg").read_text()
     assert "version = 5" in cfg and "time_scale_factor = 1" in cfg
 

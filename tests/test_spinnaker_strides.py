@@ -225,8 +225,30 @@ def test_strided_and_residual_convolutions_map_exactly(tmp_path: Path) -> None:
     assert "strides [2, 2]" in kinds[("conv", (2, 2), "list")]
     assert "also takes %" in kinds[("conv", (1, 1), "list")]
     assert ("conv", (1, 1), "conv") in kinds and ("one_to_one", (1, 1), "conv") in kinds
+    _refuses_tampered_windows(network, arrays)
     mapping = _run_virtual(out, 2, tmp_path)
     assert placed_cores(mapping) == planned_cores(report, 1)
+
+
+def _refuses_tampered_windows(network: dict, arrays: dict) -> None:
+    """The convolutions' lists are stored as kernel and window; run.py refuses a window that does
+    not fit its cells, an unknown form, an array of another shape and a form that is no object."""
+    projections = network["projections"]
+    j = next(j for j, p in enumerate(projections) if p["kind"] == "list" and p["synapses"]["kind"] == "conv")
+    assert projections[j]["synapses"]["kernel"] in arrays
+    for value, message in [
+        ({"strides": [1, 1]}, "is not what the window makes"),
+        ({"kind": "pairs"}, "kind"),
+        ({"kernel": "cell1_i_offset"}, r"cell1_i_offset: shape \[\d+\], expected"),
+        ("conv", "synapses: must be an object"),
+    ]:
+        bad = json.loads(json.dumps(network))
+        if isinstance(value, dict):
+            bad["projections"][j]["synapses"].update(value)
+        else:
+            bad["projections"][j]["synapses"] = value
+        with pytest.raises(SystemExit, match=message):
+            run_spinnaker.check_network(bad, dict(arrays))
 
 
 def test_max_pooling_relu_tree_maps_exactly(tmp_path: Path) -> None:
@@ -246,6 +268,7 @@ def test_max_pooling_relu_tree_maps_exactly(tmp_path: Path) -> None:
     compiled.emit(out)
     network = json.loads((out / "network.json").read_text())
     arrays = dict(np.load(out / "weights.npz"))
+    run_spinnaker.check_network(network, arrays)
     kinds = [p["kind"] for p in network["projections"]]
     assert "list" in kinds and "conv" in kinds
     for proj in network["projections"]:
@@ -302,6 +325,7 @@ def test_a_population_fed_by_a_grid_and_a_vector_takes_lists(tmp_path: Path) -> 
     report = _compile(model, tmp_path / "d.npz", out, "quantize.measure=none")
     network = json.loads((out / "network.json").read_text())
     arrays = dict(np.load(out / "weights.npz"))
+    run_spinnaker.check_network(network, arrays)
     graph = load(out / "model.snnir")
     readout = next(i for i, c in enumerate(network["cells"]) if c.get("readout"))
     into = [p for p in network["projections"] if p["post"] == readout]

@@ -61,7 +61,8 @@ _DROPPED = (
 
 def projection_calls(network: dict, arrays: dict, projections: Optional[list] = None, **stand_ins: Any) -> list[Call]:
     """Every sim.Projection call one instance of run.py makes for ``projections`` (default: all of
-    network.json's), without a simulator. The connectors and synapse types are None unless
+    network.json's), without a simulator; ``arrays`` as :func:`run_spinnaker.check_network` leaves
+    them. The connectors and synapse types are None unless
     ``stand_ins`` gives a callable for their sim name (``FromListConnector=lambda rows: rows``)."""
     calls: list[Call] = []
     current: list[dict] = [{}]
@@ -77,7 +78,9 @@ def projection_calls(network: dict, arrays: dict, projections: Optional[list] = 
     for cell in network["cells"]:
         n = run_spinnaker.populations(cell)
         instance.pops.append([StandIn(cell["size"] // n, c) for c in range(n)])
-    for proj in network["projections"] if projections is None else projections:
+    listed = network.get("projections", [])
+    rows = {id(p): arrays.get(f"projections/{j}") for j, p in enumerate(listed)}
+    for proj in listed if projections is None else projections:
         current[0] = proj
-        instance._connect(proj)
+        instance._connect(proj, rows.get(id(proj)))
     return calls

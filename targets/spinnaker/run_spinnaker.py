@@ -47,7 +47,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def check_network(network: Any, arrays: dict) -> None:
-    """network.json and weights.npz of the spinnaker target (see targets/spinnaker/target.py)."""
+    """network.json and weights.npz of the spinnaker target (see targets/spinnaker/target.py).
+    Each list projection's synapses, checked, spelled out and sorted by pre, then post, go to
+    ``arrays["projections/J"]`` as (pre, post, weight) rows (no key of weights.npz holds a slash)."""
     cells = runtime.check_cells(network)
     top = "network.json"
     runtime.number(network, "pause", top, 0.0, 1e7)
@@ -66,7 +68,7 @@ def check_network(network: Any, arrays: dict) -> None:
         if i:
             _check_population(cell, arrays, where)
     for j, proj in enumerate(runtime.entries(network, "projections", top, dict, 1)):
-        _check_projection(proj, cells, arrays, f"{top}: projections[{j}]")
+        _check_projection(proj, cells, arrays, f"{top}: projections[{j}]", f"projections/{j}")
 
 
 def _check_population(cell: dict, arrays: dict, where: str) -> None:
@@ -96,7 +98,7 @@ def populations(cell: dict) -> int:
     return cell["shape"][0] if cell["split"] else 1
 
 
-def _check_projection(proj: dict, cells: list, arrays: dict, where: str) -> None:
+def _check_projection(proj: dict, cells: list, arrays: dict, where: str, key: str) -> None:
     pre, post = runtime.projection_ends(proj, cells, where)
     kind = runtime.choice(proj, "kind", where, ("list", "conv", "pool", "pool_dense"))
     if kind != "list" and not pre["grid"]:
@@ -105,9 +107,15 @@ def _check_projection(proj: dict, cells: list, arrays: dict, where: str) -> None
         raise runtime.Invalid(where, f"a {kind} projection joins two grids both split or both stacked")
     if kind == "list":
         receptor = runtime.choice(proj, "receptor", where, ("excitatory", "inhibitory", "mixed"))
-        conn = runtime.synapse_list(arrays, proj, pre, post, where)
-        if receptor != "mixed" and (conn[:, 2] < 0).any():
-            raise runtime.Invalid(f"{where}.weights", f"negative weights in an {receptor} list")
+        if not isinstance(proj.get("synapses"), dict):
+            raise runtime.Invalid(f"{where}.synapses", "must be an object")
+        rows = runtime.stored_connections(arrays, proj["synapses"], pre, post, f"{where}.synapses")
+        wrong = {"excitatory": ("negative", rows[:, 2] < 0), "inhibitory": ("positive", rows[:, 2] > 0)}
+        if receptor in wrong and wrong[receptor][1].any():
+            raise runtime.Invalid(f"{where}.synapses", f"{wrong[receptor][0]} weights in an {receptor} list")
+        # sPyNNaker 7.4's FromListConnector sizes its synaptic rows by grouping the list without
+        # sorting it first, so an unsorted list overstates row lengths.
+        arrays[key] = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
     elif kind == "conv":
         groups = runtime.integer(proj, "groups", where, 1, 1_000_000)
         padding = runtime.entries(proj, "padding", where, int, 2)
@@ -159,8 +167,8 @@ class Instance:
         self.pops, self.stacked = [], {}
         for i, cell in enumerate(network["cells"]):
             self.pops.append(self._populations(i, cell, x, starts))
-        for proj in network["projections"]:
-            self._connect(proj)
+        for j, proj in enumerate(network["projections"]):
+            self._connect(proj, arrays.get(f"projections/{j}"))
 
     def label(self, cell: int, channel: Optional[int] = None) -> str:
         return population_label(cell, channel, self.number)
@@ -196,19 +204,18 @@ class Instance:
             pops.append(pop)
         return pops
 
-    def _connect(self, proj: dict) -> None:
+    def _connect(self, proj: dict, rows: Optional[np.ndarray]) -> None:
+        """One projection of network.json; ``rows``: a list's synapses as :func:`check_network` spelled them out."""
         sim, arrays = self.sim, self.arrays
         pre, post = self.pops[proj["pre"]], self.pops[proj["post"]]
         delay = proj["delay"]
         if proj["kind"] == "list":
-            for (i, o, receptor), rows in synapse_lists(
-                arrays[proj["indices"]], arrays[proj["weights"]], proj["receptor"], pre, post
-            ):
-                rows = np.column_stack([rows, np.full(len(rows), delay)])
+            for (i, o, receptor), part in synapse_lists(rows[:, :2], rows[:, 2], proj["receptor"], pre, post):
+                part = np.column_stack([part, np.full(len(part), delay)])
                 sim.Projection(
                     pre[i],
                     post[o],
-                    sim.FromListConnector(rows),
+                    sim.FromListConnector(part),
                     synapse_type=sim.StaticSynapse(),
                     receptor_type=receptor,
                 )

@@ -41,7 +41,8 @@ anything else          FromListConnector per (pre population, post population, s
                        dense between 1-D populations; between stacked cells that is one or two
                        Projections. sPyNNaker gives a population one kind of synapse processing,
                        so when one projection into it is a list, all are (network.json says why
-                       in ``list_because``)
+                       in ``list_because``). A convolution's or pool's list is stored as its
+                       kernel and window (NEST's form); run.py spells it out
 regular source         SpikeSourceArray; spike times computed per sample like the simulator
 =====================  =====================================================================
 
@@ -63,6 +64,7 @@ from snnc.ir import ops as ir
 from snnc.ir.semantics.connectivity import connections
 from snnc.targets.base import RunRequest, Target, TargetError, TargetSpec, run_script, write_network_json
 from snnc.targets.mapping_report import mapping_report
+from snnc.targets.network_json import stored
 from snnc.targets.templates import copy_run_script, render
 
 from .spec import BOARDS, SPEC, machine_size
@@ -340,19 +342,20 @@ def _native(graph: Graph, proj: str, pre_cell: dict, arrays: dict, key: str) -> 
 
 
 def _list(graph: Graph, proj: str, arrays: dict, key: str, lists: dict) -> dict[str, Any]:
-    """A projection as a synapse list: int32 (pre, post) pairs in the cells' C-order numbering and
-    float32 weights as the IR has them (run.py gives each population pair and sign its FromListConnector)."""
+    """A projection run.py gives sPyNNaker as synapse lists (a FromListConnector per population pair
+    and sign), its ``synapses`` stored as NEST's are (``network_json.stored``: a convolution's
+    kernel and window, a pool's scale and window) and spelled out by run.py; anything else as
+    int32 (pre, post) pairs in the cells' C-order numbering with float32 weights as the IR has them."""
     op = graph.op(proj)
-    c = lists.pop(proj, None) or connections(graph, proj)
-    # Sorted by pre, then post: sPyNNaker 7.4's FromListConnector sizes its synaptic rows by
-    # grouping the list without sorting it first, so an unsorted list overstates row lengths.
-    order = np.lexsort((c.post, c.pre))
-    weight = c.weight[order].astype(np.float32)
-    if op.receptor != "mixed":
-        weight = np.abs(weight)
-    arrays[f"{key}_indices"] = np.stack([c.pre[order], c.post[order]], axis=1).astype(np.int32)
-    arrays[f"{key}_weights"] = weight
-    return {"kind": "list", "indices": f"{key}_indices", "weights": f"{key}_weights", "receptor": op.receptor}
+    if op.connectivity in ("conv", "pool"):
+        lists.pop(proj, None)
+        synapses = stored(graph, proj, key, arrays)
+    else:
+        c = lists.pop(proj, None) or connections(graph, proj)
+        arrays[f"{key}_indices"] = np.stack([c.pre, c.post], axis=1).astype(np.int32)
+        arrays[f"{key}_weights"] = c.weight.astype(np.float32)
+        synapses = {"kind": "list", "indices": f"{key}_indices", "weights": f"{key}_weights"}
+    return {"kind": "list", "receptor": op.receptor, "synapses": synapses}
 
 
 class SpinnakerTarget(Target):

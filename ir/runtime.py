@@ -465,12 +465,17 @@ def pool_connections(
 
 def stored_connections(arrays: dict, proj: dict, pre: dict, post: dict, where: str) -> np.ndarray:
     """A projection of a compact ``network.json`` spelled out as (pre, post, weight) float64 rows:
-    ``kind`` "list" (``indices`` (n, 2) and ``weights`` (n,) arrays), "conv" (a ``kernel`` array
-    and the window's geometry) or "pool" (``scale`` and the geometry); every index and the
-    geometry checked against the two cells before anything is spelled out."""
-    kind = choice(proj, "kind", where, ("list", "conv", "pool"))
+    ``kind`` "list" (``indices`` (n, 2) and ``weights`` (n,) arrays), "dense" (a (post, pre)
+    ``weight`` matrix: its non-zero entries), "conv" (a ``kernel`` array and the window's
+    geometry) or "pool" (``scale`` and the geometry); every index and the geometry checked
+    against the two cells before anything is spelled out."""
+    kind = choice(proj, "kind", where, ("list", "dense", "conv", "pool"))
     if kind == "list":
         return synapse_list(arrays, proj, pre, post, where)
+    if kind == "dense":
+        weight = array(arrays, proj, "weight", where, (post["size"], pre["size"]))
+        rows, columns = np.nonzero(weight)
+        return np.column_stack([columns, rows, weight[rows, columns].astype(np.float64)])
     pre_shape, post_shape = (_grid(proj, key, cell, where) for key, cell in (("pre_shape", pre), ("post_shape", post)))
     strides = _pair(proj, "strides", where, 1)
     pads = entries(proj, "pads", where, int, 4)

@@ -93,9 +93,13 @@ def write_network(out: Path, network: dict[str, Any], arrays: dict[str, np.ndarr
 
 def stored(graph: Graph, proj: str, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """How network.json keeps a projection's synapses (``snnc_runtime.stored_connections`` spells
-    them out): a convolution as its float32 kernel and window, a pool as its scale and window,
-    anything else as an int32 (pre, post) list with float32 weights."""
+    them out): a dense layer as its float32 (post, pre) matrix, a convolution as its float32
+    kernel and window, a pool as its scale and window, anything else as an int32 (pre, post)
+    list with float32 weights."""
     op = graph.op(proj)
+    if op.connectivity == "dense":
+        arrays[key] = graph.tensor(op.weight).astype(np.float32)
+        return {"kind": "dense", "weight": key}
     (pre,) = graph.inputs(proj)
     window = {"pre_shape": list(graph.shape(pre)), "post_shape": list(graph.shape(proj))}
     window |= {"strides": list(op.strides), "pads": list(op.pads)}

@@ -118,8 +118,8 @@ def test_nest_run_checks_refuse_bad_arrays_and_nan_json(mlp, tmp_path: Path) -> 
     network = runtime.read_json(out / "network.json")
     arrays = runtime.read_npz(out / "weights.npz")
     run_nest.check_network(network, dict(arrays))  # the emitted files pass
-    bad = dict(arrays, proj1_indices=arrays["proj1_indices"] + np.array([0, 1000]))
-    with pytest.raises(SystemExit, match="column 1 holds indices outside"):
+    bad = dict(arrays, proj1=arrays["proj1"][:, 1:])
+    with pytest.raises(SystemExit, match=r"proj1: shape \[\d+, \d+\], expected"):
         run_nest.check_network(network, bad)
     bad = dict(arrays, cell1_i_offset=np.full_like(arrays["cell1_i_offset"], np.inf))
     with pytest.raises(SystemExit, match="NaN or infinite"):
@@ -199,7 +199,8 @@ def test_target_error_is_an_snnc_error() -> None:
 
 
 def _windowed_graph():
-    """A grouped, strided, dilated, asymmetrically padded convolution, a pool and a dense layer."""
+    """A grouped, strided, dilated, asymmetrically padded convolution, a pool, a dense layer and a
+    one-to-one projection."""
     from snnc.ir import Graph
     from snnc.ir import ops as ir
 
@@ -218,19 +219,24 @@ def _windowed_graph():
     size = int(np.prod(g.shape("b")))
     g.add("d", ir.Projection(connectivity="dense", weight=g.add_tensor("wd", rng.normal(size=(3, size)))), ["b"])
     g.add("o", ir.Population(), ["d"])
-    g.outputs = [g.add("r", ir.Readout(), ["o"])]
+    g.add("e", ir.Projection(connectivity="one_to_one", scale=0.5, offset=0, post_shape=(3,)), ["o"])
+    g.add("q", ir.Population(), ["e"])
+    g.outputs = [g.add("r", ir.Readout(), ["q"])]
     return g
 
 
 def test_nest_keeps_kernels_and_its_script_spells_out_what_snnc_would() -> None:
-    """network.json holds a convolution as its kernel and a pool as its window (float32 and int32
-    arrays otherwise); the run script's spelled-out synapses equal snnc's connection lists."""
+    """network.json holds a dense layer as its matrix, a convolution as its kernel and a pool as
+    its window (float32 and int32 arrays otherwise); the run script's spelled-out synapses equal
+    snnc's connection lists."""
     from snnc.ir.semantics.connectivity import connections, synapse_count
     from snnc.targets.network_json import stored
 
     g = _windowed_graph()
-    size = {n: int(np.prod(g.shape(n))) for n in ("src", "a", "b", "o")}
-    for proj, kind, (pre, post) in (("c", "conv", ("src", "a")), ("p", "pool", ("a", "b")), ("d", "list", ("b", "o"))):
+    size = {n: int(np.prod(g.shape(n))) for n in ("src", "a", "b", "o", "q")}
+    ends = {"c": ("src", "a"), "p": ("a", "b"), "d": ("b", "o"), "e": ("o", "q")}
+    for proj, kind in (("c", "conv"), ("p", "pool"), ("d", "dense"), ("e", "list")):
+        pre, post = ends[proj]
         arrays: dict = {}
         entry = stored(g, proj, "proj0", arrays)
         assert entry["kind"] == kind
@@ -240,6 +246,11 @@ def test_nest_keeps_kernels_and_its_script_spells_out_what_snnc_would() -> None:
         assert len(spelled) == synapse_count(g, proj) == len(expected.pre) > 0
         assert np.array_equal(spelled[:, 0], expected.pre) and np.array_equal(spelled[:, 1], expected.post)
         assert np.array_equal(spelled[:, 2], expected.weight.astype(np.float64))
+    arrays = {}
+    entry = stored(g, "e", "proj0", arrays)
+    arrays["proj0_indices"] = arrays["proj0_indices"] + np.array([0, 1000], np.int32)
+    with pytest.raises(SystemExit, match="column 1 holds indices outside"):
+        runtime.stored_connections(arrays, entry, {"size": 3}, {"size": 3}, "e")
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def test_cnn_with_pooling_on_nest_matches_reference(tmp_path: Path) -> None:
     network = json.loads((out / "network.json").read_text())
     receptors = {p["receptor"] for p in network["projections"]}
     assert receptors == {"excitatory", "inhibitory"}
-    assert {p["kind"] for p in network["projections"]} == {"conv", "list"}  # kernels, not spelled out
+    assert {p["kind"] for p in network["projections"]} == {"conv", "dense"}  # kernels and matrices, not spelled out
     cells = network["cells"]
     for j, p in enumerate(network["projections"]):
         w = runtime.stored_connections(arrays, p, cells[p["pre"]], cells[p["post"]], f"projections[{j}]")[:, 2]

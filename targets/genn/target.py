@@ -92,7 +92,7 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
         if kind == "TOEPLITZ":  # the kernel as GeNN indexes it: (kh, kw, in channels, out channels)
             arrays[key] = graph.tensor(p.weight).astype(np.float32).transpose(2, 3, 1, 0)
             entry["kernel"] = key
-        else:  # run.py spells it out (a list, or a strided convolution's or a pool's window)
+        else:  # run.py spells it out (a dense matrix, a list, a strided convolution's or a pool's window)
             entry |= stored(graph, proj, key, arrays)
         return {**entry, "delay_steps": delay_steps(graph, proj, start), "delay": p.delay}
 

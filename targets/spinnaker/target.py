@@ -41,8 +41,8 @@ anything else          FromListConnector per (pre population, post population, s
                        dense between 1-D populations; between stacked cells that is one or two
                        Projections. sPyNNaker gives a population one kind of synapse processing,
                        so when one projection into it is a list, all are (network.json says why
-                       in ``list_because``). A convolution's or pool's list is stored as its
-                       kernel and window (NEST's form); run.py spells it out
+                       in ``list_because``). Lists are stored as NEST's are (a dense layer's
+                       matrix, a convolution's kernel, a pool's window); run.py spells them out
 regular source         SpikeSourceArray; spike times computed per sample like the simulator
 =====================  =====================================================================
 
@@ -210,12 +210,11 @@ def describe(graph: Graph, spec: TargetSpec) -> tuple[dict[str, Any], dict[str, 
             )
         cells.append(cell)
     plans = [_plan(graph, n, index, cells) for n in nodes if isinstance(graph.op(n), ir.Population)]
-    lists: dict[str, Any] = {}  # projection -> its connections, computed once
-    split = _split_cells(graph, cells, plans, lists)
+    split = _split_cells(graph, cells, plans)
     for i, cell in enumerate(cells):
         cell["split"] = i in split
     for plan in plans:
-        projections += _projections(graph, plan, cells, arrays, len(projections), lists)
+        projections += _projections(graph, plan, cells, arrays, len(projections))
     network = {
         "dt": dt,
         "presentation_time": float(graph_number(graph, "presentation_time")),
@@ -256,7 +255,7 @@ def _plan(graph: Graph, post: str, index: dict, cells: list) -> Plan:
     return plan
 
 
-def _split_cells(graph: Graph, cells: list, plans: list[Plan], lists: dict) -> set[int]:
+def _split_cells(graph: Graph, cells: list, plans: list[Plan]) -> set[int]:
     """The grid cells that take one population per channel: the ends of native convolutions
     (sPyNNaker's kernels join two 2-D populations), the sources of channel-wise synapse lists, and
     the ends of native pools and one-to-one projections that join a split cell or cannot run on
@@ -270,7 +269,7 @@ def _split_cells(graph: Graph, cells: list, plans: list[Plan], lists: dict) -> s
     split = {end for op, pre, post in native if op.connectivity == "conv" for end in (pre, post)}
     for plan in plans:
         for proj, pre, post, family, _, _ in plan:
-            if family == "list" and cells[pre]["grid"] and _channel_wise(graph, proj, cells[pre], cells[post], lists):
+            if family == "list" and cells[pre]["grid"] and _channel_wise(graph, proj, cells[pre], cells[post]):
                 split.add(pre)
     for op, pre, post in native:
         if op.connectivity != "conv" and not _stackable(op, cells[pre]["shape"], cells[post]["shape"]):
@@ -285,9 +284,9 @@ def _split_cells(graph: Graph, cells: list, plans: list[Plan], lists: dict) -> s
     return split
 
 
-def _channel_wise(graph: Graph, proj: str, pre: dict, post: dict, lists: dict) -> bool:
+def _channel_wise(graph: Graph, proj: str, pre: dict, post: dict) -> bool:
     """Whether a list projection joins no more (pre channel, post channel) pairs than either cell has channels."""
-    c = lists.setdefault(proj, connections(graph, proj))
+    c = connections(graph, proj)
     per_pre = pre["size"] // pre["shape"][0]
     per_post = post["size"] // post["shape"][0] if post["grid"] else post["size"]
     pairs = np.unique(c.pre // per_pre * (post["size"] // per_post) + c.post // per_post)
@@ -302,14 +301,14 @@ def _stackable(op: ir.Projection, pre: list[int], post: list[int]) -> bool:
     return pre == post and op.offset == 0
 
 
-def _projections(graph: Graph, plan: Plan, cells: list, arrays: dict, k: int, lists: dict) -> list[dict[str, Any]]:
+def _projections(graph: Graph, plan: Plan, cells: list, arrays: dict, k: int) -> list[dict[str, Any]]:
     """The network.json entries of ``plan``'s projections, their arrays added to ``arrays``."""
     entries = []
     for proj, pre, post, family, _, because in plan:
         entry = {"id": proj, "pre": pre, "post": post, "delay": graph.op(proj).delay}
         key = f"proj{k + len(entries)}"
         if family == "list":
-            entry.update(_list(graph, proj, arrays, key, lists))
+            entry.update(_list(graph, proj, arrays, key))
             if because is not None:  # why not natively: recorded, the list costs SDRAM
                 entry["list_because"] = because
         else:
@@ -341,21 +340,12 @@ def _native(graph: Graph, proj: str, pre_cell: dict, arrays: dict, key: str) -> 
     return {"kind": "pool_dense", "weights": key}
 
 
-def _list(graph: Graph, proj: str, arrays: dict, key: str, lists: dict) -> dict[str, Any]:
+def _list(graph: Graph, proj: str, arrays: dict, key: str) -> dict[str, Any]:
     """A projection run.py gives sPyNNaker as synapse lists (a FromListConnector per population pair
-    and sign), its ``synapses`` stored as NEST's are (``network_json.stored``: a convolution's
-    kernel and window, a pool's scale and window) and spelled out by run.py; anything else as
-    int32 (pre, post) pairs in the cells' C-order numbering with float32 weights as the IR has them."""
-    op = graph.op(proj)
-    if op.connectivity in ("conv", "pool"):
-        lists.pop(proj, None)
-        synapses = stored(graph, proj, key, arrays)
-    else:
-        c = lists.pop(proj, None) or connections(graph, proj)
-        arrays[f"{key}_indices"] = np.stack([c.pre, c.post], axis=1).astype(np.int32)
-        arrays[f"{key}_weights"] = c.weight.astype(np.float32)
-        synapses = {"kind": "list", "indices": f"{key}_indices", "weights": f"{key}_weights"}
-    return {"kind": "list", "receptor": op.receptor, "synapses": synapses}
+    and sign), its ``synapses`` stored as NEST's are (``network_json.stored``: a dense layer's
+    matrix, a convolution's kernel and window, a pool's scale and window, int32 (pre, post) pairs
+    with float32 weights otherwise) and spelled out by run.py."""
+    return {"kind": "list", "receptor": graph.op(proj).receptor, "synapses": stored(graph, proj, key, arrays)}
 
 
 class SpinnakerTarget(Target):

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PEERS = {"bench_peer.py": "spikingjelly"}  # benchmark -> the peer package it compares against
+# benchmark -> the peer package it compares against
+PEERS = {"bench_peer.py": "spikingjelly", "bench_peer_seeds.py": "spikingjelly"}
 
 for script in sorted(HERE.glob("bench_*.py")):
     peer = PEERS.get(script.name)

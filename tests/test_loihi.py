@@ -133,6 +133,78 @@ def test_cnn_with_convolution_pooling_and_sparse_input(models, tmp_path: Path) -
     _compare(out, data)
 
 
+def _tail_networks() -> dict:
+    """Networks whose last pre neurons send nothing into a population that another projection
+    also feeds: 7 x 7 pooled by 2 (last row and column unread) folded into a residual add, and two
+    strided convolutions (3 x 3 by 2 and 1 x 1 by 3 on 8 x 8: the last row unread) added."""
+    import torch
+    from torch import nn
+
+    class Pooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.pool = nn.Conv2d(1, 2, 3, padding=1), nn.AvgPool2d(2)
+            self.conv2, self.fc = nn.Conv2d(2, 2, 3, padding=1), nn.Linear(2 * 3 * 3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = self.pool(torch.relu(self.conv(x)))
+            return self.fc(torch.flatten(torch.relu(a + torch.relu(self.conv2(a))), 1))
+
+    class Strided(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.a, self.b = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3, 2), nn.Conv2d(2, 2, 1, 3)
+            self.fc = nn.Linear(2 * 3 * 3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.conv(x))
+            return self.fc(torch.flatten(torch.relu(self.a(h) + self.b(h)), 1))
+
+    return {"pooled": (Pooled, 7), "strided": (Strided, 8)}
+
+
+@pytest.mark.parametrize("name", ["pooled", "strided"])
+def test_last_senders_without_synapses_into_a_shared_population(tmp_path: Path, name: str) -> None:
+    """nengo-loihi 1.1 could not place a core whose synapse ends with an axon without weights
+    followed by another synapse (``Core.add_synapse``): run.py connects a synapse list from its
+    pre neurons up to the last that sends, and such a convolution is written as a list. The
+    emulator runs as the simulator predicts, on the cores snnc counts."""
+    pytest.importorskip("nengo_loihi", reason="nengo-loihi is not installed: pip install nengo-loihi==1.1.0")
+    import torch
+
+    from snnc.passes.loihi_cores import core_use
+
+    module, size = _tail_networks()[name]
+    torch.manual_seed(0)
+    net, model, data = module().eval(), tmp_path / "m.onnx", tmp_path / "d.npz"
+    x = torch.rand(12, 1, size, size)
+    torch.onnx.export(net, x[:1], model, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    with torch.no_grad():
+        np.savez(data, x=x.numpy(), y=net(x).argmax(1).numpy())
+    out = tmp_path / "out"
+    snnc.compile(model, "loihi", calibration=x.numpy()).emit(out)
+    network = json.loads((out / "network.json").read_text())
+    arrays, cells = dict(np.load(out / "weights.npz")), network["cells"]
+    tails = [
+        p
+        for p in network["projections"]
+        if p["kind"] == "sparse" and arrays[p["indices"]][:, 0].max() < cells[p["pre"]]["size"] - 1
+    ]
+    assert any(sum(q["post"] == p["post"] for q in network["projections"]) > 1 for p in tails)
+    _run(out, data)
+    _compare(out, data)
+    use = core_use(load(out / "model.snnir"))
+    predicted = [
+        (u["in_axons"][k], u["out_axons"][k], u["synapse_bits"][k])
+        for u in use.values()
+        for k in range(len(u["in_axons"]))
+    ]
+    built = [
+        tuple(b.utilization()[key][0] for key in ("in-axons", "out-axons", "synapses")) for b in _blocks(out, data)
+    ]
+    assert predicted == built
+
+
 def _blocks(out: Path, data: Path) -> list:
     """nengo-loihi's blocks (cores) of the emitted network, built in this process."""
     import nengo_loihi

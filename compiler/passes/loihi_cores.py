@@ -49,7 +49,10 @@ def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 def convolution(graph: Graph, proj: str) -> Optional[dict[str, Any]]:
     """A conv projection as nengo.Convolution arguments (kernel apart), or None where nengo-loihi's
-    on-chip convolution cannot express it or a synapse list costs less."""
+    on-chip convolution cannot express it, a synapse list costs less, or nengo-loihi 1.1 could not
+    place it: a convolution that never reads its last input pixel ends its synapse with an axon
+    without weights, and ``Core.add_synapse`` then fails on the core's next synapse (a list from
+    the pixels up to the last one read has no such axon)."""
     p = graph.op(proj)
     (pre,) = graph.inputs(proj)
     if p.connectivity != "conv" or isinstance(graph.op(pre), ir.Source):
@@ -65,6 +68,10 @@ def convolution(graph: Graph, proj: str) -> Optional[dict[str, Any]]:
     elif (top, bottom) == same_pads(h, kernel[0], strides[0]) and (left, right) == same_pads(w, kernel[1], strides[1]):
         padding = "same"
     else:
+        return None
+    (_, oh, ow), (post,) = graph.shape(proj), graph.users(proj)
+    unread = (oh - 1) * strides[0] - top + kernel[0] < h or (ow - 1) * strides[1] - left + kernel[1] < w
+    if unread and len(graph.inputs(post)) > 1:
         return None
     return {"kernel_size": list(kernel), "strides": list(strides), "padding": padding}
 
@@ -163,13 +170,14 @@ def axons(graph: Graph, proj: str) -> Axons:
         empty = np.zeros(0, np.int64)
         whole = n_pre * bits_per_axon(n_post)
         return Axons(np.arange(n_pre + 1), empty, empty, 1, False, whole, np.arange(n_pre), dense=w)
-    if kind == "sparse":
+    if kind == "sparse":  # one axon per pre neuron up to the last with a synapse (senders)
         c = connections(graph, proj)
         order = np.lexsort((c.post, c.pre))
         pre, post, weight = c.pre[order], c.post[order], c.weight[order].astype(np.float32)
-        ptr = np.searchsorted(pre, np.arange(n_pre + 1)).astype(np.int64)
+        n_axons = senders(pre)
+        ptr = np.searchsorted(pre, np.arange(n_axons + 1)).astype(np.int64)
         whole = int(synapse_bits(np.diff(ptr)).sum())
-        return Axons(ptr, post, _byte_ids(weight[:, None]), 1, False, whole, np.arange(n_pre))
+        return Axons(ptr, post, _byte_ids(weight[:, None]), 1, False, whole, np.arange(n_axons))
     return conv_axons(graph, proj)
 
 
@@ -315,6 +323,12 @@ def _dense_bits(ax: Axons, lo: int, hi: int) -> int:
     return first.size * bits_per_axon(hi - lo)
 
 
+def senders(pre: np.ndarray) -> int:
+    """The pre neurons a synapse list is connected from (as the loihi run script connects it): those
+    up to the last that has a synapse, none for an empty list."""
+    return int(pre.max()) + 1 if len(pre) else 0
+
+
 def block_use(ax: Axons, n_post: int, lo: int, hi: int) -> tuple[int, int]:
     """(input axons, synapse bits) one projection costs the core holding post neurons [lo, hi)."""
     if lo == 0 and hi == n_post:  # on one core: nengo-loihi keeps the original synapse
@@ -405,6 +419,8 @@ def _out_axons(ax: Axons, pre_cores: list[tuple[int, int]], post_cores: list[tup
     post core the axon reaches (any axon where the post population has one core), two for a
     convolution's."""
     slots = 2 if ax.conv else 1
+    if ax.count == 0:
+        return np.zeros(len(pre_cores), np.int64)
     pairs = np.unique(np.arange(len(ax.pre_axon)) // _step(pre_cores) * ax.count + ax.pre_axon)
     core, axon = pairs // ax.count, pairs % ax.count
     reach = np.ones(ax.count, np.int64) if len(post_cores) == 1 else _reach(ax, post_cores)

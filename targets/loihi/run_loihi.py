@@ -192,12 +192,28 @@ def build(network: dict, arrays: dict, spikes: np.ndarray, record: str) -> tuple
         for proj in network["projections"]:
             pre, post = proj["pre"], proj["post"]
             scale = 1.0 / cells[post]["v_thresh"]
-            nengo.Connection(objects[pre], objects[post], transform=transform(proj, cells, arrays, scale), synapse=None)
+            used = senders(proj, cells, arrays)
+            if used == 0:  # a synapse list without synapses
+                continue
+            source = objects[pre] if used == cells[pre]["size"] else objects[pre][:used]
+            nengo.Connection(source, objects[post], transform=transform(proj, cells, arrays, scale, used), synapse=None)
     return net, probes
 
 
-def transform(proj: dict, cells: list, arrays: dict, scale: float) -> Any:
-    """The nengo transform of a projection, in units of the post population's threshold."""
+def senders(proj: dict, cells: list, arrays: dict) -> int:
+    """How many of the pre cell's neurons a projection connects from: a synapse list's leading
+    ones up to the last with a synapse (nengo-loihi 1.1's ``Core.add_synapse`` fails on a core's
+    next synapse after one whose last axon has no weights; snnc's loihi_cores counts the same
+    axons), else all."""
+    if proj["kind"] != "sparse":
+        return cells[proj["pre"]]["size"]
+    indices = arrays[proj["indices"]]
+    return int(indices[:, 0].max()) + 1 if len(indices) else 0
+
+
+def transform(proj: dict, cells: list, arrays: dict, scale: float, senders: int) -> Any:
+    """The nengo transform of a projection, in units of the post population's threshold, from the
+    first ``senders`` neurons of its pre cell."""
     import nengo
 
     pre, post = cells[proj["pre"]], cells[proj["post"]]
@@ -216,7 +232,7 @@ def transform(proj: dict, cells: list, arrays: dict, scale: float) -> Any:
         )
     indices = arrays[proj["indices"]][:, ::-1].astype(np.int64)  # (post, pre)
     weights = arrays[proj["weights"]].astype(np.float64) * scale
-    return nengo.transforms.Sparse((post["size"], pre["size"]), indices=indices, init=weights)
+    return nengo.transforms.Sparse((post["size"], senders), indices=indices, init=weights)
 
 
 def simulate(

@@ -222,6 +222,28 @@ def test_average_pooling_folds_into_the_next_layer_exactly(tmp_path: Path) -> No
     np.testing.assert_allclose(readout_scores(folded, x), readout_scores(kept, x), atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "conv",
+    [
+        dict(kernel_size=(1, 4), stride=(2, 1), padding=(1, 2), dilation=(2, 1)),  # found by tests/fuzz_targets.py
+        dict(kernel_size=3, stride=1, padding=2, dilation=2),
+        dict(kernel_size=(2, 3), stride=(1, 2), padding=(0, 1), dilation=(1, 3)),
+    ],
+)
+def test_average_pooling_folds_into_a_dilated_strided_padded_convolution(tmp_path: Path, conv: dict) -> None:
+    """Folded, a pooled convolution's taps are spread over their windows and, when dilated,
+    spaced by dilation windows with zeros between (it was lowered with the wrong output shape)."""
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(3, 2, **conv), nn.ReLU(),
+                        nn.Flatten(), nn.LazyLinear(4))  # fmt: skip
+    net(torch.zeros(1, 2, 12, 10))
+    ann = _export(net, (2, 12, 10), tmp_path / "m.onnx")
+    x = np.random.default_rng(7).random((50, 2, 12, 10), dtype=np.float32)
+    folded, _ = _run(ann, LOWERED)
+    kept, _ = _run(ann, "canonicalize,fold-batchnorm,remove-softmax,lower-to-snn{fold-pooling=false}")
+    assert "pool" not in {folded.op(p).connectivity for p in folded.ops_of("snn.projection")}
+    np.testing.assert_allclose(readout_scores(folded, x), readout_scores(kept, x), atol=1e-5)
+
+
 def test_channel_normalization_scales_each_channel_to_its_own_percentile(tmp_path: Path) -> None:
     make, shape = NETS["cnn"]  # its pooling folds into the dense layer: the conv population has channels
     ann = _export(make(), shape, tmp_path / "m.onnx")

@@ -200,12 +200,13 @@ class LowerToSnn(Pass):
             grid = w.reshape(len(w), *x.shape)
             spread = np.repeat(np.repeat(grid, k0, axis=2), k1, axis=3) * np.float32(scale)
             return Spiking(term.pre, pre_shape), spread.reshape(len(w), -1), op
-        spread = np.repeat(np.repeat(w, k0, axis=2), k1, axis=3) * np.float32(scale)
+        spread = _spread(w, (k0, k1), op.dilations) * np.float32(scale)
         top, left, bottom, right = op.pads
         conv = replace(
             op,
             strides=(op.strides[0] * k0, op.strides[1] * k1),
             pads=(top * k0, left * k1, bottom * k0, right * k1),
+            dilations=(1, 1),
         )
         return Spiking(term.pre, pre_shape), spread, conv
 
@@ -389,3 +390,17 @@ def _scaled(term: Term, factor: float) -> Term:
         fields["scale"] = fields.get("scale", 1.0) * factor
         return Term(term.pre, fields)
     return Term(term.pre, fields, term.weight * factor)
+
+
+def _spread(weight: np.ndarray, window: tuple[int, int], dilations: tuple[int, ...]) -> np.ndarray:
+    """A convolution kernel read through average pooling of ``window`` (windows = strides): each tap
+    spread over its window, taps ``dilations`` windows apart with zeros between, so the kernel
+    applies with dilation 1 to the population before the pooling."""
+    (k0, k1), (d0, d1) = window, dilations
+    kh, kw = weight.shape[2:]
+    out = np.zeros((*weight.shape[:2], k0 * (d0 * (kh - 1) + 1), k1 * (d1 * (kw - 1) + 1)), weight.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            y, x = k0 * d0 * i, k1 * d1 * j
+            out[:, :, y : y + k0, x : x + k1] = weight[:, :, i : i + 1, j : j + 1]
+    return out

@@ -8,7 +8,7 @@ EXAMPLES := examples/fashion_mnist
 WHEELS ?= ../shared/wheels
 GENN_WHEEL := $(firstword $(wildcard $(WHEELS)/pygenn-5.4.0-*.whl))
 
-.PHONY: venv data examples test lint demo bench paper-table peer-bench fuzz clean
+.PHONY: venv data examples test lint demo bench paper-table peer-bench fuzz fuzz-targets clean
 
 venv: $(STAMP)
 
@@ -57,6 +57,11 @@ peer-bench: venv data examples
 # (failing inputs are kept in fuzz-failures/).
 fuzz: venv
 	$(PY) tests/fuzz_snnir.py --count 100000 --seed 0 --out fuzz-failures
+
+# random small CNNs through NEST, GeNN and Loihi, each run.py against sim on its compiled graph
+# (failing cases are kept in fuzz-targets/).
+fuzz-targets: venv
+	$(PY) tests/fuzz_targets.py --count 20 --seed 0 --out fuzz-targets
 
 clean:
 	rm -rf $(VENV) data out out-* build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -9,8 +9,9 @@ the emitted run.py on 8 random images. The reference is snnc's simulator on the 
 (model.snnir), samples back to back where the target runs them so. A case fails where run.py
 fails, or where its readout leaves what the target promises: NEST's membranes within 1e-3 of
 their range and its spike counts within one spike (double against float32 precision), GeNN's
-counts within one spike, Loihi's predictions equal (its emulator spikes above, not at, the
-threshold and carries 1/4096 of a step's current: counts may differ). Failing cases are kept
+counts within one spike, Loihi's counts within three spikes or its predictions equal (its
+emulator spikes above, not at, the threshold and carries 1/4096 of a step's current; a bias
+exactly at the threshold halves a neuron's rate there). Failing cases are kept
 under ``--out``; the exit code is 1 if any failed. ``make fuzz-targets`` runs 20 cases per target.
 """
 
@@ -109,8 +110,8 @@ def failure(target: str, folder: Path) -> Optional[str]:
     expected = simulate(graph, x, **chains).counts[graph.outputs[0]]
     got = np.load(out / "outputs.npz")["readout"]
     if target == "loihi":
-        same = np.array_equal(got.argmax(1), expected.argmax(1))
-        return None if same else f"predictions differ ({np.abs(got - expected).max():g} spikes at most)"
+        worst, same = np.abs(got - expected).max(), np.array_equal(got.argmax(1), expected.argmax(1))
+        return None if worst <= 3 or same else f"counts differ by {worst:g} and so do predictions"
     if graph.op(graph.outputs[0]).mode == "membrane":
         worst = np.abs(got - expected).max() / (np.abs(expected).max() or 1.0)
         return None if worst < 1e-3 else f"membranes differ by {worst:.2g} of their range"

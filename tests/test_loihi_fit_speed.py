@@ -43,14 +43,15 @@ class _Reference:
                 n_pre * bits_per_axon(n_post),
                 np.arange(n_pre),
             )
-        if kind == "sparse":
+        if kind == "sparse":  # an axon per pre neuron up to the last with a synapse
             c = connections(graph, proj)
             order = np.lexsort((c.post, c.pre))
             pre_ids, post, weight = c.pre[order], c.post[order], c.weight[order].astype(np.float32)
-            bounds = np.searchsorted(pre_ids, np.arange(n_pre + 1))
+            n_axons = int(pre_ids.max()) + 1 if len(pre_ids) else 0
+            bounds = np.searchsorted(pre_ids, np.arange(n_axons + 1))
             spans = list(zip(bounds[:-1], bounds[1:], strict=True))
             whole = sum(bits_per_axon(b - a) for a, b in spans)
-            return [(post[a:b], weight[None, a:b]) for a, b in spans], False, whole, np.arange(n_pre)
+            return [(post[a:b], weight[None, a:b]) for a, b in spans], False, whole, np.arange(n_axons)
         c, h, w = graph.shape(pre)
         f, out_h, out_w = graph.shape(proj)
         args = cores.convolution(graph, proj)

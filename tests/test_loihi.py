@@ -172,8 +172,6 @@ def test_last_senders_without_synapses_into_a_shared_population(tmp_path: Path, 
     pytest.importorskip("nengo_loihi", reason="nengo-loihi is not installed: pip install nengo-loihi==1.1.0")
     import torch
 
-    from snnc.passes.loihi_cores import core_use
-
     module, size = _tail_networks()[name]
     torch.manual_seed(0)
     net, model, data = module().eval(), tmp_path / "m.onnx", tmp_path / "d.npz"
@@ -193,6 +191,14 @@ def test_last_senders_without_synapses_into_a_shared_population(tmp_path: Path, 
     assert any(sum(q["post"] == p["post"] for q in network["projections"]) > 1 for p in tails)
     _run(out, data)
     _compare(out, data)
+    predicted, built = _core_use(out, data)
+    assert predicted == built
+
+
+def _core_use(out: Path, data: Path) -> tuple[list, list]:
+    """(in axons, out axons, synapse bits) of every core: as snnc counts them, as nengo-loihi does."""
+    from snnc.passes.loihi_cores import core_use
+
     use = core_use(load(out / "model.snnir"))
     predicted = [
         (u["in_axons"][k], u["out_axons"][k], u["synapse_bits"][k])
@@ -202,7 +208,7 @@ def test_last_senders_without_synapses_into_a_shared_population(tmp_path: Path, 
     built = [
         tuple(b.utilization()[key][0] for key in ("in-axons", "out-axons", "synapses")) for b in _blocks(out, data)
     ]
-    assert predicted == built
+    return predicted, built
 
 
 def _blocks(out: Path, data: Path) -> list:
@@ -223,19 +229,8 @@ def _blocks(out: Path, data: Path) -> list:
 def test_core_use_is_what_nengo_loihi_counts(models, tmp_path: Path, name: str, per_core: str) -> None:
     """Input axons, output axons and synapse memory of every core, as LoihiBlock.utilization();
     40 neurons per core cuts the 8x8 channels of the first convolution (no whole channels fit)."""
-    from snnc.passes.loihi_cores import core_use
-
     out, data = _compile(models, name, tmp_path / "out", **{"neurons-per-core": per_core})
-    use = core_use(load(out / "model.snnir"))
-    predicted = [
-        (u["in_axons"][k], u["out_axons"][k], u["synapse_bits"][k])
-        for u in use.values()
-        for k in range(len(u["in_axons"]))
-    ]
-    built = [
-        (b.utilization()["in-axons"][0], b.utilization()["out-axons"][0], b.utilization()["synapses"][0])
-        for b in _blocks(out, data)
-    ]
+    predicted, built = _core_use(out, data)
     assert predicted == built and len(built) == _planned_cores(out)
 
 

@@ -217,6 +217,27 @@ def test_residual_add_and_concatenation_on_conv2d_equal_the_simulator(genn, tmp_
     assert min(_compare(out, data).values()) > 0
 
 
+def test_a_convolution_padded_beyond_its_kernel_is_a_synapse_list(genn, tmp_path: Path) -> None:
+    """GeNN's Conv2D pads each side by at most the kernel size - 1: a 1 x 1 convolution padded by
+    one (output larger than input) was emitted as TOEPLITZ and refused by run.py's check (found by
+    tests/fuzz_targets.py); it is a synapse list, and the counts equal the simulator's."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.manual_seed(0)
+    convs = [nn.Conv2d(1, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 2, 1, padding=1)]
+    net = nn.Sequential(*[m for c in convs for m in (c, nn.ReLU())], nn.Flatten(), nn.Linear(2 * 8 * 8, 4)).eval()
+    x = np.random.default_rng(0).random((6, 1, 6, 6), dtype=np.float32)
+    torch.onnx.export(net, torch.from_numpy(x[:1]), str(tmp_path / "pad.onnx"), dynamo=False)
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(6, np.int64))
+    out, data = _compile({"pad": (tmp_path / "pad.onnx", tmp_path / "d.npz")}, "pad", tmp_path / "out")
+    projections = json.loads((out / "network.json").read_text())["projections"]
+    assert [p["matrix"] for p in projections] == ["DENSE", "TOEPLITZ", "SPARSE", "DENSE"]
+    assert "at most the kernel size - 1" in projections[2]["reason"]
+    _run(out, data, "--conv", "toeplitz")
+    assert min(_compare(out, data).values()) > 0
+
+
 def test_compiled_precision_and_backend_are_what_snnc_run_uses(genn, models, tmp_path: Path) -> None:
     out, data = _compile(models, "mlp", tmp_path / "out", precision="double")
     network = json.loads((out / "network.json").read_text())

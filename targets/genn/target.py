@@ -59,6 +59,8 @@ def matrix(graph: Graph, proj: str) -> tuple[str, str]:
             return "SPARSE", "GeNN's Conv2D takes stride 1, dilation 1 and one group only"
         if p.pads[0] != p.pads[2] or p.pads[1] != p.pads[3]:
             return "SPARSE", "GeNN's Conv2D pads both sides alike"
+        if any(pad > k - 1 for pad, k in zip(p.pads[:2], graph.tensor_shape(p.weight)[2:], strict=True)):
+            return "SPARSE", "GeNN's Conv2D pads at most the kernel size - 1"
         return "TOEPLITZ", "a convolution (GeNN's Conv2D)"
     if p.connectivity == "pool":
         return "SPARSE", "a pool has its own neurons here; GeNN's AvgPoolConv2D fuses a pool into a convolution"

@@ -1,6 +1,7 @@
 """Differential fuzzing of the simulator targets: random small CNNs, each target's run.py against `sim`.
 
     python tests/fuzz_targets.py [--targets nest,genn,loihi] [--count 20] [--seed 0] [--out fuzz-targets]
+                                 [--set reset=zero --set readout=spike_count ...]
 
 Each case is a random PyTorch CNN (1 to 3 convolutions with random kernels, strides, padding,
 dilation and groups, batch-norm, average or max pooling, residual blocks, a two-layer head),
@@ -95,13 +96,13 @@ def make_case(seed: int, folder: Path) -> None:
         np.savez(folder / "d.npz", x=x.numpy(), y=net(x).argmax(1).numpy())
 
 
-def failure(target: str, folder: Path) -> Optional[str]:
+def failure(target: str, folder: Path, settings: dict[str, str]) -> Optional[str]:
     """Why ``target``'s run.py disagrees with the simulator on the case in ``folder``, or None
     (or why the target refused the network, after ``REFUSED``)."""
     out, data = folder / target, folder / "d.npz"
     try:
         compiled = snnc.compile(folder / "m.onnx", target, calibration=np.load(data)["x"],
-                                settings={"presentation-time": "50"})  # fmt: skip
+                                settings={"presentation-time": "50", **settings})  # fmt: skip
     except SnncError as exc:
         if str(exc).startswith(LIMITS):
             return f"{REFUSED} {exc}"  # the network does not fit the machine, and the error names the limit
@@ -126,8 +127,9 @@ def failure(target: str, folder: Path) -> Optional[str]:
     return None if worst <= 1 else f"spike counts differ by {worst:g}"
 
 
-def run(targets: list[str], count: int, seed: int, out: Path) -> int:
-    """Run ``count`` cases from ``seed`` on ``targets``; keep failing ones under ``out``; return the failures."""
+def run(targets: list[str], count: int, seed: int, out: Path, settings: dict[str, str]) -> int:
+    """Run ``count`` cases from ``seed`` on ``targets`` (compiled with ``settings`` too); keep
+    failing ones under ``out``; return the failures."""
     failures = 0
     for case in range(seed, seed + count):
         folder = out / f"case{case}"
@@ -135,7 +137,7 @@ def run(targets: list[str], count: int, seed: int, out: Path) -> int:
         make_case(case, folder)
         kept = False
         for target in targets:
-            why = failure(target, folder)
+            why = failure(target, folder, settings)
             print(f"case {case} {target}: {why or 'agrees'}", flush=True)
             failed = why is not None and not why.startswith(REFUSED)
             failures += failed
@@ -151,8 +153,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("fuzz-targets"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a compile setting")
     args = parser.parse_args()
-    failures = run(args.targets.split(","), args.count, args.seed, args.out)
+    settings = dict(kv.split("=", 1) for kv in args.set)
+    failures = run(args.targets.split(","), args.count, args.seed, args.out, settings)
     print(f"{failures} failing case(s); kept under {args.out}" if failures else "every case agrees")
     sys.exit(1 if failures else 0)
 

@@ -132,7 +132,8 @@ class Subtracting:
 
     @staticmethod
     def current_gain(tau_m: float, dt: float) -> float:
-        """The factor that makes eprop_iaf's P_i * I equal I * dt / C_m (NEST computes P_i so)."""
+        """The factor that makes eprop_iaf's P_i * I (and iaf_psc_delta's P30 * I) equal I * dt /
+        C_m: NEST computes both as tau_m / C_m * (1 - exp(-dt / tau_m))."""
         return dt / (tau_m * (1.0 - math.exp(-dt / tau_m)))
 
 
@@ -165,6 +166,8 @@ class Network:
                 continue
             if proj["receptor"] == "mixed":
                 raise runtime.Invalid("mixed-sign projection; compile with the split-signs pass")
+            if not len(conn):  # e.g. a sign half of a kernel whose weights of that sign all meet padding
+                continue  # (nest.Connect fails on empty arrays)
             conn = self._copies(conn, self.size[proj["pre"]], self.size[proj["post"]])
             # nest.Connect with arrays builds millions of synapses in C++; PyNN's FromListConnector
             # loops in Python. A delta synapse has one receptor: inhibition is the negative weight.
@@ -177,11 +180,13 @@ class Network:
         self.base_current = {
             i: np.tile(np.asarray(arrays[self.cells[i]["i_offset"]], dtype=np.float64), instances) for i in self.neurons
         }
-        # eprop_iaf: currents scaled to dt / C_m exactly, and its first step's current in the start potential
+        # currents scaled to dt / C_m exactly (eprop_iaf and iaf_psc_delta alike: with tau_m = 1e9 a
+        # current at the threshold otherwise falls 3e-8 short of it, and a hard reset halves that
+        # neuron's rate); eprop_iaf's first step's current goes into the start potential
         self.gain, self.first_step = {}, {}
         for i in self.neurons:
             sub = isinstance(self.pops[i], Subtracting)
-            self.gain[i] = Subtracting.current_gain(self.cells[i]["tau_m"], self.dt) if sub else 1.0
+            self.gain[i] = Subtracting.current_gain(self.cells[i]["tau_m"], self.dt)
             self.first_step[i] = self.dt if sub else 0.0
 
     def _dense(self, conn: np.ndarray, proj: dict) -> Optional[np.ndarray]:

@@ -99,6 +99,12 @@ def set_nodes(nodes: Any, values: Any) -> None:
     kernel.llapi_set_nc_status(nodes._datum, values if isinstance(values, list) else [values])
 
 
+def current_gain(tau_m: float, dt: float) -> float:
+    """The factor that makes eprop_iaf's P_i * I and iaf_psc_delta's P30 * I equal I * dt / C_m:
+    NEST computes both as tau_m / C_m * (1 - exp(-dt / tau_m))."""
+    return dt / (tau_m * (1.0 - math.exp(-dt / tau_m)))
+
+
 class Subtracting:
     """Neurons that reset by subtraction: NEST's ``eprop_iaf`` (Bellec et al. 2020), created with
     nest.Create (PyNN's native_cell_type passes a numpy bool NEST 3.10 refuses). Its update
@@ -129,12 +135,6 @@ class Subtracting:
             },
         )
         self.all_cells = np.asarray(self.node_collection.tolist(), dtype=np.int64)
-
-    @staticmethod
-    def current_gain(tau_m: float, dt: float) -> float:
-        """The factor that makes eprop_iaf's P_i * I (and iaf_psc_delta's P30 * I) equal I * dt /
-        C_m: NEST computes both as tau_m / C_m * (1 - exp(-dt / tau_m))."""
-        return dt / (tau_m * (1.0 - math.exp(-dt / tau_m)))
 
 
 class Network:
@@ -186,7 +186,7 @@ class Network:
         self.gain, self.first_step = {}, {}
         for i in self.neurons:
             sub = isinstance(self.pops[i], Subtracting)
-            self.gain[i] = Subtracting.current_gain(self.cells[i]["tau_m"], self.dt)
+            self.gain[i] = current_gain(self.cells[i]["tau_m"], self.dt)
             self.first_step[i] = self.dt if sub else 0.0
 
     def _dense(self, conn: np.ndarray, proj: dict) -> Optional[np.ndarray]:

@@ -210,7 +210,7 @@ class Instance:
         pre, post = self.pops[proj["pre"]], self.pops[proj["post"]]
         delay = proj["delay"]
         if proj["kind"] == "list":
-            for (i, o, receptor), part in synapse_lists(rows[:, :2], rows[:, 2], proj["receptor"], pre, post):
+            for (i, o, receptor), part in synapse_lists(rows, proj["receptor"], pre, post):
                 part = np.column_stack([part, np.full(len(part), delay)])
                 sim.Projection(
                     pre[i],
@@ -249,16 +249,14 @@ class Instance:
                 sim.Projection(pre[c], post[0], sim.PoolDenseConnector(weights[c]), sim.PoolDense(delay=delay))
 
 
-def synapse_lists(
-    indices: np.ndarray, weights: np.ndarray, receptor: str, pre: list, post: list
-) -> list[tuple[tuple, np.ndarray]]:
-    """A list projection's synapses over whole cells ((pre index, post index) pairs and their
-    weights), split into (pre index, post index, weight) rows, one list per (pre population, post
-    population, receptor) with indices within those populations (a split grid cell is one
-    population per channel, each numbered in raster order; a stacked one a single population in
-    the cell's order) and weights >= 0. The rows keep their order (sorted by pre, then post)."""
+def synapse_lists(rows: np.ndarray, receptor: str, pre: list, post: list) -> list[tuple[tuple, np.ndarray]]:
+    """A list projection's (pre index, post index, weight) rows over whole cells, split into one
+    list per (pre population, post population, receptor) with indices within those populations
+    (a split grid cell is one population per channel, each numbered in raster order; a stacked one
+    a single population in the cell's order) and weights >= 0. The rows keep their order (sorted
+    by pre, then post, as :func:`check_network` leaves them)."""
     pre_size, post_size = pre[0].size, post[0].size
-    i, o = indices[:, 0].astype(np.int64), indices[:, 1].astype(np.int64)
+    i, o, weights = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64), rows[:, 2]
     inhibitory = weights < 0 if receptor == "mixed" else np.full(len(weights), receptor == "inhibitory")
     group = (i // pre_size * len(post) + o // post_size) * 2 + inhibitory
     order = np.argsort(group, kind="stable")
@@ -266,8 +264,8 @@ def synapse_lists(
     out = []
     for part in np.split(order, bounds) if len(order) else []:
         g = int(group[part[0]])
-        rows = np.column_stack([i[part] % pre_size, o[part] % post_size, np.abs(weights[part]).astype(np.float64)])
-        out.append(((g // 2 // len(post), g // 2 % len(post), ("excitatory", "inhibitory")[g % 2]), rows))
+        split = np.column_stack([i[part] % pre_size, o[part] % post_size, np.abs(weights[part])])
+        out.append(((g // 2 // len(post), g // 2 % len(post), ("excitatory", "inhibitory")[g % 2]), split))
     return out
 
 
